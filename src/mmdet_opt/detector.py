@@ -1,0 +1,169 @@
+"""Build the Mask R-CNN detector: mmdet config + a real checkpoint or calibrated synthetic weights.
+
+No pretrained checkpoint is required. With ``checkpoint=None`` the weights are seeded random
+initialisations whose three logit layers are rescaled so that their outputs have the spread of a
+trained model's (see ``calibrate``): plain init gives classification logits with std ~0.05, so no
+box passes ``score_thr=0.05``; calibrated, an image gives ~100 detections with decisive masks.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_state_dict
+
+DEFAULT_CONFIG = "mask_rcnn/mask_rcnn_r50_fpn_2x_coco.py"
+
+# Target std of each logit layer's output on the calibration image, in the order they are
+# calibrated (each one changes what the next sees).
+CALIBRATION = (
+    ("rpn_head.rpn_cls", 2.0),
+    ("roi_head.bbox_head.fc_cls", 3.0),
+    ("roi_head.mask_head.conv_logits", 4.0),
+)
+CALIBRATION_SCALE = (640, 384)
+
+
+class ConfigError(ValueError):
+    """The config file is missing or does not describe a Mask R-CNN."""
+
+
+def mmdet_config_dir() -> Path:
+    import mmdet
+
+    return Path(mmdet.__file__).parent / ".mim" / "configs"
+
+
+def load_config(config: str | os.PathLike | None = None, test_scale: tuple[int, int] | None = None):
+    """An mmcv Config for inference; ``test_scale`` (w, h) replaces the test pipeline's img_scale."""
+    import mmcv
+
+    if config is None:
+        config = mmdet_config_dir() / DEFAULT_CONFIG
+    if isinstance(config, mmcv.Config):
+        cfg = copy.deepcopy(config)
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        cfg = mmcv.Config.fromfile(str(path))
+    if "roi_head" not in cfg.model or "mask_head" not in cfg.model.roi_head:
+        raise ConfigError(f"{config} is not a two-stage detector with a mask head")
+    cfg.model.pretrained = None
+    cfg.model.backbone.init_cfg = None  # never download torchvision://resnet50
+    cfg.model.train_cfg = None
+    if test_scale is not None:
+        set_test_scale(cfg, test_scale)
+    return cfg
+
+
+def set_test_scale(cfg, test_scale: tuple[int, int]) -> None:
+    for step in cfg.data.test.pipeline:
+        if step.type == "MultiScaleFlipAug":
+            step.img_scale = tuple(test_scale)
+            return
+    raise ConfigError("the config's test pipeline has no MultiScaleFlipAug step to set the scale on")
+
+
+def test_scale_of(cfg) -> tuple[int, int]:
+    """The (w, h) the test pipeline resizes to: preprocessing must use it, never a constant."""
+    for step in cfg.data.test.pipeline:
+        if step.type == "MultiScaleFlipAug":
+            scale = step.img_scale
+            return tuple(scale[0] if isinstance(scale, list) else scale)
+    raise ConfigError("the config's test pipeline has no MultiScaleFlipAug step")
+
+
+def build_detector(config=None, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
+                   seed: int = 0, test_scale: tuple[int, int] | None = None, mask_head: str | None = None):
+    """The detector in eval mode on ``device``, with ``model.cfg`` set as mmdet's init_detector does.
+
+    ``mask_head`` replaces the mask head's type (e.g. ``"FCNMaskHeadWithRawMask"``), keeping its
+    parameters, so a variant can swap the head without touching the weights.
+    """
+    from mmdet.core import get_classes
+    from mmdet.models import build_detector as mmdet_build_detector
+
+    from . import raw_mask_head  # noqa: F401  registers FCNMaskHeadWithRawMask
+
+    cfg = load_config(config, test_scale)
+    if mask_head is not None:
+        cfg.model.roi_head.mask_head.type = mask_head
+    model = mmdet_build_detector(cfg.model, test_cfg=cfg.get("test_cfg"))
+    model.CLASSES = get_classes("coco")
+    if checkpoint is None:
+        synthetic_weights(model, cfg, seed)
+    else:
+        meta = load_state_dict(model, checkpoint)
+        model.CLASSES = meta.get("CLASSES", model.CLASSES)
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def synthetic_weights(model, cfg, seed: int) -> None:
+    """Seeded init followed by logit calibration; the same seed gives the same weights, bit for bit."""
+    with torch.random.fork_rng(devices=[]), quiet_mmcv_logger():
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        model.init_weights()
+    calibrate(model, cfg)
+
+
+@contextlib.contextmanager
+def quiet_mmcv_logger():
+    """init_weights logs one INFO record per parameter; keep warnings only."""
+    logger = logging.getLogger("mmcv")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def calibration_image(seed: int = 1234, size: tuple[int, int] = CALIBRATION_SCALE) -> np.ndarray:
+    """A smooth, textured BGR image with blobs: a stand-in for a photograph, made from a seed."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for _ in range(12):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        r = rng.uniform(0.05, 0.25) * min(h, w)
+        blob = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
+        img += blob[..., None] * rng.uniform(0, 255, size=3)
+    img += rng.normal(0, 12, size=img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def calibrate(model, cfg) -> None:
+    """Rescale each logit layer so its outputs on the calibration image have the target std."""
+    from .stock import stock_inputs
+
+    model.eval()
+    cal_cfg = copy.deepcopy(cfg)
+    set_test_scale(cal_cfg, CALIBRATION_SCALE)
+    model.cfg = cal_cfg
+    img, img_metas = stock_inputs(model, calibration_image(), device="cpu")
+    for name, target in CALIBRATION:
+        layer = model.get_submodule(name)
+        outputs = []
+        handle = layer.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().flatten()))
+        try:
+            model(return_loss=False, rescale=True, img=[img], img_metas=[img_metas])
+        finally:
+            handle.remove()
+        if not outputs:
+            raise RuntimeError(f"cannot calibrate {name}: it did not run on the calibration image")
+        std = torch.cat(outputs).float().std().item()
+        if not std > 0:
+            raise RuntimeError(f"cannot calibrate {name}: its outputs have std {std}")
+        layer.weight.mul_(target / std)
+        layer.bias.mul_(target / std)

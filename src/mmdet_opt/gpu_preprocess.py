@@ -1,0 +1,97 @@
+"""Preprocessing on the device: the config's Resize(keep_ratio) / Normalize / Pad, with tensor ops.
+
+Produces the same ``img_metas`` as mmdet's CPU test pipeline (``ori_shape``, ``img_shape``,
+``pad_shape``, ``scale_factor``, ...) and pixel values within bilinear-interpolation rounding of
+it. The target scale and normalisation come from the model's test pipeline, never constants.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """What the config's test pipeline does to an image."""
+
+    scale: tuple[int, int]  # (w, h) bound of Resize(keep_ratio=True)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    to_rgb: bool
+    size_divisor: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "PreprocessSpec":
+        from .detector import test_scale_of
+
+        transforms = {}
+        for step in cfg.data.test.pipeline:
+            for t in step.get("transforms", []):
+                transforms[t.type] = t
+        missing = {"Resize", "Normalize", "Pad"} - transforms.keys()
+        if missing:
+            raise ValueError(f"the test pipeline lacks {sorted(missing)}; GPU preprocessing mirrors them")
+        resize, norm, pad = transforms["Resize"], transforms["Normalize"], transforms["Pad"]
+        if not resize.get("keep_ratio", True) or pad.get("size_divisor") is None:
+            raise ValueError("GPU preprocessing supports Resize(keep_ratio=True) and Pad(size_divisor)")
+        return cls(test_scale_of(cfg), tuple(norm.mean), tuple(norm.std), bool(norm.to_rgb),
+                   int(pad.size_divisor))
+
+
+def resized_shape(spec: PreprocessSpec, h: int, w: int) -> tuple[int, int]:
+    """(h, w) after Resize(keep_ratio=True), by mmcv's own rule."""
+    import mmcv
+
+    new_w, new_h = mmcv.rescale_size((w, h), spec.scale)
+    return new_h, new_w
+
+
+def image_metas(spec: PreprocessSpec, h: int, w: int) -> dict:
+    """The img_meta mmdet's test pipeline would produce for an (h, w, 3) image."""
+    new_h, new_w = resized_shape(spec, h, w)
+    d = spec.size_divisor
+    pad_h, pad_w = math.ceil(new_h / d) * d, math.ceil(new_w / d) * d
+    w_scale, h_scale = new_w / w, new_h / h
+    return {
+        "filename": None,
+        "ori_filename": None,
+        "ori_shape": (h, w, 3),
+        "img_shape": (new_h, new_w, 3),
+        "pad_shape": (pad_h, pad_w, 3),
+        "scale_factor": np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32),
+        "flip": False,
+        "flip_direction": None,
+        "img_norm_cfg": {"mean": np.array(spec.mean, dtype=np.float32),
+                         "std": np.array(spec.std, dtype=np.float32), "to_rgb": spec.to_rgb},
+        "batch_input_shape": (pad_h, pad_w),
+    }
+
+
+def upload(image: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """HWC uint8 image to the device as (3, H, W) uint8: the only host-to-device copy."""
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True).permute(2, 0, 1)
+
+
+def gpu_preprocess(spec: PreprocessSpec, image: np.ndarray, device) -> tuple[torch.Tensor, list[dict]]:
+    """(img (1, 3, H_pad, W_pad) float32, [img_meta]) computed on ``device``."""
+    h, w = image.shape[:2]
+    metas = image_metas(spec, h, w)
+    new_h, new_w, _ = metas["img_shape"]
+    pad_h, pad_w, _ = metas["pad_shape"]
+    img = upload(image, device).float()
+    if (new_h, new_w) != (h, w):
+        # cv2's INTER_LINEAR (mmcv's default) uses half-pixel centres and no antialiasing.
+        # Rounding mirrors cv2 resizing a uint8 image to uint8.
+        img = TF.resize(img, [new_h, new_w], interpolation=TF.InterpolationMode.BILINEAR,
+                        antialias=False).round_().clamp_(0, 255)
+    if spec.to_rgb:
+        img = img.flip(0)
+    mean = torch.tensor(spec.mean, device=img.device).view(3, 1, 1)
+    std = torch.tensor(spec.std, device=img.device).view(3, 1, 1)
+    img = (img - mean) / std
+    img = TF.pad(img, [0, 0, pad_w - new_w, pad_h - new_h], fill=0)  # left, top, right, bottom
+    return img.unsqueeze(0), [metas]

@@ -1,0 +1,107 @@
+"""Mask R-CNN inference as the study's stages, each runnable (and timeable) on its own.
+
+    pre-processing -> backbone -> rpn_head -> roi_head (= bbox head + mask forward + mask post-processing)
+
+Each stage takes the previous stage's outputs, and running them in sequence gives exactly what
+``mmdet.apis.inference_detector`` gives. All stages after pre-processing run in the autocast scope
+``BaseDetector.forward`` opens for an fp16-wrapped model, so staged fp16 timing matches real fp16.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+STAGES = ("pre-processing", "backbone", "rpn_head", "roi_head", "mask forward", "mask post-processing")
+
+
+@dataclass
+class Inputs:
+    img: torch.Tensor  # (1, 3, H_pad, W_pad) on the model's device
+    img_metas: list
+
+
+@dataclass
+class MaskForward:
+    mask_pred: torch.Tensor  # (N, C, 28, 28) logits
+    boxes: torch.Tensor  # (N, 4) boxes in test-scale pixels, as the RoIs were taken
+    scale_factor: torch.Tensor  # (4,) test scale / original scale
+
+
+class StagedPipeline:
+    """Stages of one detector; ``preprocess`` is the variant's input preparation."""
+
+    def __init__(self, model, preprocess, fp16: bool = False):
+        self.model = model
+        self.device = next(model.parameters()).device
+        self._preprocess = preprocess
+        self.fp16 = fp16
+
+    def autocast(self):
+        if not self.fp16:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.float16)
+
+    @torch.no_grad()
+    def preprocess(self, image: np.ndarray) -> Inputs:
+        img, img_metas = self._preprocess(self.model, image, self.device)
+        for meta in img_metas:  # BaseDetector.forward_test adds this
+            meta["batch_input_shape"] = tuple(img.shape[-2:])
+        return Inputs(img, img_metas)
+
+    @torch.no_grad()
+    def backbone(self, inputs: Inputs):
+        img = inputs.img.half() if self.fp16 else inputs.img  # auto_fp16(apply_to=('img',))
+        with self.autocast():
+            return self.model.extract_feat(img)
+
+    @torch.no_grad()
+    def rpn_head(self, feats, inputs: Inputs):
+        with self.autocast():
+            return self.model.rpn_head.simple_test_rpn(feats, inputs.img_metas)
+
+    @torch.no_grad()
+    def bbox_head(self, feats, proposals, inputs: Inputs):
+        roi_head = self.model.roi_head
+        with self.autocast():
+            det_bboxes, det_labels = roi_head.simple_test_bboxes(
+                feats, inputs.img_metas, proposals, roi_head.test_cfg, rescale=True)
+        return det_bboxes[0], det_labels[0]
+
+    @torch.no_grad()
+    def mask_forward(self, feats, det_bboxes, inputs: Inputs) -> MaskForward:
+        from mmdet.core import bbox2roi
+
+        scale_factor = torch.from_numpy(inputs.img_metas[0]["scale_factor"]).to(det_bboxes.device)
+        boxes = det_bboxes[:, :4] * scale_factor
+        with self.autocast():
+            mask_pred = self.model.roi_head._mask_forward(feats, bbox2roi([boxes]))["mask_pred"]
+        return MaskForward(mask_pred, boxes, scale_factor)
+
+    @torch.no_grad()
+    def mask_post(self, masks: MaskForward, det_labels, inputs: Inputs):
+        roi_head, meta = self.model.roi_head, inputs.img_metas[0]
+        with self.autocast():
+            return roi_head.mask_head.get_seg_masks(
+                masks.mask_pred, masks.boxes, det_labels, roi_head.test_cfg,
+                meta["ori_shape"], masks.scale_factor, True)
+
+    @torch.no_grad()
+    def roi_head(self, feats, proposals, inputs: Inputs):
+        """``(bbox_results, segm_results)`` as ``StandardRoIHead.simple_test`` returns for one image."""
+        from mmdet.core import bbox2result
+
+        det_bboxes, det_labels = self.bbox_head(feats, proposals, inputs)
+        bbox_results = bbox2result(det_bboxes, det_labels, self.model.roi_head.bbox_head.num_classes)
+        if det_bboxes.shape[0] == 0:
+            return bbox_results, [[] for _ in range(self.model.roi_head.mask_head.num_classes)]
+        masks = self.mask_forward(feats, det_bboxes, inputs)
+        return bbox_results, self.mask_post(masks, det_labels, inputs)
+
+    def __call__(self, image: np.ndarray):
+        inputs = self.preprocess(image)
+        feats = self.backbone(inputs)
+        proposals = self.rpn_head(feats, inputs)
+        return self.roi_head(feats, proposals, inputs)

@@ -1,0 +1,51 @@
+"""One flat view of a detector result, whatever form its masks come in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Detections:
+    """N detections of one image, in the order mmdet lists them (class by class).
+
+    ``masks`` is either (N, H, W) bool (full-image, as stock mmdet gives) or (N, h, w) float
+    probabilities (raw, as ``FCNMaskHeadWithRawMask`` gives); ``raw_masks`` says which.
+    """
+
+    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2, original image pixels
+    scores: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,) int64
+    masks: np.ndarray
+    image_shape: tuple[int, int]  # (H, W) of the original image
+    raw_masks: bool = False
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def from_mmdet(cls, result, image_shape) -> "Detections":
+        """From ``(bbox_results, segm_results)``, mmdet's per-class lists."""
+        bbox_results, segm_results = result
+        h, w = image_shape[:2]
+        dets = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in bbox_results]
+        labels = np.concatenate([np.full(len(d), c, dtype=np.int64) for c, d in enumerate(dets)])
+        stacked = np.concatenate(dets) if dets else np.zeros((0, 5), np.float32)
+        masks = [m for per_class in segm_results for m in per_class]
+        raw = bool(masks) and masks[0].dtype != bool and masks[0].shape != (h, w)
+        if masks:
+            masks = np.stack(masks)
+        else:
+            masks = np.zeros((0, h, w), dtype=bool)
+        if len(masks) != len(stacked):
+            raise ValueError(f"{len(stacked)} boxes but {len(masks)} masks")
+        return cls(stacked[:, :4], stacked[:, 4], labels, masks, (h, w), raw)
+
+    def full_masks(self) -> np.ndarray:
+        """(N, H, W) bool masks, pasting raw ones with mmdet's rule."""
+        if not self.raw_masks:
+            return self.masks.astype(bool)
+        from .paste import paste_masks
+
+        return paste_masks(self.masks, self.boxes, *self.image_shape).numpy()
