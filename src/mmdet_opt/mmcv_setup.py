@@ -19,6 +19,8 @@ built against another torch fails that check and the next source is tried.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import html
 import os
 import re
 import shutil
@@ -28,6 +30,8 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 MMCV_VERSION = "1.7.2"
@@ -116,12 +120,40 @@ def try_wheel(wheel: Path, check_cuda: bool) -> bool:
     return ok
 
 
+def index_url() -> str:
+    """pip's configured index (PIP_INDEX_URL or pip config), else PyPI."""
+    url = os.environ.get("PIP_INDEX_URL")
+    if not url:
+        proc = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                              capture_output=True, text=True)
+        url = proc.stdout.strip() if proc.returncode == 0 else ""
+    return (url or "https://pypi.org/simple").rstrip("/")
+
+
 def fetch_sdist(workdir: Path) -> Path:
-    """Download the sdist through pip's configured index (mirrors and proxies apply)."""
-    log(f"downloading {SDIST}")
-    pip("download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
-        "-d", str(workdir), f"mmcv-full=={MMCV_VERSION}")
-    return workdir / SDIST
+    """Download the sdist from the package index and check its sha256.
+
+    Not ``pip download``: that runs the sdist's setup.py, which imports pkg_resources and fails
+    before we get a chance to patch it.
+    """
+    page_url = f"{index_url()}/mmcv-full/"
+    log(f"downloading {SDIST} (index: {page_url})")
+    try:
+        with urllib.request.urlopen(page_url, timeout=60) as resp:
+            page = resp.read().decode()
+        link = re.search(r'href="([^"]*/' + re.escape(SDIST) + r'#sha256=([0-9a-f]{64}))"', page)
+        if link is None:
+            raise SetupError(f"{SDIST} is not listed on {page_url}")
+        url = urllib.parse.urljoin(page_url, html.unescape(link.group(1)).split("#")[0])
+        dest = workdir / SDIST
+        with urllib.request.urlopen(url, timeout=300) as resp, open(dest, "wb") as fh:
+            shutil.copyfileobj(resp, fh)
+    except OSError as exc:
+        raise SetupError(f"cannot download {SDIST} from {page_url}: {exc}") from None
+    digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+    if digest != link.group(2):
+        raise SetupError(f"{SDIST}: sha256 {digest} does not match the index's {link.group(2)}")
+    return dest
 
 
 def patch_setup_py(setup_py: Path) -> None:
