@@ -105,3 +105,30 @@ class StagedPipeline:
         feats = self.backbone(inputs)
         proposals = self.rpn_head(feats, inputs)
         return self.roi_head(feats, proposals, inputs)
+
+
+TOTAL = "total"
+
+
+def stage_calls(pipeline, image: np.ndarray) -> dict:
+    """For each stage (and ``total``) a no-argument callable that runs just that stage.
+
+    Earlier stages run once here, untimed, so each callable re-runs its own stage from the
+    previous stage's real outputs. Works for any pipeline with StagedPipeline's stage methods.
+    """
+    inputs = pipeline.preprocess(image)
+    feats = pipeline.backbone(inputs)
+    proposals = pipeline.rpn_head(feats, inputs)
+    det_bboxes, det_labels = pipeline.bbox_head(feats, proposals, inputs)
+    calls = {
+        "pre-processing": lambda: pipeline.preprocess(image),
+        "backbone": lambda: pipeline.backbone(inputs),
+        "rpn_head": lambda: pipeline.rpn_head(feats, inputs),
+        "roi_head": lambda: pipeline.roi_head(feats, proposals, inputs),
+        TOTAL: lambda: pipeline(image),
+    }
+    if len(det_bboxes):  # no detections, no mask stages
+        masks = pipeline.mask_forward(feats, det_bboxes, inputs)
+        calls["mask forward"] = lambda: pipeline.mask_forward(feats, det_bboxes, inputs)
+        calls["mask post-processing"] = lambda: pipeline.mask_post(masks, det_labels, inputs)
+    return calls

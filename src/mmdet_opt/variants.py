@@ -24,10 +24,10 @@ class Variant:
     def needs_cuda(self) -> bool:
         return self.fp16
 
-    def build(self, base_model) -> StagedPipeline:
+    def build(self, base_model, test_scale: tuple[int, int] | None = None) -> StagedPipeline:
         """A pipeline over a copy of ``base_model`` (same weights) changed as this variant says."""
-        return StagedPipeline(variant_model(base_model, self), self._preprocessor(base_model.cfg),
-                              fp16=self.fp16)
+        model = variant_model(base_model, self, test_scale)
+        return StagedPipeline(model, self._preprocessor(model.cfg), fp16=self.fp16)
 
     def _preprocessor(self, cfg):
         if self.gpu_preprocess:
@@ -37,13 +37,16 @@ class Variant:
         return lambda model, image, device: stock_inputs(model, image, device, pipeline)
 
 
-def variant_model(base_model, variant: Variant):
+def variant_model(base_model, variant: Variant, test_scale: tuple[int, int] | None = None):
     from mmcv.runner import wrap_fp16_model
     from mmdet.models.builder import HEADS
 
+    from .detector import set_test_scale
     from .raw_mask_head import FCNMaskHeadWithRawMask
 
     model = copy.deepcopy(base_model)
+    if test_scale is not None:
+        set_test_scale(model.cfg, test_scale)
     if variant.raw_mask and not isinstance(model.roi_head.mask_head, FCNMaskHeadWithRawMask):
         head_cfg = copy.deepcopy(model.cfg.model.roi_head.mask_head)
         head_cfg.type = "FCNMaskHeadWithRawMask"

@@ -1,0 +1,54 @@
+"""Stage timings: variant x size x stage, stored by pytest-benchmark and compared across runs.
+
+Each round times one stage from the previous stage's real outputs. GPU work is asynchronous, so
+the timed callable ends with a synchronize and each round starts from an idle GPU (``setup``).
+"""
+import pytest
+import torch
+
+from mmdet_opt.pipeline import STAGES, TOTAL, stage_calls
+from mmdet_opt.results import Detections
+
+
+@pytest.fixture(scope="session")
+def calls(suite, settings):
+    """Per (variant, size): the stage callables and the detection count, built on first use."""
+    cache = {}
+
+    def get(variant_name, size):
+        if (variant_name, size) not in cache:
+            pipeline = suite.pipeline(variant_name, size)
+            image = suite.image(settings.bench_image, size)
+            cache[variant_name, size] = (stage_calls(pipeline, image),
+                                         len(Detections.from_mmdet(pipeline(image), image.shape)))
+        return cache[variant_name, size]
+
+    return get
+
+
+def sync(device: str):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+@pytest.mark.parametrize("stage", STAGES + (TOTAL,))
+def test_stage(benchmark, calls, variant, size, stage, settings):
+    stage_fns, n_dets = calls(variant.name, size)
+    if stage not in stage_fns:
+        pytest.skip(f"{stage}: no detections on {settings.bench_image}, so no mask stages")
+    fn = stage_fns[stage]
+    device = settings.device
+
+    def timed():
+        fn()
+        sync(device)
+
+    benchmark.group = f"{size[0]}x{size[1]} {stage}"
+    benchmark.extra_info.update(variant=variant.name, size=f"{size[0]}x{size[1]}", stage=stage,
+                                image=settings.bench_image, detections=n_dets)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    benchmark.pedantic(timed, setup=lambda: sync(device), rounds=settings.rounds,
+                       warmup_rounds=settings.warmup_rounds, iterations=1)
+    if device.startswith("cuda"):
+        benchmark.extra_info["peak_gpu_mem_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)

@@ -1,0 +1,169 @@
+"""Options and shared fixtures of the suite: the model and stock reference results are built once.
+
+On a GPU the defaults are the study's: both sizes, every variant, 20 timed rounds. On a CPU they
+shrink to a smoke run: one reduced size, the variants that run there, few rounds.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+GPU_SIZES = "1333x800,3840x2304"
+CPU_SIZES = "640x384"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mmdet-opt", "mmdet-opt benchmark and parity options")
+    group.addoption("--variants", default=None,
+                    help="comma-separated variants (default: all; those needing CUDA are skipped on CPU)")
+    group.addoption("--sizes", default=None,
+                    help=f"comma-separated WxH sizes (default: {GPU_SIZES} on GPU, {CPU_SIZES} on CPU)")
+    group.addoption("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
+    group.addoption("--checkpoint", default=None,
+                    help="real mmdet checkpoint (default: seeded, calibrated synthetic weights)")
+    group.addoption("--config", default=None,
+                    help="mmdet config file (default: mmdet's mask_rcnn_r50_fpn_2x_coco)")
+    group.addoption("--seed", type=int, default=0, help="seed of the synthetic weights")
+    group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (default 20 GPU, 3 CPU)")
+    group.addoption("--warmup-rounds", type=int, default=None, help="untimed rounds first (default 5 GPU, 1 CPU)")
+    group.addoption("--bench-image", default="astronaut", help="image the timings use")
+    group.addoption("--parity-images", default="astronaut,coffee,chelsea",
+                    help="comma-separated images the parity tests use")
+    group.addoption("--parity-min-matched", type=float, default=None,
+                    help="fraction of stock detections a variant must match (default 0.95)")
+    group.addoption("--parity-min-mask-iou", type=float, default=None,
+                    help="mean mask IoU over matched detections (default 0.97)")
+
+
+@dataclass
+class Settings:
+    device: str
+    sizes: list
+    variants: list
+    checkpoint: str | None
+    config: str | None
+    seed: int
+    rounds: int
+    warmup_rounds: int
+    bench_image: str
+    parity_images: list
+    min_matched: float
+    min_mask_iou: float
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+def _split(value: str) -> list:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_size(text: str) -> tuple:
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m or int(m.group(1)) < 32 or int(m.group(2)) < 32:
+        raise pytest.UsageError(f"--sizes: {text!r} is not WIDTHxHEIGHT with both at least 32 (e.g. 1333x800)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _settings(config) -> Settings:
+    import torch
+
+    from mmdet_opt.images import IMAGE_NAMES
+    from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED
+    from mmdet_opt.variants import VARIANTS
+
+    opt = config.getoption
+    device = opt("--device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise pytest.UsageError(f"--device: {device!r} is not cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device {device}: torch sees no CUDA device on this machine")
+    on_gpu = device.startswith("cuda")
+    variants = _split(opt("--variants")) if opt("--variants") else list(VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise pytest.UsageError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    images = [opt("--bench-image")] + _split(opt("--parity-images"))
+    unknown = [i for i in images if i not in IMAGE_NAMES]
+    if unknown:
+        raise pytest.UsageError(f"unknown image {', '.join(unknown)}; known: {', '.join(IMAGE_NAMES)}")
+    checkpoint = opt("--checkpoint")
+    if checkpoint and not Path(checkpoint).is_file():
+        raise pytest.UsageError(f"--checkpoint: no such file: {checkpoint}")
+    cfg_path = opt("--config")
+    if cfg_path and not Path(cfg_path).is_file():
+        raise pytest.UsageError(f"--config: no such file: {cfg_path}")
+    rounds = opt("--rounds") if opt("--rounds") is not None else (20 if on_gpu else 3)
+    warmup = opt("--warmup-rounds") if opt("--warmup-rounds") is not None else (5 if on_gpu else 1)
+    if rounds < 1 or warmup < 0:
+        raise pytest.UsageError("--rounds must be >= 1 and --warmup-rounds >= 0")
+    return Settings(
+        device=device,
+        sizes=[_parse_size(s) for s in _split(opt("--sizes") or (GPU_SIZES if on_gpu else CPU_SIZES))],
+        variants=variants,
+        checkpoint=checkpoint,
+        config=cfg_path,
+        seed=opt("--seed"),
+        rounds=rounds,
+        warmup_rounds=warmup,
+        bench_image=opt("--bench-image"),
+        parity_images=_split(opt("--parity-images")),
+        min_matched=opt("--parity-min-matched") or DEFAULT_MIN_MATCHED,
+        min_mask_iou=opt("--parity-min-mask-iou") or DEFAULT_MIN_MASK_IOU,
+    )
+
+
+def pytest_configure(config):
+    config._mmdet_opt = _settings(config)
+    from mmdet_opt.machine import device_slug
+
+    # Keep each device's runs apart, so --benchmark-compare only compares like with like.
+    storage = config.getoption("benchmark_storage", None)
+    if storage and storage.rstrip("/").endswith("baselines"):
+        config.option.benchmark_storage = f"{storage.rstrip('/')}/{device_slug(config._mmdet_opt.device)}"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from mmdet_opt.machine import accelerator_info
+
+    machine_info.update(accelerator_info(config._mmdet_opt.device))
+
+
+def size_id(size) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def pytest_generate_tests(metafunc):
+    settings = metafunc.config._mmdet_opt
+    if "variant_name" in metafunc.fixturenames:
+        metafunc.parametrize("variant_name", settings.variants, scope="session")
+    if "size" in metafunc.fixturenames:
+        metafunc.parametrize("size", settings.sizes, ids=size_id, scope="session")
+    if "image_name" in metafunc.fixturenames:
+        metafunc.parametrize("image_name", settings.parity_images, scope="session")
+
+
+@pytest.fixture(scope="session")
+def settings(request) -> Settings:
+    return request.config._mmdet_opt
+
+
+@pytest.fixture(scope="session")
+def suite(settings):
+    from mmdet_opt.suite import Suite
+
+    return Suite(settings.device, settings.config, settings.checkpoint, settings.seed)
+
+
+@pytest.fixture(scope="session")
+def variant(variant_name, settings):
+    from mmdet_opt.variants import get_variant
+
+    v = get_variant(variant_name)
+    if v.needs_cuda and not settings.on_gpu:
+        pytest.skip(f"{variant_name}: fp16 (mmcv wrap_fp16_model) is CUDA-only")
+    return v

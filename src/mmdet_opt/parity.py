@@ -1,0 +1,114 @@
+"""How closely a variant's detections match stock mmdet's on the same image and weights.
+
+Matching: greedy in descending stock score, each stock detection takes the unmatched candidate
+of the same label with the highest box IoU, if that IoU >= 0.5. Masks of matched pairs are
+compared as pixels (raw 28x28 masks pasted with mmdet's rule), inside the region covering both
+boxes, so memory stays proportional to box area even at 3840x2304.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+
+from .paste import box_regions, paste_masks_at_box
+from .results import Detections
+
+DEFAULT_MIN_MATCHED = 0.95
+DEFAULT_MIN_MASK_IOU = 0.97
+
+
+@dataclass
+class ParityReport:
+    reference: int  # stock detections
+    candidate: int  # variant detections
+    matched: int
+    matched_fraction: float
+    mask_iou_mean: float
+    mask_iou_median: float
+    mask_iou_p5: float
+    mask_iou_min: float
+    box_iou_mean: float
+    score_diff_max: float
+
+    def passes(self, min_matched=DEFAULT_MIN_MATCHED, min_mask_iou=DEFAULT_MIN_MASK_IOU) -> bool:
+        return self.matched_fraction >= min_matched and self.mask_iou_mean >= min_mask_iou
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def __str__(self) -> str:
+        return (f"matched {self.matched}/{self.reference} ({self.matched_fraction:.3f}), "
+                f"mask IoU mean {self.mask_iou_mean:.4f} median {self.mask_iou_median:.4f} "
+                f"p5 {self.mask_iou_p5:.4f} min {self.mask_iou_min:.4f}, "
+                f"box IoU mean {self.box_iou_mean:.4f}, max |score diff| {self.score_diff_max:.4f}")
+
+
+def match(reference: Detections, candidate: Detections, min_box_iou: float = 0.5) -> list[tuple[int, int]]:
+    """(reference index, candidate index) pairs."""
+    if len(reference) == 0 or len(candidate) == 0:
+        return []
+    ious = box_iou(torch.from_numpy(reference.boxes), torch.from_numpy(candidate.boxes)).numpy()
+    ious[reference.labels[:, None] != candidate.labels[None, :]] = -1
+    taken = np.zeros(len(candidate), dtype=bool)
+    pairs = []
+    for i in np.argsort(-reference.scores, kind="stable"):
+        row = np.where(taken, -1, ious[i])
+        j = int(row.argmax())
+        if row[j] >= min_box_iou:
+            taken[j] = True
+            pairs.append((int(i), j))
+    return pairs
+
+
+def mask_in_region(dets: Detections, i: int, region) -> np.ndarray:
+    """Detection i's bool mask inside the pixel region (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = region
+    if not dets.raw_masks:
+        return dets.masks[i, y0:y1, x0:x1].astype(bool)
+    box = dets.boxes[i:i + 1] - np.array([x0, y0, x0, y0], dtype=np.float32)
+    (mask, _), = paste_masks_at_box(dets.masks[i:i + 1], box, y1 - y0, x1 - x0)
+    out = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    bx0, by0, bx1, by1 = box_regions(box, y1 - y0, x1 - x0)[0]
+    out[by0:by1, bx0:bx1] = mask[: by1 - by0, : bx1 - bx0]
+    return out
+
+
+def mask_iou(reference: Detections, i: int, candidate: Detections, j: int) -> float:
+    h, w = reference.image_shape
+    both = np.concatenate([box_regions(reference.boxes[i:i + 1], h, w),
+                           box_regions(candidate.boxes[j:j + 1], h, w)])
+    # One pixel of margin: a pasted mask may reach the pixel its box edge falls in.
+    region = (max(0, both[:, 0].min() - 1), max(0, both[:, 1].min() - 1),
+              min(w, both[:, 2].max() + 1), min(h, both[:, 3].max() + 1))
+    a, b = mask_in_region(reference, i, region), mask_in_region(candidate, j, region)
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def compare(reference: Detections, candidate: Detections) -> ParityReport:
+    if reference.image_shape != candidate.image_shape:
+        raise ValueError(f"image shapes differ: stock {reference.image_shape}, "
+                         f"variant {candidate.image_shape}")
+    pairs = match(reference, candidate)
+    mask_ious = np.array([mask_iou(reference, i, candidate, j) for i, j in pairs]) if pairs else np.zeros(0)
+    box_ious = np.array([box_iou(torch.from_numpy(reference.boxes[i:i + 1]),
+                                 torch.from_numpy(candidate.boxes[j:j + 1])).item() for i, j in pairs])
+    score_diffs = np.array([abs(reference.scores[i] - candidate.scores[j]) for i, j in pairs])
+    n_ref = len(reference)
+    empty = not pairs
+    return ParityReport(
+        reference=n_ref,
+        candidate=len(candidate),
+        matched=len(pairs),
+        # Nothing to find and nothing found is perfect agreement.
+        matched_fraction=len(pairs) / n_ref if n_ref else float(len(candidate) == 0),
+        mask_iou_mean=float(mask_ious.mean()) if not empty else float(n_ref == 0 and len(candidate) == 0),
+        mask_iou_median=float(np.median(mask_ious)) if not empty else 0.0,
+        mask_iou_p5=float(np.percentile(mask_ious, 5)) if not empty else 0.0,
+        mask_iou_min=float(mask_ious.min()) if not empty else 0.0,
+        box_iou_mean=float(box_ious.mean()) if not empty else 0.0,
+        score_diff_max=float(score_diffs.max()) if not empty else 0.0,
+    )
