@@ -50,7 +50,6 @@ def variant_model(base_model, variant: Variant, test_scale: tuple[int, int] | No
     if variant.raw_mask and not isinstance(model.roi_head.mask_head, FCNMaskHeadWithRawMask):
         head_cfg = copy.deepcopy(model.cfg.model.roi_head.mask_head)
         head_cfg.type = "FCNMaskHeadWithRawMask"
-        head_cfg.test_cfg = model.roi_head.test_cfg
         head = HEADS.build(head_cfg)
         head.load_state_dict(model.roi_head.mask_head.state_dict())
         model.roi_head.mask_head = head.to(next(model.parameters()).device).eval()

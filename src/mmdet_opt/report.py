@@ -1,0 +1,110 @@
+"""The study's tables from a pytest-benchmark JSON: one per size, a row per variant, medians in ms.
+
+    python -m mmdet_opt.report RUN.json [--chart stages.svg]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from .pipeline import TOTAL
+
+COLUMNS = ("pre-processing", "backbone", "rpn_head", "mask forward", "mask post-processing", "roi_head", TOTAL)
+BASELINE_VARIANT = "inference"
+
+
+class ReportError(ValueError):
+    """The file is not a pytest-benchmark JSON with this suite's stage benchmarks."""
+
+
+def load_run(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not valid JSON ({exc}); was the run interrupted?") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ReportError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
+    return data
+
+
+def medians(data: dict) -> dict:
+    """{size: {variant: {stage: median ms}}} from the stage benchmarks of a run."""
+    table = defaultdict(lambda: defaultdict(dict))
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if {"variant", "size", "stage"} <= info.keys():
+            table[info["size"]][info["variant"]][info["stage"]] = bench["stats"]["median"] * 1000
+    if not table:
+        raise ReportError("the run has no stage benchmarks (extra_info variant/size/stage)")
+    return table
+
+
+def _size_key(size: str):
+    w, h = size.split("x")
+    return int(w) * int(h)
+
+
+def markdown(data: dict) -> str:
+    machine = data.get("machine_info", {})
+    device = machine.get("device") or machine.get("cpu", {}).get("brand_raw", "unknown device")
+    lines = [f"Device: {device}; torch {machine.get('torch', '?')}, mmcv {machine.get('mmcv', '?')}, "
+             f"mmdet {machine.get('mmdet', '?')}. Medians in ms.", ""]
+    for size, rows in sorted(medians(data).items(), key=lambda kv: _size_key(kv[0])):
+        base_total = rows.get(BASELINE_VARIANT, {}).get(TOTAL)
+        lines.append(f"### {size}")
+        lines.append("")
+        lines.append("| variant | " + " | ".join(COLUMNS) + " | speed-up |")
+        lines.append("|---" * (len(COLUMNS) + 2) + "|")
+        for variant, stages in rows.items():
+            cells = [f"{stages[c]:.2f}" if c in stages else "" for c in COLUMNS]
+            total = stages.get(TOTAL)
+            speedup = f"{base_total / total:.2f}x" if base_total and total else ""
+            lines.append(f"| {variant} | " + " | ".join(cells) + f" | {speedup} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def stage_chart(data: dict, out: str | Path) -> None:
+    """A stacked bar per variant and size: where the time goes (pre, backbone, rpn, roi_head)."""
+    import pygal
+
+    parts = ("pre-processing", "backbone", "rpn_head", "roi_head")
+    table = medians(data)
+    labels, series = [], {p: [] for p in parts}
+    for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
+        for variant, stages in rows.items():
+            labels.append(f"{variant} {size}")
+            for p in parts:
+                series[p].append(round(stages.get(p, 0.0), 2))
+    chart = pygal.HorizontalStackedBar(title="Median time per stage (ms)", legend_at_bottom=True,
+                                       width=1000, height=120 + 40 * len(labels))
+    chart.x_labels = labels
+    for p in parts:
+        chart.add(p, series[p])
+    chart.render_to_file(str(out))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Print the study's stage tables from a benchmark JSON.")
+    parser.add_argument("run", help="pytest-benchmark JSON (--benchmark-json or a stored run)")
+    parser.add_argument("--chart", help="also write a stacked-bar SVG of the stages here")
+    args = parser.parse_args(argv)
+    try:
+        data = load_run(args.run)
+        print(markdown(data))
+        if args.chart:
+            stage_chart(data, args.chart)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
