@@ -30,7 +30,7 @@ def pytest_addoption(parser):
     group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (default 20 GPU, 3 CPU)")
     group.addoption("--warmup-rounds", type=int, default=None, help="untimed rounds first (default 5 GPU, 1 CPU)")
     group.addoption("--bench-image", default="astronaut", help="image the timings use")
-    group.addoption("--parity-images", default="astronaut,coffee,chelsea",
+    group.addoption("--parity-images", default="astronaut,coffee,rocket",
                     help="comma-separated images the parity tests use")
     group.addoption("--parity-min-matched", type=float, default=None,
                     help="fraction of stock detections a variant must match (default 0.95)")
