@@ -76,16 +76,17 @@ def upload(image: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True).permute(2, 0, 1)
 
 
-def gpu_preprocess(spec: PreprocessSpec, image: np.ndarray, device) -> tuple[torch.Tensor, list[dict]]:
-    """(img (1, 3, H_pad, W_pad) float32, [img_meta]) computed on ``device``."""
-    h, w = image.shape[:2]
-    metas = image_metas(spec, h, w)
+def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: torch.Tensor | None = None):
+    """(3, H, W) uint8 on the device -> (1, 3, H_pad, W_pad) normalised, as the CPU pipeline.
+
+    Writes into ``out`` when given (a static buffer, e.g. a CUDA graph's input).
+    """
     new_h, new_w, _ = metas["img_shape"]
     pad_h, pad_w, _ = metas["pad_shape"]
-    img = upload(image, device).float()
-    if (new_h, new_w) != (h, w):
-        # cv2's INTER_LINEAR (mmcv's default) uses half-pixel centres and no antialiasing.
-        # Rounding mirrors cv2 resizing a uint8 image to uint8.
+    img = img.float()
+    if tuple(img.shape[1:]) != (new_h, new_w):
+        # cv2's INTER_LINEAR (mmcv's default) uses half-pixel centres and no antialiasing;
+        # rounding mirrors cv2 resizing a uint8 image to uint8.
         img = TF.resize(img, [new_h, new_w], interpolation=TF.InterpolationMode.BILINEAR,
                         antialias=False).round_().clamp_(0, 255)
     if spec.to_rgb:
@@ -93,5 +94,14 @@ def gpu_preprocess(spec: PreprocessSpec, image: np.ndarray, device) -> tuple[tor
     mean = torch.tensor(spec.mean, device=img.device).view(3, 1, 1)
     std = torch.tensor(spec.std, device=img.device).view(3, 1, 1)
     img = (img - mean) / std
-    img = TF.pad(img, [0, 0, pad_w - new_w, pad_h - new_h], fill=0)  # left, top, right, bottom
-    return img.unsqueeze(0), [metas]
+    if out is None:
+        return TF.pad(img, [0, 0, pad_w - new_w, pad_h - new_h], fill=0).unsqueeze(0)  # l, t, r, b
+    out.zero_()
+    out[0, :, :new_h, :new_w] = img
+    return out
+
+
+def gpu_preprocess(spec: PreprocessSpec, image: np.ndarray, device) -> tuple[torch.Tensor, list[dict]]:
+    """(img (1, 3, H_pad, W_pad) float32, [img_meta]) computed on ``device``."""
+    metas = image_metas(spec, *image.shape[:2])
+    return normalize_pad(spec, upload(image, device), metas), [metas]

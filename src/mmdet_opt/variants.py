@@ -18,15 +18,20 @@ class Variant:
     fp16: bool = False  # mmcv.runner.wrap_fp16_model (autocast; CUDA only)
     gpu_preprocess: bool = False  # resize / normalize / pad as tensor ops on the device
     raw_mask: bool = False  # FCNMaskHeadWithRawMask: 28x28 probabilities, pasted on demand
+    graphed: bool = False  # GPU-resident: static part in fp16 CUDA graphs (graphed.py)
     summary: str = ""
 
     @property
     def needs_cuda(self) -> bool:
-        return self.fp16
+        return self.fp16 or self.graphed
 
     def build(self, base_model, test_scale: tuple[int, int] | None = None) -> StagedPipeline:
         """A pipeline over a copy of ``base_model`` (same weights) changed as this variant says."""
         model = variant_model(base_model, self, test_scale)
+        if self.graphed:
+            from .graphed import GraphedPipeline
+
+            return GraphedPipeline(model, PreprocessSpec.from_config(model.cfg))
         return StagedPipeline(model, self._preprocessor(model.cfg), fp16=self.fp16)
 
     def _preprocessor(self, cfg):
@@ -66,6 +71,8 @@ VARIANTS = {v.name: v for v in (
             summary="+ resize / normalize / pad on the GPU"),
     Variant("inference_raw_mask", fp16=True, gpu_preprocess=True, raw_mask=True,
             summary="+ raw 28x28 masks, pasted on demand"),
+    Variant("inference_graph", gpu_preprocess=True, raw_mask=True, graphed=True,
+            summary="GPU-resident: fp16 CUDA graphs for the static part, raw masks"),
 )}
 
 
