@@ -1,0 +1,36 @@
+"""Where a variant's time goes on the CPU side and the GPU side: torch.profiler over N runs.
+
+    python tools/profile_stages.py --variant inference_graph --size 1333x800 [--rows 25]
+"""
+import argparse
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from mmdet_opt.suite import Suite
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", default="inference_graph")
+    parser.add_argument("--size", default="1333x800")
+    parser.add_argument("--image", default="astronaut")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=25)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    suite = Suite("cuda")
+    pipeline = suite.pipeline(args.variant, size)
+    image = suite.image(args.image, size)
+    for _ in range(5):
+        pipeline(image)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(args.runs):
+            pipeline(image)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+
+if __name__ == "__main__":
+    main()
