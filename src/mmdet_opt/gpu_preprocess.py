@@ -76,10 +76,18 @@ def upload(image: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True).permute(2, 0, 1)
 
 
-def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: torch.Tensor | None = None):
+def mean_std(spec: PreprocessSpec, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, 1, 1) tensors on ``device``; made outside a CUDA graph capture, which forbids copies."""
+    return (torch.tensor(spec.mean, device=device).view(3, 1, 1),
+            torch.tensor(spec.std, device=device).view(3, 1, 1))
+
+
+def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: torch.Tensor | None = None,
+                  stats: tuple[torch.Tensor, torch.Tensor] | None = None):
     """(3, H, W) uint8 on the device -> (1, 3, H_pad, W_pad) normalised, as the CPU pipeline.
 
-    Writes into ``out`` when given (a static buffer, e.g. a CUDA graph's input).
+    Writes into ``out`` when given (a static buffer, e.g. a CUDA graph's input); ``stats`` are
+    ``mean_std(spec, device)``.
     """
     new_h, new_w, _ = metas["img_shape"]
     pad_h, pad_w, _ = metas["pad_shape"]
@@ -91,8 +99,7 @@ def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: tor
                         antialias=False).round_().clamp_(0, 255)
     if spec.to_rgb:
         img = img.flip(0)
-    mean = torch.tensor(spec.mean, device=img.device).view(3, 1, 1)
-    std = torch.tensor(spec.std, device=img.device).view(3, 1, 1)
+    mean, std = stats or mean_std(spec, img.device)
     img = (img - mean) / std
     if out is None:
         return TF.pad(img, [0, 0, pad_w - new_w, pad_h - new_h], fill=0).unsqueeze(0)  # l, t, r, b

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gpu_preprocess import PreprocessSpec, image_metas, normalize_pad
+from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .pipeline import Inputs, StagedPipeline
 
 
@@ -108,9 +108,10 @@ class GraphedPipeline(StagedPipeline):
         staging = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=on_cuda)
         image = torch.empty((h, w, 3), dtype=torch.uint8, device=self.device)
         normalized = torch.empty((1, 3, pad_h, pad_w), device=self.device)
+        stats = mean_std(self.spec, self.device)
 
         def preprocess():
-            return normalize_pad(self.spec, image.permute(2, 0, 1), metas, out=normalized)
+            return normalize_pad(self.spec, image.permute(2, 0, 1), metas, out=normalized, stats=stats)
 
         def features():
             return self.net(normalized)
