@@ -24,33 +24,59 @@ import torch
 from torch import nn
 
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
-from .pipeline import Inputs, StagedPipeline
+from .pipeline import Inputs, MaskForward, StagedPipeline
 
 
 class FeatureNet(nn.Module):
-    """Backbone + FPN + RPN head convs in one module: the static-shape part of Mask R-CNN."""
+    """Backbone + FPN + RPN head convs + per-level top-k: the static-shape front of Mask R-CNN."""
 
     def __init__(self, model, dtype: torch.dtype, channels_last: bool):
         super().__init__()
         self.backbone = copy.deepcopy(model.backbone).to(dtype)
         self.neck = copy.deepcopy(model.neck).to(dtype)
         self.rpn_head = copy.deepcopy(model.rpn_head).to(dtype)
+        self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
         self.dtype = dtype
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def forward(self, img: torch.Tensor):
+    def forward(self, img: torch.Tensor, anchors: list):
         x = img.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats = self.neck(self.backbone(x))
         cls_scores, bbox_preds = self.rpn_head(feats)
+        # mmcv's ops and mmdet's post-processing expect NCHW float32.
+        feats = tuple(f.float().contiguous() for f in feats)
+        # RPNHead._get_bboxes_single's per-level ranking, which has static shapes.
+        scores, deltas, kept_anchors = [], [], []
+        for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
+            score = cls[0].permute(1, 2, 0).reshape(-1).float().sigmoid()
+            delta = reg[0].permute(1, 2, 0).reshape(-1, 4).float()
+            if 0 < self.nms_pre < score.numel():
+                score, order = score.sort(descending=True)
+                order = order[: self.nms_pre]
+                score, delta, anc = score[: self.nms_pre], delta[order], anc[order]
+            scores.append(score)
+            deltas.append(delta)
+            kept_anchors.append(anc)
+        return feats, scores, deltas, kept_anchors
 
-        def nchw32(t):  # what mmcv's ops and mmdet's post-processing expect
-            return t.float().contiguous()
 
-        return (tuple(map(nchw32, feats)), [nchw32(t) for t in cls_scores], [nchw32(t) for t in bbox_preds])
+def static_roi_extract(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
+    """SingleRoIExtractor.forward without data-dependent shapes, so it can be graph-captured.
+
+    Every level's RoIAlign runs on all RoIs and each RoI keeps its own level's result (mmdet's
+    ONNX-export formulation): same values as mmdet's gather/scatter over the levels.
+    """
+    feats = feats[: extractor.num_inputs]
+    levels = extractor.map_roi_levels(rois, len(feats))
+    out = 0
+    for i, (feat, layer) in enumerate(zip(feats, extractor.roi_layers)):
+        keep = (levels == i).to(feat.dtype).view(-1, 1, 1, 1)
+        out = out + layer(feat, rois) * keep
+    return out
 
 
 class CapturedCall:
@@ -59,15 +85,12 @@ class CapturedCall:
     The inputs are static buffers: write new data into them, then call.
     """
 
-    def __init__(self, fn, *inputs, warmup: int = 3):
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # warm-up on a side stream, as capture requires
-            for _ in range(warmup):
-                fn(*inputs)
-        torch.cuda.current_stream().wait_stream(stream)
+    def __init__(self, fn, *inputs, warmup: int = 3, pool=None):
+        for _ in range(warmup):  # lazy initialisation (cuBLAS/cuDNN handles) must not be captured
+            fn(*inputs)
+        torch.cuda.synchronize()
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, pool=pool):
             self.outputs = fn(*inputs)
 
     def __call__(self):
@@ -80,15 +103,28 @@ class ShapeState:
     """Everything static for one input shape: buffers and the graphs that read them."""
 
     metas: dict
+    stats: tuple  # normalisation mean / std on the device, read by the preprocessing graph
     staging: torch.Tensor  # (H, W, 3) uint8, pinned host memory on CUDA
     image: torch.Tensor  # (H, W, 3) uint8 on the device
     normalized: torch.Tensor  # (1, 3, H_pad, W_pad) float32
+    anchors: list  # per FPN level
+    level_ids: list  # per FPN level, after top-k
+    rois: torch.Tensor  # (max proposals, 5) RoIs of the bbox head, zero-padded
+    mask_rois: torch.Tensor  # (max detections, 5) RoIs of the mask head, zero-padded
+    scale_factor: torch.Tensor  # (4,) on the device
     preprocess: object  # () -> normalized
-    features: object  # () -> (fpn feats, rpn cls scores, rpn bbox preds)
+    features: object  # () -> (fpn feats, per-level scores, deltas, anchors)
+    bbox_forward: object  # () -> (cls_score, bbox_pred) for all of ``rois``
+    mask_forward: object  # () -> mask_pred for all of ``mask_rois``
 
 
 class GraphedPipeline(StagedPipeline):
-    """Mask R-CNN with a captured static part; same stage methods as StagedPipeline."""
+    """Mask R-CNN with captured static parts; same stage methods as StagedPipeline.
+
+    Between the graphs, only what has data-dependent shapes runs eagerly, with mmdet's own
+    code: proposal NMS (RPNHead._bbox_post_process), score threshold + NMS of the detections
+    (BBoxHead.get_bboxes), and the raw-mask head's class-channel gather.
+    """
 
     def __init__(self, model, spec: PreprocessSpec, channels_last: bool = False):
         super().__init__(model, preprocess=None, fp16=False)
@@ -97,35 +133,64 @@ class GraphedPipeline(StagedPipeline):
         self.use_graphs = on_cuda
         self.spec = spec
         self.net = FeatureNet(model, torch.float16 if on_cuda else torch.float32, channels_last).eval()
+        self.max_proposals = model.rpn_head.test_cfg.max_per_img
+        self.max_detections = model.roi_head.test_cfg.max_per_img
         self._states: dict = {}
 
     def _state(self, h: int, w: int) -> ShapeState:
         if (h, w) in self._states:
             return self._states[h, w]
+        dev = self.device
         metas = image_metas(self.spec, h, w)
         pad_h, pad_w, _ = metas["pad_shape"]
-        on_cuda = self.device.type == "cuda"
-        staging = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=on_cuda)
-        image = torch.empty((h, w, 3), dtype=torch.uint8, device=self.device)
-        normalized = torch.empty((1, 3, pad_h, pad_w), device=self.device)
-        stats = mean_std(self.spec, self.device)
+        staging = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=dev.type == "cuda")
+        image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
+        normalized = torch.empty((1, 3, pad_h, pad_w), device=dev)
+        stats = mean_std(self.spec, dev)
+        strides = self.model.rpn_head.prior_generator.strides
+        sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in strides]
+        anchors = self.model.rpn_head.prior_generator.grid_priors(sizes, device=dev)
+        nms_pre = self.net.nms_pre
+        level_ids = [torch.full((min(len(a), nms_pre) if nms_pre > 0 else len(a),), i, dtype=torch.long,
+                                device=dev) for i, a in enumerate(anchors)]
+        rois = torch.zeros((self.max_proposals, 5), device=dev)
+        mask_rois = torch.zeros((self.max_detections, 5), device=dev)
+        roi_head = self.model.roi_head
+        outputs = {}
 
         def preprocess():
             return normalize_pad(self.spec, image.permute(2, 0, 1), metas, out=normalized, stats=stats)
 
         def features():
-            return self.net(normalized)
+            outputs["features"] = self.net(normalized, anchors)
+            return outputs["features"]
 
-        with torch.no_grad():
-            if self.use_graphs:
-                image.zero_()
-                preprocess_call = CapturedCall(preprocess)
-                features_call = CapturedCall(features)
-            else:
-                preprocess_call, features_call = preprocess, features
-        state = ShapeState(metas, staging, image, normalized, preprocess_call, features_call)
+        def bbox_forward():
+            roi_feats = static_roi_extract(roi_head.bbox_roi_extractor, outputs["features"][0], rois)
+            return roi_head.bbox_head(roi_feats)
+
+        def mask_forward():
+            roi_feats = static_roi_extract(roi_head.mask_roi_extractor, outputs["features"][0], mask_rois)
+            return roi_head.mask_head(roi_feats)
+
+        calls = [preprocess, features, bbox_forward, mask_forward]
+        if self.use_graphs:
+            with torch.no_grad():
+                first = CapturedCall(preprocess)
+                # All graphs replay in capture order, so they can share one memory pool.
+                calls = [first] + [CapturedCall(fn, pool=first.graph.pool()) for fn in calls[1:]]
+        else:
+            with torch.no_grad():
+                preprocess(), features()  # the CPU path keeps the last features in ``outputs``
+        scale_factor = torch.from_numpy(metas["scale_factor"]).to(dev)
+        state = ShapeState(metas, stats, staging, image, normalized, anchors, level_ids, rois, mask_rois,
+                           scale_factor, *calls)
         self._states[h, w] = state
         return state
+
+    def _state_of(self, inputs: Inputs) -> ShapeState:
+        h, w, _ = inputs.img_metas[0]["ori_shape"]
+        return self._state(h, w)
 
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> Inputs:
@@ -139,18 +204,34 @@ class GraphedPipeline(StagedPipeline):
 
     @torch.no_grad()
     def backbone(self, inputs: Inputs):
-        h, w, _ = inputs.img_metas[0]["ori_shape"]
-        return self._state(h, w).features()
+        return self._state_of(inputs).features()
 
     @torch.no_grad()
     def rpn_head(self, feats, inputs: Inputs):
-        _, cls_scores, bbox_preds = feats
-        return self.model.rpn_head.get_bboxes(cls_scores, bbox_preds, img_metas=inputs.img_metas)
+        _, scores, deltas, anchors = feats
+        state = self._state_of(inputs)
+        rpn = self.model.rpn_head
+        return [rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg,
+                                       inputs.img_metas[0]["img_shape"])]
 
     @torch.no_grad()
     def bbox_head(self, feats, proposals, inputs: Inputs):
-        return super().bbox_head(feats[0], proposals, inputs)
+        state = self._state_of(inputs)
+        boxes = proposals[0][:, :4]
+        n = len(boxes)
+        state.rois[:n, 1:] = boxes
+        state.rois[n:, 1:] = 0
+        cls_score, bbox_pred = state.bbox_forward()
+        meta = inputs.img_metas[0]
+        return self.model.roi_head.bbox_head.get_bboxes(
+            state.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"], meta["scale_factor"],
+            rescale=True, cfg=self.model.roi_head.test_cfg)
 
     @torch.no_grad()
-    def mask_forward(self, feats, det_bboxes, inputs: Inputs):
-        return super().mask_forward(feats[0], det_bboxes, inputs)
+    def mask_forward(self, feats, det_bboxes, inputs: Inputs) -> MaskForward:
+        state = self._state_of(inputs)
+        boxes = det_bboxes[:, :4] * state.scale_factor
+        n = len(boxes)
+        state.mask_rois[:n, 1:] = boxes
+        state.mask_rois[n:, 1:] = 0
+        return MaskForward(state.mask_forward()[:n], boxes, state.scale_factor)
