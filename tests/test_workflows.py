@@ -1,0 +1,54 @@
+"""The CI workflows are valid GitHub workflows and run what the README says they run."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+CI, NIGHTLY = WORKFLOWS / "ci.yml", WORKFLOWS / "nightly-gpu.yml"
+TEST_COMMAND = "tox -e test"
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+def run_steps(workflow):
+    return "\n".join(step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"])
+
+
+def test_workflows_match_githubs_schema():
+    pytest.importorskip("check_jsonschema")
+    proc = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+         str(CI), str(NIGHTLY)],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = load(CI)
+    # YAML 1.1 reads the key `on` as True.
+    assert {"push", "pull_request"} <= set(ci[True])
+    assert TEST_COMMAND in run_steps(ci)
+    assert TEST_COMMAND in (ROOT / "README.md").read_text()
+    assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
+
+
+def test_nightly_benchmarks_on_a_gpu_runner_and_gates_on_regressions():
+    nightly = load(NIGHTLY)
+    assert {"schedule", "workflow_dispatch"} <= set(nightly[True])
+    (job,) = nightly["jobs"].values()
+    assert {"self-hosted", "gpu"} <= set(job["runs-on"])
+    commands = run_steps(nightly)
+    assert "--benchmark-compare " in commands
+    assert "--benchmark-compare-fail=median:10%" in commands
+    assert "--benchmark-json=out/run.json" in commands
+    assert "mmdet_opt.report out/run.json --chart out/stages.svg" in commands
+    # The artifacts are wanted most when the gate fails.
+    (upload,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert upload["if"] == "always()"
+    assert upload["with"]["path"] == "out/"
