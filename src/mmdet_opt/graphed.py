@@ -30,13 +30,13 @@ from .pipeline import Inputs, MaskForward, StagedPipeline
 class FeatureNet(nn.Module):
     """Backbone + FPN + RPN head convs + per-level top-k: the static-shape front of Mask R-CNN."""
 
-    def __init__(self, model, dtype: torch.dtype, channels_last: bool):
+    def __init__(self, model, dtype: torch.dtype, channels_last: bool, head_dtype: torch.dtype | None = None):
         super().__init__()
-        self.backbone = copy.deepcopy(model.backbone).to(dtype)
-        self.neck = copy.deepcopy(model.neck).to(dtype)
-        self.rpn_head = copy.deepcopy(model.rpn_head).to(dtype)
+        self.dtype, self.head_dtype = dtype, head_dtype or dtype
+        self.backbone = copy.deepcopy(model.backbone).to(self.dtype)
+        self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
+        self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
-        self.dtype = dtype
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -45,7 +45,7 @@ class FeatureNet(nn.Module):
         x = img.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = self.neck(self.backbone(x))
+        feats = self.neck([f.to(self.head_dtype) for f in self.backbone(x)])
         cls_scores, bbox_preds = self.rpn_head(feats)
         # mmcv's ops and mmdet's post-processing expect NCHW float32.
         feats = tuple(f.float().contiguous() for f in feats)
@@ -126,13 +126,15 @@ class GraphedPipeline(StagedPipeline):
     (BBoxHead.get_bboxes), and the raw-mask head's class-channel gather.
     """
 
-    def __init__(self, model, spec: PreprocessSpec, channels_last: bool = False):
+    def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = True):
         super().__init__(model, preprocess=None, fp16=False)
         on_cuda = self.device.type == "cuda"
         # On a CPU this runs the same computation eagerly in fp32 (for tests); graphs need CUDA.
         self.use_graphs = on_cuda
         self.spec = spec
-        self.net = FeatureNet(model, torch.float16 if on_cuda else torch.float32, channels_last).eval()
+        dtype = torch.float16 if on_cuda else torch.float32
+        head_dtype = dtype if fp16_heads else torch.float32
+        self.net = FeatureNet(model, dtype, channels_last and on_cuda, head_dtype).eval()
         self.max_proposals = model.rpn_head.test_cfg.max_per_img
         self.max_detections = model.roi_head.test_cfg.max_per_img
         self._states: dict = {}

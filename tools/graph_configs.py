@@ -1,0 +1,58 @@
+"""Compare inference_graph configurations in one run: total time (median) and parity per image.
+
+    python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30]
+"""
+import argparse
+import itertools
+import statistics
+import time
+
+import torch
+
+from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.gpu_preprocess import PreprocessSpec
+from mmdet_opt.parity import compare
+from mmdet_opt.results import Detections
+from mmdet_opt.suite import Suite
+from mmdet_opt.variants import variant_model, get_variant
+
+
+def median_ms(fn, runs):
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(runs):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1333x800,3840x2304")
+    parser.add_argument("--images", default="astronaut,coffee,rocket")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    suite = Suite("cuda")
+    for size_text in args.sizes.split(","):
+        size = tuple(int(v) for v in size_text.split("x"))
+        model = variant_model(suite.base, get_variant("inference_graph"), size)
+        spec = PreprocessSpec.from_config(model.cfg)
+        for channels_last, fp16_heads in itertools.product((False, True), (False, True)):
+            pipe = GraphedPipeline(model, spec, channels_last=channels_last, fp16_heads=fp16_heads)
+            images = args.images.split(",")
+            ms = median_ms(lambda: pipe(suite.image(images[0], size)), args.runs)
+            reports = []
+            for name in images:
+                img = suite.image(name, size)
+                rep = compare(suite.reference(size, name), Detections.from_mmdet(pipe(img), img.shape))
+                reports.append(f"{name} {rep.matched_fraction:.2f}/{rep.mask_iou_mean:.4f}")
+            print(f"{size_text} channels_last={channels_last} fp16_heads={fp16_heads}: total {ms:.2f} ms | "
+                  + ", ".join(reports), flush=True)
+
+
+if __name__ == "__main__":
+    main()
