@@ -33,7 +33,7 @@ class FeatureNet(nn.Module):
     def __init__(self, model, dtype: torch.dtype, channels_last: bool, head_dtype: torch.dtype | None = None):
         super().__init__()
         self.dtype, self.head_dtype = dtype, head_dtype or dtype
-        self.backbone = copy.deepcopy(model.backbone).to(self.dtype)
+        self.backbone = fold_batchnorm(copy.deepcopy(model.backbone)).to(self.dtype)
         self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
         self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
@@ -64,18 +64,49 @@ class FeatureNet(nn.Module):
         return feats, scores, deltas, kept_anchors
 
 
+@torch.no_grad()
+def fold_batchnorm(backbone: nn.Module) -> nn.Module:
+    """Fold each frozen BatchNorm into the convolution before it (in fp32, before any cast).
+
+    Inference-only: one kernel less per conv, and no BatchNorm arithmetic rounded in fp16.
+    Covers mmdet's ResNet layout: ``convN`` + ``normN_name`` pairs and ``downsample = (conv, bn)``.
+    """
+
+    def fold(conv: nn.Conv2d, bn) -> nn.Conv2d:
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                          conv.padding, conv.dilation, conv.groups, bias=True)
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+        return fused.to(conv.weight.device)
+
+    for module in backbone.modules():
+        for i in (1, 2, 3):
+            conv, norm_name = getattr(module, f"conv{i}", None), getattr(module, f"norm{i}_name", None)
+            if isinstance(conv, nn.Conv2d) and norm_name:
+                setattr(module, f"conv{i}", fold(conv, getattr(module, norm_name)))
+                setattr(module, norm_name, nn.Identity())
+        downsample = getattr(module, "downsample", None)
+        if isinstance(downsample, nn.Sequential) and len(downsample) == 2:
+            downsample[0] = fold(downsample[0], downsample[1])
+            downsample[1] = nn.Identity()
+    return backbone
+
+
 def static_roi_extract(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     """SingleRoIExtractor.forward without data-dependent shapes, so it can be graph-captured.
 
-    Every level's RoIAlign runs on all RoIs and each RoI keeps its own level's result (mmdet's
-    ONNX-export formulation): same values as mmdet's gather/scatter over the levels.
+    Every level's RoIAlign runs on all RoIs, those of other levels zeroed so they cost one sample
+    (mmdet's ONNX-export formulation); each RoI keeps its own level's result: the same values as
+    mmdet's gather/scatter over the levels.
     """
     feats = feats[: extractor.num_inputs]
     levels = extractor.map_roi_levels(rois, len(feats))
     out = 0
     for i, (feat, layer) in enumerate(zip(feats, extractor.roi_layers)):
-        keep = (levels == i).to(feat.dtype).view(-1, 1, 1, 1)
-        out = out + layer(feat, rois) * keep
+        keep = (levels == i).to(feat.dtype)
+        out = out + layer(feat, rois * keep[:, None]) * keep.view(-1, 1, 1, 1)
     return out
 
 
