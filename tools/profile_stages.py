@@ -17,6 +17,7 @@ def main():
     parser.add_argument("--image", default="astronaut")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--sort", default="self_cpu_time_total", help="e.g. self_cuda_time_total")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     suite = Suite("cuda")
@@ -29,7 +30,7 @@ def main():
         for _ in range(args.runs):
             pipeline(image)
         torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    print(prof.key_averages().table(sort_by=args.sort, row_limit=args.rows))
 
 
 if __name__ == "__main__":
