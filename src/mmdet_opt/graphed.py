@@ -16,6 +16,7 @@ in the same graph) and ``rpn_head`` is proposal selection alone.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 
@@ -47,8 +48,9 @@ class FeatureNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         feats = self.neck([f.to(self.head_dtype) for f in self.backbone(x)])
         cls_scores, bbox_preds = self.rpn_head(feats)
-        # mmcv's ops and mmdet's post-processing expect NCHW float32.
-        feats = tuple(f.float().contiguous() for f in feats)
+        # mmcv's RoIAlign reads its input as NCHW whatever its strides: hand it contiguous
+        # tensors. It takes fp16, so features stay in the heads' dtype (half the bytes of fp32).
+        feats = tuple(f.contiguous() for f in feats)
         # RPNHead._get_bboxes_single's per-level ranking, which has static shapes.
         scores, deltas, kept_anchors = [], [], []
         for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
@@ -105,8 +107,8 @@ def static_roi_extract(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     levels = extractor.map_roi_levels(rois, len(feats))
     out = 0
     for i, (feat, layer) in enumerate(zip(feats, extractor.roi_layers)):
-        keep = (levels == i).to(feat.dtype)
-        out = out + layer(feat, rois * keep[:, None]) * keep.view(-1, 1, 1, 1)
+        keep = (levels == i).to(rois.dtype)
+        out = out + layer(feat, (rois * keep[:, None]).to(feat.dtype)).float() * keep.view(-1, 1, 1, 1)
     return out
 
 
@@ -127,6 +129,16 @@ class CapturedCall:
     def __call__(self):
         self.graph.replay()
         return self.outputs
+
+
+@contextlib.contextmanager
+def _tf32_matmul():
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 NMS_CANDIDATES = 4000
@@ -235,7 +247,9 @@ class GraphedPipeline(StagedPipeline):
         if self.use_graphs:
             # cuDNN autotuning, here only: the chosen kernels are baked into the graphs, and
             # the global flag stays as it was for the other variants.
-            with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=True):
+            # TF32 for the RoI heads' matrix products, likewise baked in at capture.
+            with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=True), \
+                    _tf32_matmul():
                 first = CapturedCall(preprocess)
                 # All graphs replay in capture order, so they can share one memory pool.
                 calls = [first] + [CapturedCall(fn, pool=first.graph.pool()) for fn in calls[1:]]
