@@ -1,5 +1,4 @@
 """Every variant must give stock mmdet's masks: matched fraction and mean mask IoU per image."""
-import pytest
 
 from mmdet_opt.parity import compare
 

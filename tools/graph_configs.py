@@ -9,12 +9,12 @@ import time
 
 import torch
 
-from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.gpu_preprocess import PreprocessSpec
+from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite import Suite
-from mmdet_opt.variants import variant_model, get_variant
+from mmdet_opt.variants import get_variant, variant_model
 
 
 def median_ms(fn, runs):

@@ -181,7 +181,8 @@ def calibrate(model, cfg) -> None:
     for name, target in CALIBRATION:
         layer = model.get_submodule(name)
         outputs = []
-        handle = layer.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().flatten()))
+        handle = layer.register_forward_hook(
+            lambda _m, _i, out, outputs=outputs: outputs.append(out.detach().flatten()))
         try:
             model(return_loss=False, rescale=True, img=[img], img_metas=[img_metas])
         finally:

@@ -25,7 +25,7 @@ class PreprocessSpec:
     size_divisor: int
 
     @classmethod
-    def from_config(cls, cfg) -> "PreprocessSpec":
+    def from_config(cls, cfg) -> PreprocessSpec:
         from .detector import test_scale_of
 
         transforms = {}

@@ -48,7 +48,8 @@ for device in devices:
     rois = torch.tensor([[0, 0, 0, 4, 4], [1, 2, 2, 7, 7]], dtype=torch.float32, device=device)
     out = RoIAlign((2, 2), 1.0, 2)(feats, rois)
     assert out.shape == (2, 3, 2, 2), out.shape
-    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float32, device=device)
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]],
+                         dtype=torch.float32, device=device)
     scores = torch.tensor([0.9, 0.8, 0.7], device=device)
     dets, keep = nms(boxes, scores, 0.5)
     assert keep.tolist() == [0, 2], keep.tolist()

@@ -25,7 +25,7 @@ class Detections:
         return len(self.scores)
 
     @classmethod
-    def from_mmdet(cls, result, image_shape) -> "Detections":
+    def from_mmdet(cls, result, image_shape) -> Detections:
         """From ``(bbox_results, segm_results)``, mmdet's per-class lists."""
         bbox_results, segm_results = result
         h, w = image_shape[:2]

@@ -1,11 +1,9 @@
 """What the benchmark and parity tests share: one base model, pipelines, images, stock results."""
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from .detector import build_detector, set_test_scale
+from .detector import build_detector
 from .images import resize_to, sample_image
 from .results import Detections
 from .variants import get_variant
@@ -17,25 +15,34 @@ class Suite:
     def __init__(self, device: str = "cpu", config=None, checkpoint=None, seed: int = 0):
         self.device = device
         self.base = build_detector(config, checkpoint, device=device, seed=seed)
+        self._pipelines: dict = {}
+        self._images: dict = {}
+        self._references: dict = {}
 
-    @functools.lru_cache(maxsize=None)
     def pipeline(self, variant_name: str, size: tuple[int, int]):
-        return get_variant(variant_name).build(self.base, size)
+        key = (variant_name, tuple(size))
+        if key not in self._pipelines:
+            self._pipelines[key] = get_variant(variant_name).build(self.base, size)
+        return self._pipelines[key]
 
-    @functools.lru_cache(maxsize=None)
     def image(self, name: str, size: tuple[int, int]):
         """The named image resized to ``size``: the network runs at the image's own size."""
-        return resize_to(sample_image(name), size)
+        key = (name, tuple(size))
+        if key not in self._images:
+            self._images[key] = resize_to(sample_image(name), size)
+        return self._images[key]
 
-    @functools.lru_cache(maxsize=8)
     def reference(self, size: tuple[int, int], image_name: str) -> Detections:
         """Stock ``mmdet.apis.inference_detector`` on the same weights: what every variant must match."""
         from mmdet.apis import inference_detector
 
-        model = self.pipeline("inference", size).model
-        image = self.image(image_name, size)
-        with torch.no_grad():
-            return Detections.from_mmdet(inference_detector(model, image), image.shape)
+        key = (tuple(size), image_name)
+        if key not in self._references:
+            model = self.pipeline("inference", size).model
+            image = self.image(image_name, size)
+            with torch.no_grad():
+                self._references[key] = Detections.from_mmdet(inference_detector(model, image), image.shape)
+        return self._references[key]
 
     def detections(self, variant_name: str, size: tuple[int, int], image_name: str) -> Detections:
         image = self.image(image_name, size)
