@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torchvision.ops import batched_nms
 
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .pipeline import Inputs, MaskForward, StagedPipeline
@@ -34,7 +35,7 @@ class FeatureNet(nn.Module):
     def __init__(self, model, dtype: torch.dtype, channels_last: bool, head_dtype: torch.dtype | None = None):
         super().__init__()
         self.dtype, self.head_dtype = dtype, head_dtype or dtype
-        self.backbone = fold_batchnorm(copy.deepcopy(model.backbone)).to(self.dtype)
+        self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone))).to(self.dtype)
         self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
         self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
@@ -96,6 +97,43 @@ def fold_batchnorm(backbone: nn.Module) -> nn.Module:
     return backbone
 
 
+def _conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return torch.cudnn_convolution_relu(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                        conv.dilation, conv.groups)
+
+
+class FusedResNet(nn.Module):
+    """A BatchNorm-folded mmdet ResNet whose conv + ReLU (and conv + residual add + ReLU) run as
+    single cuDNN kernels: at 3840x2304 every separate ReLU or add is a full pass over a
+    hundreds-of-MB activation. Falls back to the module's own forward off CUDA."""
+
+    def __init__(self, resnet: nn.Module):
+        super().__init__()
+        self.resnet = resnet
+        self.fusable = not resnet.deep_stem and not any(
+            getattr(m, "with_plugins", False) or getattr(m, "with_dcn", False) for m in resnet.modules())
+
+    def _block(self, block, x):
+        identity = x if block.downsample is None else block.downsample(x)
+        out = _conv_relu(block.conv2, _conv_relu(block.conv1, x))
+        c3 = block.conv3
+        return torch.cudnn_convolution_add_relu(out, c3.weight, identity, 1.0, c3.bias, c3.stride,
+                                                c3.padding, c3.dilation, c3.groups)
+
+    def forward(self, x):
+        r = self.resnet
+        if not (x.is_cuda and self.fusable):
+            return r(x)
+        x = r.maxpool(_conv_relu(r.conv1, x))
+        outs = []
+        for i, name in enumerate(r.res_layers):
+            for block in getattr(r, name):
+                x = self._block(block, x)
+            if i in r.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
 def static_roi_extract(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     """SingleRoIExtractor.forward without data-dependent shapes, so it can be graph-captured.
 
@@ -152,8 +190,6 @@ def ranked_multiclass_nms(multi_bboxes, multi_scores, cfg, max_candidates: int =
     by score leaves one NMS; the result differs from mmdet's only if a candidate ranked below
     4000 would have survived into the final ``max_per_img``.
     """
-    from mmcv.ops import batched_nms
-
     n, num_classes = multi_scores.shape[0], multi_scores.shape[1] - 1
     scores = multi_scores[:, :-1].reshape(-1)
     top, idx = scores.topk(min(max_candidates, scores.numel()))
@@ -162,8 +198,27 @@ def ranked_multiclass_nms(multi_bboxes, multi_scores, cfg, max_candidates: int =
     inds = (top > cfg.score_thr).nonzero(as_tuple=False).squeeze(1)
     if inds.numel() == 0:
         return boxes.new_zeros((0, 5)), labels.new_zeros((0,))
-    dets, keep = batched_nms(boxes[inds], top[inds], labels[inds], cfg.nms)
-    return dets[: cfg.max_per_img], labels[inds][keep][: cfg.max_per_img]
+    boxes, top, labels = boxes[inds], top[inds], labels[inds]
+    keep = batched_nms(boxes, top, labels, cfg.nms.iou_threshold)[: cfg.max_per_img]
+    return torch.cat([boxes[keep], top[keep, None]], dim=1), labels[keep]
+
+
+def rpn_proposals(rpn_head, scores, deltas, anchors, level_ids, img_shape) -> torch.Tensor:
+    """RPNHead._bbox_post_process with torchvision's NMS.
+
+    mmcv's CUDA NMS ends in a single-thread kernel that walks the suppression mask (about 1 ms
+    for 5000 boxes on an H100); torchvision's walks it on the host after one copy. Same greedy
+    NMS, same per-level separation (boxes offset by level), same result.
+    """
+    cfg = rpn_head.test_cfg
+    scores, ids = torch.cat(scores), torch.cat(level_ids)
+    proposals = rpn_head.bbox_coder.decode(torch.cat(anchors), torch.cat(deltas), max_shape=img_shape)
+    if cfg.min_bbox_size >= 0:
+        w, h = proposals[:, 2] - proposals[:, 0], proposals[:, 3] - proposals[:, 1]
+        valid = ((w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)).nonzero(as_tuple=False).squeeze(1)
+        proposals, scores, ids = proposals[valid], scores[valid], ids[valid]
+    keep = batched_nms(proposals, scores, ids, cfg.nms.iou_threshold)[: cfg.max_per_img]
+    return torch.cat([proposals[keep], scores[keep, None]], dim=1)
 
 
 @dataclass
@@ -284,9 +339,8 @@ class GraphedPipeline(StagedPipeline):
     def rpn_head(self, feats, inputs: Inputs):
         _, scores, deltas, anchors = feats
         state = self._state_of(inputs)
-        rpn = self.model.rpn_head
-        return [rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg,
-                                       inputs.img_metas[0]["img_shape"])]
+        return [rpn_proposals(self.model.rpn_head, scores, deltas, anchors, state.level_ids,
+                              inputs.img_metas[0]["img_shape"])]
 
     @torch.no_grad()
     def bbox_head(self, feats, proposals, inputs: Inputs):
