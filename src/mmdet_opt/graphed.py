@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
 
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .pipeline import Inputs, MaskForward, StagedPipeline
@@ -190,6 +189,8 @@ def ranked_multiclass_nms(multi_bboxes, multi_scores, cfg, max_candidates: int =
     by score leaves one NMS; the result differs from mmdet's only if a candidate ranked below
     4000 would have survived into the final ``max_per_img``.
     """
+    from mmcv.ops import batched_nms
+
     n, num_classes = multi_scores.shape[0], multi_scores.shape[1] - 1
     scores = multi_scores[:, :-1].reshape(-1)
     top, idx = scores.topk(min(max_candidates, scores.numel()))
@@ -198,27 +199,8 @@ def ranked_multiclass_nms(multi_bboxes, multi_scores, cfg, max_candidates: int =
     inds = (top > cfg.score_thr).nonzero(as_tuple=False).squeeze(1)
     if inds.numel() == 0:
         return boxes.new_zeros((0, 5)), labels.new_zeros((0,))
-    boxes, top, labels = boxes[inds], top[inds], labels[inds]
-    keep = batched_nms(boxes, top, labels, cfg.nms.iou_threshold)[: cfg.max_per_img]
-    return torch.cat([boxes[keep], top[keep, None]], dim=1), labels[keep]
-
-
-def rpn_proposals(rpn_head, scores, deltas, anchors, level_ids, img_shape) -> torch.Tensor:
-    """RPNHead._bbox_post_process with torchvision's NMS.
-
-    mmcv's CUDA NMS ends in a single-thread kernel that walks the suppression mask (about 1 ms
-    for 5000 boxes on an H100); torchvision's walks it on the host after one copy. Same greedy
-    NMS, same per-level separation (boxes offset by level), same result.
-    """
-    cfg = rpn_head.test_cfg
-    scores, ids = torch.cat(scores), torch.cat(level_ids)
-    proposals = rpn_head.bbox_coder.decode(torch.cat(anchors), torch.cat(deltas), max_shape=img_shape)
-    if cfg.min_bbox_size >= 0:
-        w, h = proposals[:, 2] - proposals[:, 0], proposals[:, 3] - proposals[:, 1]
-        valid = ((w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)).nonzero(as_tuple=False).squeeze(1)
-        proposals, scores, ids = proposals[valid], scores[valid], ids[valid]
-    keep = batched_nms(proposals, scores, ids, cfg.nms.iou_threshold)[: cfg.max_per_img]
-    return torch.cat([proposals[keep], scores[keep, None]], dim=1)
+    dets, keep = batched_nms(boxes[inds], top[inds], labels[inds], cfg.nms)
+    return dets[: cfg.max_per_img], labels[inds][keep][: cfg.max_per_img]
 
 
 @dataclass
@@ -339,8 +321,9 @@ class GraphedPipeline(StagedPipeline):
     def rpn_head(self, feats, inputs: Inputs):
         _, scores, deltas, anchors = feats
         state = self._state_of(inputs)
-        return [rpn_proposals(self.model.rpn_head, scores, deltas, anchors, state.level_ids,
-                              inputs.img_metas[0]["img_shape"])]
+        rpn = self.model.rpn_head
+        return [rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg,
+                                       inputs.img_metas[0]["img_shape"])]
 
     @torch.no_grad()
     def bbox_head(self, feats, proposals, inputs: Inputs):
