@@ -125,6 +125,55 @@ def pytest_configure(config):
     storage = config.getoption("benchmark_storage", None)
     if storage and storage.rstrip("/").endswith("baselines"):
         config.option.benchmark_storage = f"{storage.rstrip('/')}/{device_slug(config._mmdet_opt.device)}"
+    _check_compare_baselines(config)
+
+
+def _check_compare_baselines(config):
+    """--benchmark-compare: a usage error naming the file, before pytest-benchmark loads it.
+
+    Left to itself, pytest-benchmark crashes on a path that does not exist, and only warns (then
+    compares against nothing, so --benchmark-compare-fail passes) on a name that matches no run,
+    an empty or corrupt file, or a run of another device (whose timings say nothing about this one).
+    A bare --benchmark-compare with no stored run yet keeps pytest-benchmark's warning: a first run.
+    """
+    compare = config.getoption("benchmark_compare", None)
+    storage = config.getoption("benchmark_storage", None) or ""
+    if not compare or ("://" in storage and not storage.startswith("file://")):
+        return
+    from pytest_benchmark.storage.file import FileStorage
+    from pytest_benchmark.utils import get_machine_id
+
+    from mmdet_opt.machine import device_name
+    from mmdet_opt.report import ReportError, load_run
+
+    root = Path(storage.removeprefix("file://"))
+    stored = FileStorage(root, logger=None, default_machine_id=get_machine_id())
+    if compare is True:
+        files = stored.query("[0-9][0-9][0-9][0-9]_")[-1:]  # the latest run, as pytest-benchmark picks
+    else:
+        try:
+            files = stored.query(compare)
+        except ValueError:  # pytest-benchmark's reaction to a path that is not a file
+            raise pytest.UsageError(f"--benchmark-compare: no such file: {compare}") from None
+        if not files:
+            elsewhere = sorted(p for p in root.parent.glob(f"*/*/{compare.rstrip('*')}*.json")
+                               if root not in p.parents)
+            hint = "" if not elsewhere else (
+                f"; runs of other devices match: {', '.join(map(str, elsewhere))} (timings compare only "
+                "on one device; `pytest-benchmark compare` shows runs side by side)")
+            raise pytest.UsageError(f"--benchmark-compare: no stored run matches {compare!r} under {root}"
+                                    + hint)
+    here = device_name(config._mmdet_opt.device)
+    for path in files:
+        try:
+            run = load_run(path)
+        except ReportError as exc:
+            raise pytest.UsageError(f"--benchmark-compare: {exc}") from None
+        info = run.get("machine_info")
+        recorded = info.get("device") if isinstance(info, dict) else None
+        if recorded and recorded != here:
+            raise pytest.UsageError(f"--benchmark-compare: {path} was recorded on {recorded}, this run is on "
+                                    f"{here}; compare against a run of this device (baselines/<device>/)")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

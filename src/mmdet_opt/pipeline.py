@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .inputs import prepare_image
+
 STAGES = ("pre-processing", "backbone", "rpn_head", "roi_head", "mask forward", "mask post-processing")
 
 
@@ -46,6 +48,8 @@ class StagedPipeline:
 
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> Inputs:
+        # The same front door for every variant: bad input fails here, before any model work.
+        image = prepare_image(image, self.model.cfg)
         img, img_metas = self._preprocess(self.model, image, self.device)
         for meta in img_metas:  # BaseDetector.forward_test adds this
             meta["batch_input_shape"] = tuple(img.shape[-2:])
@@ -101,6 +105,8 @@ class StagedPipeline:
         return bbox_results, self.mask_post(masks, det_labels, inputs)
 
     def __call__(self, image: np.ndarray):
+        # Also here, for pipelines that bring their own preprocess; a checked image passes again as is.
+        image = prepare_image(image, self.model.cfg)
         inputs = self.preprocess(image)
         feats = self.backbone(inputs)
         proposals = self.rpn_head(feats, inputs)

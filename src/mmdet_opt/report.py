@@ -23,13 +23,27 @@ class ReportError(ValueError):
 def load_run(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        if not text.strip():
+            raise ReportError(f"{path} is empty; was the run interrupted?")
+        data = json.loads(text)
     except FileNotFoundError:
         raise ReportError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReportError(f"{path} is a directory, not a benchmark JSON file") from None
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path} is not valid JSON ({exc}); was the run interrupted?") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ReportError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
+    for i, bench in enumerate(data["benchmarks"]):
+        # What pytest-benchmark itself needs of each entry (it skips the whole file otherwise).
+        stats = bench.get("stats") if isinstance(bench, dict) else None
+        if not isinstance(stats, dict) or not isinstance(stats.get("median"), (int, float)):
+            name = bench.get("fullname", "?") if isinstance(bench, dict) else repr(bench)
+            raise ReportError(f"{path}: benchmark #{i} ({name}) has no stats.median; "
+                              "not a pytest-benchmark JSON, or a damaged one")
     return data
 
 
@@ -102,6 +116,9 @@ def main(argv=None) -> int:
             stage_chart(data, args.chart)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the chart could not be written
+        print(f"error: cannot write {args.chart}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,0 +1,167 @@
+"""Edge outputs: no detections at all, and boxes on, across or degenerate at the image border.
+
+Mask pasting is checked against mmdet's own ``FCNMaskHead.get_seg_masks`` fed logits whose
+sigmoid is exactly the probabilities our functions get (the same ``sigmoid`` on the same tensor).
+"""
+import copy
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmdet.models.roi_heads.mask_heads.fcn_mask_head import FCNMaskHead
+from pycocotools import mask as mask_utils
+
+from mmdet_opt.detector import build_detector
+from mmdet_opt.images import resize_to, sample_image
+from mmdet_opt.parity import compare
+from mmdet_opt.paste import box_regions, encode_rle, paste_masks, paste_masks_at_box
+from mmdet_opt.pipeline import stage_calls
+from mmdet_opt.results import Detections
+from mmdet_opt.variants import Variant, get_variant
+
+SCALE = (320, 192)
+CPU_VARIANTS = {
+    "inference": get_variant("inference"),
+    "gpu_pre_fp32": Variant("gpu_pre_fp32", gpu_preprocess=True),
+    "raw_fp32": Variant("raw_fp32", gpu_preprocess=True, raw_mask=True),
+}
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                   reason="needs CUDA"))]
+
+
+# --- zero detections ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def no_detections_model():
+    """The calibrated detector with a score threshold no score reaches: a model that finds nothing."""
+    model = build_detector(test_scale=SCALE)
+    model.roi_head.test_cfg.score_thr = 1.01
+    return model
+
+
+@pytest.fixture(scope="module")
+def image():
+    return resize_to(sample_image("astronaut"), SCALE)
+
+
+@pytest.fixture(scope="module")
+def stock_empty(no_detections_model, image):
+    from mmdet.apis import inference_detector
+
+    with torch.no_grad():
+        result = inference_detector(copy.deepcopy(no_detections_model), image)
+    return Detections.from_mmdet(result, image.shape)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", list(CPU_VARIANTS))
+def test_no_detections_through_every_variant(which, no_detections_model, image, stock_empty):
+    assert len(stock_empty) == 0
+    pipeline = CPU_VARIANTS[which].build(no_detections_model, SCALE)
+    dets = Detections.from_mmdet(pipeline(image), image.shape)
+    assert len(dets) == 0
+    assert dets.boxes.shape == (0, 4) and dets.full_masks().shape == (0,) + image.shape[:2]
+    report = compare(stock_empty, dets)
+    assert report.matched_fraction == 1.0 and report.mask_iou_mean == 1.0 and report.passes(), str(report)
+    assert not {"mask forward", "mask post-processing"} & stage_calls(pipeline, image).keys()
+
+
+def test_empty_against_non_empty_is_not_perfect():
+    empty = Detections.from_mmdet(([np.zeros((0, 5), np.float32)] * 80, [[] for _ in range(80)]), (192, 320))
+    assert len(empty) == 0 and compare(empty, empty).passes()
+    one = Detections(np.array([[1, 1, 9, 9]], np.float32), np.array([0.9], np.float32),
+                     np.array([0]), np.ones((1, 192, 320), bool), (192, 320))
+    assert compare(empty, one).matched_fraction == 0.0
+    assert compare(one, empty).matched_fraction == 0.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pasting_nothing(device):
+    none = torch.zeros(0, 28, 28, device=device)
+    boxes = torch.zeros(0, 4, device=device)
+    assert paste_masks(none, boxes, 37, 53).shape == (0, 37, 53)
+    assert paste_masks_at_box(none, boxes, 37, 53) == []
+    assert encode_rle(none, boxes, 37, 53) == []
+
+
+# --- boxes at the border, and degenerate boxes ---------------------------------------------------
+
+H, W = 37, 53
+BORDER_BOXES = {
+    "touching-top-left": [0, 0, 10, 10],
+    "touching-bottom-right": [40, 20, W, H],
+    "crossing-top-left": [-8.3, -5.2, 12.7, 9.9],
+    "crossing-bottom-right": [45.5, 30.2, W + 9.1, H + 7.7],
+    "covering-the-image": [-20, -20, W + 20, H + 20],
+    "sub-pixel": [30, 12, 30.3, 12.2],
+}
+# Zero width or height: mmdet's _do_paste_mask turns the infinite grid coordinates into 0, so it
+# samples the mask's centre line over the whole pasted region. That region is the box +- 1 pixel
+# on CPU (skip_empty) and the whole image on GPU, so stock itself gives different pixels per device.
+DEGENERATE_BOXES = {
+    "zero-width-on-pixel-edge": [10, 10, 10, 20],
+    "zero-width-on-pixel-centre": [10.5, 10, 10.5, 20],
+    "zero-width-at-right-border": [W, 5, W, 20],
+    "zero-height": [5, 7.5, 25, 7.5],
+    "point": [20, 20, 20, 20],
+}
+
+
+def mask_inputs(boxes: dict, device: str, num_classes: int = 3, seed: int = 0):
+    """(logits (N, C, 28, 28), probabilities of each detection's class (N, 28, 28), boxes, labels)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = len(boxes)
+    logits = (torch.randn(n, num_classes, 28, 28, generator=gen) * 4).to(device)
+    labels = torch.randint(0, num_classes, (n,), generator=gen).to(device)
+    probs = logits.sigmoid()[torch.arange(n, device=device), labels]  # the op get_seg_masks applies
+    return logits, probs, torch.tensor(list(boxes.values()), dtype=torch.float32, device=device), labels
+
+
+def stock_masks(logits, boxes, labels, h=H, w=W) -> np.ndarray:
+    """(N, h, w) bool from mmdet's FCNMaskHead.get_seg_masks, back in detection order."""
+    head = FCNMaskHead(num_convs=1, in_channels=8, conv_out_channels=8, num_classes=logits.shape[1])
+    det_bboxes = torch.cat([boxes, torch.ones_like(boxes[:, :1])], dim=1)
+    segms = head.get_seg_masks(logits, det_bboxes, labels, mmcv.ConfigDict(mask_thr_binary=0.5),
+                               (h, w, 3), np.ones(4, np.float32), rescale=True)
+    per_class = {c: iter(s) for c, s in enumerate(segms)}
+    return np.stack([next(per_class[int(label)]) for label in labels])
+
+
+def at_box_on_canvas(probs, boxes, h=H, w=W) -> np.ndarray:
+    canvas = np.zeros((len(probs), h, w), bool)
+    for i, (mask, (x0, y0)) in enumerate(paste_masks_at_box(probs, boxes, h, w)):
+        canvas[i, y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] = mask
+    return canvas
+
+
+def decoded(rles) -> np.ndarray:
+    return mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("boxes", [BORDER_BOXES, DEGENERATE_BOXES], ids=["border", "degenerate"])
+def test_full_image_paste_matches_stock(device, boxes):
+    logits, probs, b, labels = mask_inputs(boxes, device)
+    expected = stock_masks(logits, b, labels)
+    assert expected.any(), "the probabilities should put some pixels in"
+    assert np.array_equal(paste_masks(probs, b, H, W).cpu().numpy(), expected)
+    assert np.array_equal(decoded(encode_rle(probs, b, H, W)), expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_box_local_paste_matches_stock_at_the_border(device):
+    logits, probs, b, labels = mask_inputs(BORDER_BOXES, device)
+    assert np.array_equal(at_box_on_canvas(probs, b), stock_masks(logits, b, labels))
+
+
+def test_box_local_paste_of_degenerate_boxes_stays_inside_the_box():
+    """Inside its pixel region it is stock's paste; outside, stock's centre-line artefact is left out."""
+    logits, probs, b, labels = mask_inputs(DEGENERATE_BOXES, "cpu")
+    expected = stock_masks(logits, b, labels)
+    ours = at_box_on_canvas(probs, b)
+    for i, (x0, y0, x1, y1) in enumerate(box_regions(b, H, W)):
+        assert np.array_equal(ours[i, y0:y1, x0:x1], expected[i, y0:y1, x0:x1])
+        outside = ours[i].copy()
+        outside[y0:y1, x0:x1] = False
+        assert not outside.any()
