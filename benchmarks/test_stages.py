@@ -3,6 +3,8 @@
 Each round times one stage from the previous stage's real outputs. GPU work is asynchronous, so
 the timed callable ends with a synchronize and each round starts from an idle GPU (``setup``).
 """
+import time
+
 import pytest
 import torch
 
@@ -32,16 +34,19 @@ def sync(device: str):
 
 
 @pytest.mark.parametrize("stage", STAGES + (TOTAL,))
-def test_stage(benchmark, calls, variant, size, stage, settings):
+def test_stage(benchmark, calls, variant, size, stage, settings, request):
     stage_fns, n_dets = calls(variant.name, size)
     if stage not in stage_fns:
         pytest.skip(f"{stage}: no detections on {settings.bench_image}, so no mask stages")
     fn = stage_fns[stage]
     device = settings.device
+    delay = request.config.getoption("--inject-delay-ms") / 1000
 
     def timed():
         fn()
         sync(device)
+        if delay:
+            time.sleep(delay)
 
     benchmark.group = f"{size[0]}x{size[1]} {stage}"
     benchmark.extra_info.update(variant=variant.name, size=f"{size[0]}x{size[1]}", stage=stage,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .pipeline import TOTAL
 
-COLUMNS = ("pre-processing", "backbone", "rpn_head", "mask forward", "mask post-processing", "roi_head", TOTAL)
+COLUMNS = ("pre-processing", "backbone", "rpn_head", "mask forward", "mask post-processing", "roi_head",
+           TOTAL)
 BASELINE_VARIANT = "inference"
 
 
@@ -81,7 +82,28 @@ def markdown(data: dict) -> str:
             speedup = f"{base_total / total:.2f}x" if base_total and total else ""
             lines.append(f"| {variant} | " + " | ".join(cells) + f" | {speedup} |")
         lines.append("")
+    lines.extend(throughput_markdown(data))
     return "\n".join(lines)
+
+
+def throughput_markdown(data: dict) -> list:
+    """Images per second per variant and batch, one table per size (if the run has them)."""
+    table = defaultdict(lambda: defaultdict(dict))
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if "batch" in info and "variant" in info:
+            table[info["size"]][info["variant"]][info["batch"]] = info["batch"] / bench["stats"]["median"]
+    lines = []
+    for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
+        batches = sorted({b for per_batch in rows.values() for b in per_batch})
+        lines += [f"### {size} throughput (images/s)", "",
+                  "| variant | " + " | ".join(f"batch {b}" for b in batches) + " |",
+                  "|---" * (len(batches) + 1) + "|"]
+        for variant, per_batch in rows.items():
+            lines.append(f"| {variant} | " + " | ".join(
+                f"{per_batch[b]:.1f}" if b in per_batch else "" for b in batches) + " |")
+        lines.append("")
+    return lines
 
 
 def stage_chart(data: dict, out: str | Path) -> None:

@@ -1,0 +1,48 @@
+"""Throughput: images per second at batch 1, 4 and 16, stock against the GPU-resident variant.
+
+Stock gets a real batch (``inference_detector`` on a list: one collated forward). The
+GPU-resident pipeline runs at batch 1 by design (its graphs are per input shape), so a batch of
+N is N calls back to back; the figure is what a user feeding N images gets either way.
+"""
+import pytest
+import torch
+
+THROUGHPUT_VARIANTS = ("inference", "inference_graph")
+BATCHES = (1, 4, 16)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("throughput_variant", THROUGHPUT_VARIANTS)
+def test_throughput(benchmark, suite, settings, size, throughput_variant, batch):
+    from mmdet.apis import inference_detector
+
+    from mmdet_opt.variants import get_variant
+
+    if throughput_variant not in settings.variants:
+        pytest.skip(f"{throughput_variant} not selected (--variants)")
+    if get_variant(throughput_variant).needs_cuda and not settings.on_gpu:
+        pytest.skip(f"{throughput_variant} needs CUDA")
+    if batch > 1 and not settings.on_gpu:
+        pytest.skip("CPU smoke run: batch 1 only (a batch of 16 takes minutes on a CPU)")
+    pipeline = suite.pipeline(throughput_variant, size)
+    images = [suite.image(settings.bench_image, size)] * batch
+    if throughput_variant == "inference":
+        def run():
+            with torch.no_grad():
+                inference_detector(pipeline.model, images)
+    else:
+        def run():
+            for image in images:
+                pipeline(image)
+
+    def timed():
+        run()
+        if settings.on_gpu:
+            torch.cuda.synchronize()
+
+    benchmark.group = f"{size[0]}x{size[1]} throughput batch {batch}"
+    benchmark.extra_info.update(variant=throughput_variant, size=f"{size[0]}x{size[1]}", batch=batch,
+                                image=settings.bench_image)
+    rounds = max(3, settings.rounds // batch)
+    benchmark.pedantic(timed, rounds=rounds, warmup_rounds=min(settings.warmup_rounds, 2), iterations=1)
+    benchmark.extra_info["images_per_second"] = round(batch / benchmark.stats.stats.median, 2)
