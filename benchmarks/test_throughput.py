@@ -44,5 +44,12 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch)
     benchmark.extra_info.update(variant=throughput_variant, size=f"{size[0]}x{size[1]}", batch=batch,
                                 image=settings.bench_image)
     rounds = max(3, settings.rounds // batch)
-    benchmark.pedantic(timed, rounds=rounds, warmup_rounds=min(settings.warmup_rounds, 2), iterations=1)
+    try:
+        benchmark.pedantic(timed, rounds=rounds, warmup_rounds=min(settings.warmup_rounds, 2), iterations=1)
+    except torch.OutOfMemoryError as exc:
+        torch.cuda.empty_cache()
+        # A measured outcome, not a failure of the suite: stock mmdet's batch of 16 at
+        # 3840x2304 does not fit an 80 GB H100 beside the suite's other models.
+        pytest.skip(f"{throughput_variant} batch {batch} at {size[0]}x{size[1]}: out of GPU memory "
+                    f"({str(exc).splitlines()[0][:160]})")
     benchmark.extra_info["images_per_second"] = round(batch / benchmark.stats.stats.median, 2)
