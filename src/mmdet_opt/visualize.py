@@ -189,14 +189,16 @@ def render(image, stock, candidate, variant_name: str, classes, score_thr: float
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mmdet_opt.visualize", description=__doc__.split("\n")[0])
-    p.add_argument("--variant", default="inference_raw_mask", help="variant drawn right of stock (default: %(default)s)")
+    p.add_argument("--variant", default="inference_raw_mask",
+                   help="variant drawn right of stock (default: %(default)s)")
     p.add_argument("--fp32", action="store_true", help="draw the variant's composition without fp16 (runs on CPU)")
     p.add_argument("--image", default="astronaut", help="sample name or image file (default: %(default)s)")
     p.add_argument("--size", default="1333x800", help="WxH the image is resized to (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--checkpoint", default=None, help="mmdet checkpoint (default: calibrated synthetic weights)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights (default: %(default)s)")
-    p.add_argument("--score-thr", type=float, default=0.3, help="draw detections scoring at least this (default: %(default)s)")
+    p.add_argument("--score-thr", type=float, default=0.3,
+                   help="draw detections scoring at least this (default: %(default)s)")
     p.add_argument("--out", default="side_by_side.png", help="PNG to write (default: %(default)s)")
     return p
 
