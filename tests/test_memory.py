@@ -95,10 +95,6 @@ def test_chunks_stay_within_one_mask_of_the_limit(n, h, w, limit):
     assert largest * per_mask <= max(limit, per_mask) + per_mask
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "paste.num_chunks: k = ceil(n * mask bytes / limit) chunks of ceil(n / k) masks can hold one mask "
-    "more than the limit (100 masks at 7680x4320: 38 chunks of 3 = 1.19 GB > 1 GiB); fix by "
-    "splitting into chunks of max(1, limit // mask bytes) masks"))
 @pytest.mark.parametrize("n, h, w, limit", [CASES[1], CASES[2]])
 def test_chunks_stay_within_the_limit(n, h, w, limit):
     per_mask = h * w * BYTES_PER_PIXEL

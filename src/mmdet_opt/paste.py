@@ -24,7 +24,9 @@ def _as_tensor(x, device=None, dtype=torch.float32) -> torch.Tensor:
 
 
 def num_chunks(n: int, img_h: int, img_w: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
-    return max(1, min(n, math.ceil(n * img_h * img_w * BYTES_PER_PIXEL / max_chunk_bytes)))
+    """How many chunks keep each ``torch.chunk`` piece within ``max_chunk_bytes`` (one mask at least)."""
+    per_chunk = max(1, max_chunk_bytes // (img_h * img_w * BYTES_PER_PIXEL))
+    return max(1, math.ceil(n / per_chunk))
 
 
 def paste_masks(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,

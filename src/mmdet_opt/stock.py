@@ -1,6 +1,7 @@
 """Stock mmdet input preparation, exactly as ``mmdet.apis.inference_detector`` does it."""
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -12,7 +13,7 @@ def stock_test_pipeline(cfg):
     from mmdet.datasets import replace_ImageToTensor
     from mmdet.datasets.pipelines import Compose
 
-    cfg = cfg.copy()
+    cfg = copy.deepcopy(cfg)  # Config.copy is shallow: the edit below would reach model.cfg
     cfg.data.test.pipeline[0].type = "LoadImageFromWebcam"
     with warnings.catch_warnings():  # the ImageToTensor -> DefaultFormatBundle notice, every call
         warnings.simplefilter("ignore", UserWarning)
