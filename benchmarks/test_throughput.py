@@ -52,4 +52,5 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch)
         # 3840x2304 does not fit an 80 GB H100 beside the suite's other models.
         pytest.skip(f"{throughput_variant} batch {batch} at {size[0]}x{size[1]}: out of GPU memory "
                     f"({str(exc).splitlines()[0][:160]})")
-    benchmark.extra_info["images_per_second"] = round(batch / benchmark.stats.stats.median, 2)
+    if benchmark.stats is not None:  # None under --benchmark-disable (one untimed call)
+        benchmark.extra_info["images_per_second"] = round(batch / benchmark.stats.stats.median, 2)
