@@ -1,18 +1,20 @@
 """``inference_graph``: the GPU-resident fast path.
 
 At batch 1 the GPU mostly waits for Python: kernel launches, host syncs, CPU-side work. This
-pipeline removes the waiting where shapes are static:
+pipeline removes the waiting where shapes are static, with CUDA graphs captured per input shape:
 
 - the uint8 image goes through one pinned staging buffer to the device; normalisation and padding
-  run there (``gpu_preprocess.normalize_pad``), replayed from a CUDA graph;
-- backbone + FPN + RPN head convolutions run in fp16 (weights cast once), replayed from a second
-  CUDA graph captured per input shape; the graph hands mmcv ops contiguous NCHW float32 features,
+  run there (``gpu_preprocess.normalize_pad``), replayed from a graph;
+- the backbone runs in fp16 with BatchNorm folded into its convs and cuDNN's fused conv+ReLU /
+  conv+add+ReLU; FPN and RPN head convs (fp32 by default: fp16 there cost parity) and the RPN's
+  per-level top-k follow in the same graph, which hands mmcv ops contiguous NCHW float32 features
   whatever memory format it computes in (mmcv's RoIAlign reads channels_last tensors as NCHW);
-- the RoI heads run as in mmdet, in fp32, with the raw-mask head: masks come back as 28x28
-  probabilities, pasted on demand (``paste``).
+- the bbox head over 1000 zero-padded RoIs and the mask head over 100 are graphs too; only NMS
+  and score thresholding (data-dependent sizes) run eagerly, with mmdet's / mmcv's own code;
+- masks come back raw (28x28 probabilities), pasted on demand (``paste``).
 
 Stages keep the study's names; here ``backbone`` also covers the RPN head's convolutions (they are
-in the same graph) and ``rpn_head`` is proposal selection alone.
+in the same graph) and ``rpn_head`` is proposal selection alone. docs/perf.md has the measurements.
 """
 from __future__ import annotations
 
