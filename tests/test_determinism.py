@@ -43,14 +43,12 @@ def assert_close(a: Detections, b: Detections, what: str):
     assert report.mask_iou_min >= 0.999 and report.score_diff_max <= 1e-4, f"{what}: {report}"
 
 
-SCALE = (320, 192)
+SCALE = (320, 192)  # the scale small_base_model (tests/conftest.py) is built at
 
 
 @pytest.fixture(scope="module")
-def cpu_model():
-    model = build_detector(test_scale=SCALE)
-    model.roi_head.test_cfg.max_per_img = 10
-    return model
+def cpu_model(small_base_model):
+    return small_base_model
 
 
 @pytest.mark.slow

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from mmdet_opt import paste
-from mmdet_opt.detector import build_detector
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.paste import BYTES_PER_PIXEL, encode_rle, num_chunks, paste_masks
 from mmdet_opt.results import Detections
@@ -130,14 +129,12 @@ def test_gpu_paste_peak_memory_follows_the_chunk_size(h, w):
 
 # --- raw masks: memory follows detections ---------------------------------------------------------
 
-SCALE = (320, 192)
+SCALE = (320, 192)  # the scale small_base_model (tests/conftest.py) is built at
 
 
 @pytest.fixture(scope="module")
-def model():
-    base = build_detector(test_scale=SCALE)
-    base.roi_head.test_cfg.max_per_img = 10
-    return base
+def model(small_base_model):
+    return small_base_model
 
 
 def segm_bytes(result) -> int:
