@@ -1,4 +1,7 @@
-"""Options of the benchmark files only."""
+"""Options and helpers of the benchmark files only."""
+import time
+
+import pytest
 
 
 def pytest_addoption(parser):
@@ -6,3 +9,31 @@ def pytest_addoption(parser):
         "--inject-delay-ms", type=float, default=0.0,
         help="add this many ms to every timed call: shows that --benchmark-compare-fail catches a "
              "regression (never use it for a baseline)")
+    parser.getgroup("mmdet-opt").addoption(
+        "--warmup-seconds", type=float, default=None,
+        help="untimed calls continue until this long has passed, after --warmup-rounds "
+             "(default 1.0 on GPU, 0 on CPU)")
+
+
+@pytest.fixture(scope="session")
+def warm_up(settings, request):
+    """``warm_up(fn)``: --warmup-rounds untimed calls, continued for --warmup-seconds in all.
+
+    Each benchmark starts after an idle gap (the next pipeline being built and captured); a fixed
+    handful of calls left some runs measuring before the machine was back to a steady state, so
+    the stored medians of a run shifted as a whole by up to a third between runs.
+    """
+    seconds = request.config.getoption("--warmup-seconds")
+    if seconds is None:
+        seconds = 1.0 if settings.on_gpu else 0.0
+    disabled = request.config.getoption("benchmark_disable")
+
+    def run(fn):
+        if disabled:  # one untimed call follows anyway: nothing to warm up for
+            return
+        start, calls = time.perf_counter(), 0
+        while calls < settings.warmup_rounds or time.perf_counter() - start < seconds:
+            fn()
+            calls += 1
+
+    return run

@@ -34,7 +34,7 @@ def sync(device: str):
 
 
 @pytest.mark.parametrize("stage", STAGES + (TOTAL,))
-def test_stage(benchmark, calls, variant, size, stage, settings, request):
+def test_stage(benchmark, calls, variant, size, stage, settings, request, warm_up):
     stage_fns, n_dets = calls(variant.name, size)
     if stage not in stage_fns:
         pytest.skip(f"{stage}: no detections on {settings.bench_image}, so no mask stages")
@@ -53,7 +53,7 @@ def test_stage(benchmark, calls, variant, size, stage, settings, request):
                                 image=settings.bench_image, detections=n_dets)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    benchmark.pedantic(timed, setup=lambda: sync(device), rounds=settings.rounds,
-                       warmup_rounds=settings.warmup_rounds, iterations=1)
+    warm_up(timed)
+    benchmark.pedantic(timed, setup=lambda: sync(device), rounds=settings.rounds, iterations=1)
     if device.startswith("cuda"):
         benchmark.extra_info["peak_gpu_mem_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)

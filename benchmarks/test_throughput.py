@@ -13,7 +13,7 @@ BATCHES = (1, 4, 16)
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("throughput_variant", THROUGHPUT_VARIANTS)
-def test_throughput(benchmark, suite, settings, size, throughput_variant, batch):
+def test_throughput(benchmark, suite, settings, size, throughput_variant, batch, warm_up):
     from mmdet.apis import inference_detector
 
     from mmdet_opt.variants import get_variant
@@ -43,9 +43,10 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch)
     benchmark.group = f"{size[0]}x{size[1]} throughput batch {batch}"
     benchmark.extra_info.update(variant=throughput_variant, size=f"{size[0]}x{size[1]}", batch=batch,
                                 image=settings.bench_image)
-    rounds = max(3, settings.rounds // batch)
+    rounds = max(5, settings.rounds // batch)
     try:
-        benchmark.pedantic(timed, rounds=rounds, warmup_rounds=min(settings.warmup_rounds, 2), iterations=1)
+        warm_up(timed)
+        benchmark.pedantic(timed, rounds=rounds, iterations=1)
     except torch.OutOfMemoryError as exc:
         torch.cuda.empty_cache()
         # A measured outcome, not a failure of the suite: stock mmdet's batch of 16 at

@@ -1,6 +1,9 @@
 """Compare inference_graph configurations in one run: total time (median) and parity per image.
 
-    python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30]
+    python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30] [--vary tf32,cudnn_benchmark]
+
+``--vary`` names boolean GraphedPipeline options; every combination of them runs, the others at
+their defaults.
 """
 import argparse
 import itertools
@@ -35,14 +38,17 @@ def main():
     parser.add_argument("--sizes", default="1333x800,3840x2304")
     parser.add_argument("--images", default="astronaut,coffee,rocket")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--vary", default="channels_last,fp16_heads")
     args = parser.parse_args()
     suite = Suite("cuda")
     for size_text in args.sizes.split(","):
         size = tuple(int(v) for v in size_text.split("x"))
         model = variant_model(suite.base, get_variant("inference_graph"), size)
         spec = PreprocessSpec.from_config(model.cfg)
-        for channels_last, fp16_heads in itertools.product((False, True), (False, True)):
-            pipe = GraphedPipeline(model, spec, channels_last=channels_last, fp16_heads=fp16_heads)
+        names = args.vary.split(",")
+        for values in itertools.product((False, True), repeat=len(names)):
+            options = dict(zip(names, values))
+            pipe = GraphedPipeline(model, spec, **options)
             images = args.images.split(",")
             first = suite.image(images[0], size)
             ms = median_ms(lambda pipe=pipe, first=first: pipe(first), args.runs)
@@ -51,8 +57,9 @@ def main():
                 img = suite.image(name, size)
                 rep = compare(suite.reference(size, name), Detections.from_mmdet(pipe(img), img.shape))
                 reports.append(f"{name} {rep.matched_fraction:.2f}/{rep.mask_iou_mean:.4f}")
-            print(f"{size_text} channels_last={channels_last} fp16_heads={fp16_heads}: total {ms:.2f} ms | "
-                  + ", ".join(reports), flush=True)
+            label = " ".join(f"{k}={v}" for k, v in options.items())
+            print(f"{size_text} {label}: total {ms:.2f} ms, fallbacks {pipe.fallbacks} | " + ", ".join(reports),
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from torch import nn
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .inputs import prepare_image
 from .pipeline import Inputs, MaskForward, StagedPipeline
+from .raw_mask_head import group_by_class, raw_class_masks
+from .static_post import NMS_ROUNDS, DetectionSelector, ProposalSelector
 
 
 class FeatureNet(nn.Module):
@@ -54,18 +56,17 @@ class FeatureNet(nn.Module):
         # mmcv's RoIAlign reads its input as NCHW whatever its strides: hand it contiguous
         # tensors, and in fp32: fed fp16 features it drops parity to ~0.87 mean mask IoU.
         feats = tuple(f.float().contiguous() for f in feats)
-        # RPNHead._get_bboxes_single's per-level ranking, which has static shapes.
+        # RPNHead._get_bboxes_single's per-level ranking, which has static shapes; every level comes
+        # out sorted by descending score (the NMS after it wants that order).
         scores, deltas, kept_anchors = [], [], []
         for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
             score = cls[0].permute(1, 2, 0).reshape(-1).float().sigmoid()
             delta = reg[0].permute(1, 2, 0).reshape(-1, 4).float()
-            if 0 < self.nms_pre < score.numel():
-                score, order = score.sort(descending=True)
-                order = order[: self.nms_pre]
-                score, delta, anc = score[: self.nms_pre], delta[order], anc[order]
+            keep = min(self.nms_pre, score.numel()) if self.nms_pre > 0 else score.numel()
+            score, order = score.topk(keep)
             scores.append(score)
-            deltas.append(delta)
-            kept_anchors.append(anc)
+            deltas.append(delta[order])
+            kept_anchors.append(anc[order])
         return feats, scores, deltas, kept_anchors
 
 
@@ -165,6 +166,12 @@ class CapturedCall:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=pool):
             self.outputs = fn(*inputs)
+        # The graph reads tensors by address: keep alive everything ``fn`` refers to (constants held
+        # by closures), or their memory goes back to the allocator and other code overwrites it.
+        self.fn = fn
+        # Capture computes nothing: replay once so that the outputs hold real values before the
+        # next graph's warm-up reads them.
+        self.graph.replay()
 
     def __call__(self):
         self.graph.replay()
@@ -172,43 +179,18 @@ class CapturedCall:
 
 
 @contextlib.contextmanager
-def _tf32_matmul():
+def _matmul_tf32(enabled: bool):
     previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = enabled
     try:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
 
 
-NMS_CANDIDATES = 4000
-
-
-def ranked_multiclass_nms(multi_bboxes, multi_scores, cfg, max_candidates: int = NMS_CANDIDATES):
-    """mmdet's multiclass_nms over the ``max_candidates`` best (box, class) pairs only.
-
-    Above 10,000 candidates mmcv's batched_nms runs one NMS per class, each with a host sync;
-    the synthetic weights put 1000 proposals x 80 classes well past that. Keeping the best 4000
-    by score leaves one NMS; the result differs from mmdet's only if a candidate ranked below
-    4000 would have survived into the final ``max_per_img``.
-    """
-    from mmcv.ops import batched_nms
-
-    n, num_classes = multi_scores.shape[0], multi_scores.shape[1] - 1
-    scores = multi_scores[:, :-1].reshape(-1)
-    top, idx = scores.topk(min(max_candidates, scores.numel()))
-    rows, labels = idx // num_classes, idx % num_classes
-    boxes = multi_bboxes.view(n, num_classes, 4)[rows, labels]
-    inds = (top > cfg.score_thr).nonzero(as_tuple=False).squeeze(1)
-    if inds.numel() == 0:
-        return boxes.new_zeros((0, 5)), labels.new_zeros((0,))
-    dets, keep = batched_nms(boxes[inds], top[inds], labels[inds], cfg.nms)
-    return dets[: cfg.max_per_img], labels[inds][keep][: cfg.max_per_img]
-
-
 @dataclass
 class ShapeState:
-    """Everything static for one input shape: buffers and the graphs that read them."""
+    """Everything static for one input shape: buffers and the graphs that read and write them."""
 
     metas: dict
     stats: tuple  # normalisation mean / std on the device, read by the preprocessing graph
@@ -218,26 +200,36 @@ class ShapeState:
     anchors: list  # per FPN level
     level_ids: list  # per FPN level, after top-k
     rois: torch.Tensor  # (max proposals, 5) RoIs of the bbox head, zero-padded
+    roi_count: torch.Tensor  # how many rows of ``rois`` are proposals
     mask_rois: torch.Tensor  # (max detections, 5) RoIs of the mask head, zero-padded
+    mask_labels: torch.Tensor  # (max detections,) class of each mask RoI
     scale_factor: torch.Tensor  # (4,) on the device
+    outputs: dict  # what the graphs hand each other: "features", "bbox"
     preprocess: object  # () -> normalized
     features: object  # () -> (fpn feats, per-level scores, deltas, anchors)
+    proposals: object  # () -> exact; writes rois, roi_count
     bbox_forward: object  # () -> (cls_score, bbox_pred) for all of ``rois``
-    mask_forward: object  # () -> mask_pred for all of ``mask_rois``
+    detections: object  # () -> (dets, labels, count, exact), zero-padded; writes mask_rois, mask_labels
+    mask_forward: object  # () -> (mask_pred, own-class probabilities) for all of ``mask_rois``
 
 
 class GraphedPipeline(StagedPipeline):
-    """Mask R-CNN with captured static parts; same stage methods as StagedPipeline.
+    """Mask R-CNN replayed from CUDA graphs; same stage methods as StagedPipeline.
 
-    Between the graphs, only what has data-dependent shapes runs eagerly, with mmdet's own
-    code: proposal NMS (RPNHead._bbox_post_process), score threshold + NMS of the detections
-    (BBoxHead.get_bboxes), and the raw-mask head's class-channel gather.
+    Nothing waits for the host between the uint8 upload and the result: proposal selection and
+    detection NMS run over fixed-size tensors (``static_post``). The one synchronisation is the
+    result's copy to the host; if a static step could not vouch for its result there (``exact``
+    False: rare, see static_post), the image's RoI part is redone with mmdet's own code and
+    ``fallbacks`` counts it.
     """
 
     # fp16 FPN / RPN head is 1 ms (1333x800) to 4 ms (3840x2304) faster on an H100 but dropped
     # the coffee image's mean mask IoU to 0.961 at 1333x800: below the parity target, so fp32.
-    def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = False):
+    def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = False,
+                 nms_rounds: int = NMS_ROUNDS, cudnn_benchmark: bool = True, tf32: bool = True):
         super().__init__(model, preprocess=None, fp16=False)
+        self.cudnn_benchmark, self.tf32 = cudnn_benchmark, tf32
+        self.nms_rounds = nms_rounds
         on_cuda = self.device.type == "cuda"
         # On a CPU this runs the same computation eagerly in fp32 (for tests); graphs need CUDA.
         self.use_graphs = on_cuda
@@ -247,6 +239,7 @@ class GraphedPipeline(StagedPipeline):
         self.net = FeatureNet(model, dtype, channels_last and on_cuda, head_dtype).eval()
         self.max_proposals = model.rpn_head.test_cfg.max_per_img
         self.max_detections = model.roi_head.test_cfg.max_per_img
+        self.fallbacks = 0
         self._states: dict = {}
 
     def _state(self, h: int, w: int) -> ShapeState:
@@ -266,8 +259,15 @@ class GraphedPipeline(StagedPipeline):
         level_ids = [torch.full((min(len(a), nms_pre) if nms_pre > 0 else len(a),), i, dtype=torch.long,
                                 device=dev) for i, a in enumerate(anchors)]
         rois = torch.zeros((self.max_proposals, 5), device=dev)
+        roi_count = torch.zeros((), dtype=torch.long, device=dev)
         mask_rois = torch.zeros((self.max_detections, 5), device=dev)
+        mask_labels = torch.zeros((self.max_detections,), dtype=torch.long, device=dev)
+        scale_factor = torch.from_numpy(metas["scale_factor"]).to(dev)
         roi_head = self.model.roi_head
+        select_proposals = ProposalSelector(self.model.rpn_head, [len(i) for i in level_ids], metas["img_shape"], dev,
+                                            self.nms_rounds)
+        select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, metas["img_shape"],
+                                              scale_factor, rounds=self.nms_rounds)
         outputs = {}
 
         def preprocess():
@@ -277,30 +277,41 @@ class GraphedPipeline(StagedPipeline):
             outputs["features"] = self.net(normalized, anchors)
             return outputs["features"]
 
+        def proposals():
+            _, scores, deltas, level_anchors = outputs["features"]
+            selected, count, exact = select_proposals(scores, deltas, level_anchors)
+            rois.copy_(selected)
+            roi_count.copy_(count)
+            return exact
+
         def bbox_forward():
             roi_feats = static_roi_extract(roi_head.bbox_roi_extractor, outputs["features"][0], rois)
-            return roi_head.bbox_head(roi_feats)
+            outputs["bbox"] = roi_head.bbox_head(roi_feats)
+            return outputs["bbox"]
+
+        def detections():
+            dets, labels, count, exact = select_detections(rois, roi_count, *outputs["bbox"])
+            mask_rois[:, 1:].copy_(dets[:, :4] * scale_factor)  # padding rows stay zero boxes
+            mask_labels.copy_(labels)
+            return dets, labels, count, exact
 
         def mask_forward():
             roi_feats = static_roi_extract(roi_head.mask_roi_extractor, outputs["features"][0], mask_rois)
-            return roi_head.mask_head(roi_feats)
+            mask_pred = roi_head.mask_head(roi_feats)
+            return mask_pred, raw_class_masks(mask_pred, mask_labels, roi_head.mask_head.class_agnostic)
 
-        calls = [preprocess, features, bbox_forward, mask_forward]
+        calls = [preprocess, features, proposals, bbox_forward, detections, mask_forward]
         if self.use_graphs:
             # cuDNN autotuning, here only: the chosen kernels are baked into the graphs, and
             # the global flag stays as it was for the other variants.
             # TF32 for the RoI heads' matrix products, likewise baked in at capture.
-            with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=True), \
-                    _tf32_matmul():
+            with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=self.cudnn_benchmark), \
+                    _matmul_tf32(self.tf32):
                 first = CapturedCall(preprocess)
                 # All graphs replay in capture order, so they can share one memory pool.
                 calls = [first] + [CapturedCall(fn, pool=first.graph.pool()) for fn in calls[1:]]
-        else:
-            with torch.no_grad():
-                preprocess(), features()  # the CPU path keeps the last features in ``outputs``
-        scale_factor = torch.from_numpy(metas["scale_factor"]).to(dev)
-        state = ShapeState(metas, stats, staging, image, normalized, anchors, level_ids, rois, mask_rois,
-                           scale_factor, *calls)
+        state = ShapeState(metas, stats, staging, image, normalized, anchors, level_ids, rois, roi_count,
+                           mask_rois, mask_labels, scale_factor, outputs, *calls)
         self._states[h, w] = state
         return state
 
@@ -325,32 +336,60 @@ class GraphedPipeline(StagedPipeline):
 
     @torch.no_grad()
     def rpn_head(self, feats, inputs: Inputs):
-        _, scores, deltas, anchors = feats
+        """Proposals go to the state's ``rois``; returns whether they are exactly mmdet's (on the device)."""
+        return self._state_of(inputs).proposals()
+
+    def _detect(self, proposals_exact, inputs: Inputs):
+        """Static detections, and on the host their count and whether proposals and NMS were exact."""
         state = self._state_of(inputs)
-        rpn = self.model.rpn_head
-        return [rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg,
-                                       inputs.img_metas[0]["img_shape"])]
+        state.bbox_forward()
+        dets, labels, count, exact = state.detections()
+        count, exact = torch.stack([count, (exact & proposals_exact).long()]).tolist()
+        return state, dets, labels, count, bool(exact)
 
     @torch.no_grad()
     def bbox_head(self, feats, proposals, inputs: Inputs):
-        state = self._state_of(inputs)
-        boxes = proposals[0][:, :4]
-        n = len(boxes)
-        state.rois[:n, 1:] = boxes
-        state.rois[n:, 1:] = 0
+        state, dets, labels, count, exact = self._detect(proposals, inputs)
+        if not exact:
+            return self._mmdet_detections(state, inputs)
+        return dets[:count], labels[:count]
+
+    @torch.no_grad()
+    def roi_head(self, feats, proposals, inputs: Inputs):
+        from mmdet.core import bbox2result
+
+        state, dets, labels, count, exact = self._detect(proposals, inputs)
+        if not exact:
+            return self.roi_results(feats, *self._mmdet_detections(state, inputs), inputs)
+        _, probs = state.mask_forward()
+        labels = labels[:count].cpu().numpy()
+        num_classes = self.model.roi_head.bbox_head.num_classes
+        return (bbox2result(dets[:count].cpu().numpy(), labels, num_classes),
+                group_by_class(probs[:count].float().cpu().numpy(), labels, num_classes))
+
+    def _mmdet_detections(self, state: ShapeState, inputs: Inputs):
+        """mmdet's own proposal selection, box decoding and multiclass NMS (exact, with host syncs)."""
+        from mmdet.core import multiclass_nms
+
+        self.fallbacks += 1
+        _, scores, deltas, anchors = state.outputs["features"]
+        rpn, meta = self.model.rpn_head, inputs.img_metas[0]
+        proposals = rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg, meta["img_shape"])
+        n = len(proposals)
+        state.rois.zero_()
+        state.rois[:n, 1:] = proposals[:, :4]
         cls_score, bbox_pred = state.bbox_forward()
-        meta = inputs.img_metas[0]
-        # mmdet's own softmax / decode / rescale (cfg=None stops before its NMS).
-        bboxes, scores = self.model.roi_head.bbox_head.get_bboxes(
-            state.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"], meta["scale_factor"],
-            rescale=True, cfg=None)
-        return ranked_multiclass_nms(bboxes, scores, self.model.roi_head.test_cfg)
+        bbox_head, cfg = self.model.roi_head.bbox_head, self.model.roi_head.test_cfg
+        bboxes, scores = bbox_head.get_bboxes(state.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
+                                              meta["scale_factor"], rescale=True, cfg=None)
+        return multiclass_nms(bboxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
 
     @torch.no_grad()
     def mask_forward(self, feats, det_bboxes, inputs: Inputs) -> MaskForward:
         state = self._state_of(inputs)
         boxes = det_bboxes[:, :4] * state.scale_factor
         n = len(boxes)
+        state.mask_rois.zero_()
         state.mask_rois[:n, 1:] = boxes
-        state.mask_rois[n:, 1:] = 0
-        return MaskForward(state.mask_forward()[:n], boxes, state.scale_factor)
+        mask_pred, _ = state.mask_forward()
+        return MaskForward(mask_pred[:n], boxes, state.scale_factor)

@@ -95,9 +95,13 @@ class StagedPipeline:
     @torch.no_grad()
     def roi_head(self, feats, proposals, inputs: Inputs):
         """``(bbox_results, segm_results)`` as ``StandardRoIHead.simple_test`` returns for one image."""
+
+        return self.roi_results(feats, *self.bbox_head(feats, proposals, inputs), inputs)
+
+    def roi_results(self, feats, det_bboxes, det_labels, inputs: Inputs):
+        """mmdet's result lists from the bbox head's detections: boxes by class, then the masks."""
         from mmdet.core import bbox2result
 
-        det_bboxes, det_labels = self.bbox_head(feats, proposals, inputs)
         bbox_results = bbox2result(det_bboxes, det_labels, self.model.roi_head.bbox_head.num_classes)
         if det_bboxes.shape[0] == 0:
             return bbox_results, [[] for _ in range(self.model.roi_head.mask_head.num_classes)]
@@ -105,8 +109,6 @@ class StagedPipeline:
         return bbox_results, self.mask_post(masks, det_labels, inputs)
 
     def __call__(self, image: np.ndarray):
-        # Also here, for pipelines that bring their own preprocess; a checked image passes again as is.
-        image = prepare_image(image, self.model.cfg)
         inputs = self.preprocess(image)
         feats = self.backbone(inputs)
         proposals = self.rpn_head(feats, inputs)

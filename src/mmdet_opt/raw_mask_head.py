@@ -25,6 +25,14 @@ def raw_class_masks(mask_pred: torch.Tensor, labels: torch.Tensor, class_agnosti
     return probs[torch.arange(len(probs), device=probs.device), labels]
 
 
+def group_by_class(masks, labels, num_classes: int) -> list:
+    """Per-class lists of masks, each class's in detection order (mmdet's segm_results layout)."""
+    per_class = [[] for _ in range(num_classes)]
+    for mask, label in zip(masks, labels):
+        per_class[label].append(mask)
+    return per_class
+
+
 @HEADS.register_module()
 class FCNMaskHeadWithRawMask(FCNMaskHead):
     def get_seg_masks(self, mask_pred, det_bboxes, det_labels, rcnn_test_cfg,
@@ -33,8 +41,4 @@ class FCNMaskHeadWithRawMask(FCNMaskHead):
         if not isinstance(mask_pred, torch.Tensor):  # aug test hands in activated numpy arrays
             raise NotImplementedError("FCNMaskHeadWithRawMask supports single-scale testing only")
         masks = raw_class_masks(mask_pred, det_labels, self.class_agnostic).float().cpu().numpy()
-        labels = det_labels.tolist()
-        cls_segms = [[] for _ in range(self.num_classes)]
-        for mask, label in zip(masks, labels):
-            cls_segms[label].append(mask)
-        return cls_segms
+        return group_by_class(masks, det_labels.tolist(), self.num_classes)

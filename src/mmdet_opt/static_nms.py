@@ -1,0 +1,69 @@
+"""Greedy NMS with static shapes and no host synchronisation, so a CUDA graph can hold it.
+
+mmcv's NMS returns as many indices as it keeps, which the host must learn before anything can
+follow. Here the result is a keep mask over fixed-size, score-sorted boxes.
+
+Greedy NMS keeps box i when no earlier *kept* box suppresses it:
+``keep[i] = valid[i] and not any(keep[j] and S[j, i] for j < i)``. That recurrence is solved by
+fixed-point iteration over the whole mask at once (Cluster-NMS, Zheng et al. 2021): start from
+every valid box kept, recompute every entry from the previous mask, repeat. A cluster of mutually
+overlapping boxes settles in two rounds; only chains where a suppressor is itself suppressed take
+longer. The fixed point is the greedy result, so a round that changes nothing proves convergence;
+``converged`` reports it, and callers fall back to an exact eager NMS when it is False.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def suppression_matrix(boxes: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """(..., N, N) bool: ``S[j, i]`` when box j comes before box i and suppresses it.
+
+    The IoU test is mmcv's CUDA kernel's, op for op: ``inter > thr * (area_j + area_i - inter)``.
+    """
+    lt = torch.maximum(boxes[..., :, None, :2], boxes[..., None, :, :2])
+    rb = torch.minimum(boxes[..., :, None, 2:], boxes[..., None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    union = area[..., :, None] + area[..., None, :] - inter
+    n = boxes.shape[-2]
+    earlier = torch.ones(n, n, dtype=torch.bool, device=boxes.device).triu(1)
+    return (inter > iou_threshold * union) & earlier
+
+
+def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep mask (..., N) of greedy NMS over score-sorted boxes, and whether it converged.
+
+    ``suppress`` is ``suppression_matrix``'s (..., N, N); invalid boxes neither survive nor suppress.
+    """
+    # Counting kept suppressors is a matrix product; half precision is exact for "any > 0".
+    dtype = torch.float16 if suppress.is_cuda else torch.float32
+    s = suppress.to(dtype)
+    keep = valid
+    previous = keep
+    for _ in range(rounds):
+        previous = keep
+        suppressors = torch.matmul(keep.to(dtype).unsqueeze(-2), s).squeeze(-2)
+        keep = valid & (suppressors == 0)
+    return keep, (keep == previous).all()
+
+
+def max_coordinate(boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The largest coordinate among valid boxes: what mmcv's ``batched_nms`` sees (it gets those only)."""
+    return boxes.masked_fill(~valid[..., None], float("-inf")).max()
+
+
+def offset_by_group(boxes: torch.Tensor, idxs: torch.Tensor, max_coord: torch.Tensor) -> torch.Tensor:
+    """mmcv ``batched_nms``'s coordinate offsets (same arithmetic), so that groups never overlap."""
+    return boxes + (idxs.to(boxes) * (max_coord + 1))[..., None]
+
+
+def first_kept(keep: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the first ``k`` True entries of a 1-D mask (padded with 0) and how many there are."""
+    n = keep.numel()
+    rank = keep.long().cumsum(0) - 1
+    slot = torch.where(keep & (rank < k), rank, torch.full_like(rank, k))
+    index = torch.zeros(k + 1, dtype=torch.long, device=keep.device)
+    index.scatter_(0, slot, torch.arange(n, device=keep.device))
+    return index[:k], keep.sum().clamp(max=k)

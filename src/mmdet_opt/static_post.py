@@ -1,0 +1,146 @@
+"""mmdet's proposal selection and detection post-processing over fixed-size tensors.
+
+``RPNHead._bbox_post_process`` and ``BBoxHead.get_bboxes`` + ``multiclass_nms`` return as many
+rows as survive, so the host has to wait for each before launching what follows. These selectors
+compute the same things into zero-padded tensors of a fixed size plus a count, with no host
+synchronisation: they can be captured in a CUDA graph. Each returns an ``exact`` flag (0-dim bool
+tensor); where it is False (NMS did not converge in the rounds given, or the candidate cut-off
+could have changed the result) the caller must redo the step with mmdet's own code.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from .static_nms import first_kept, greedy_keep, max_coordinate, offset_by_group, suppression_matrix
+
+# Rounds of the NMS fixed-point iteration (static_nms); docs/perf.md has the rounds measured.
+NMS_ROUNDS = 16
+
+
+class DeltaDecoder:
+    """``DeltaXYWHBBoxCoder.decode`` with its means / stds already on the device.
+
+    mmdet's ``delta2bbox`` builds them with ``new_tensor`` from Python lists, a host-to-device copy
+    that graph capture forbids; handed device tensors, the same function copies on the device.
+    """
+
+    def __init__(self, coder, device):
+        from mmdet.core.bbox.coder import DeltaXYWHBBoxCoder
+
+        if type(coder) is not DeltaXYWHBBoxCoder:
+            raise NotImplementedError(f"static post-processing supports DeltaXYWHBBoxCoder, not {type(coder).__name__}")
+        self.coder = coder
+        self.means = torch.tensor(coder.means, dtype=torch.float32, device=device)
+        self.stds = torch.tensor(coder.stds, dtype=torch.float32, device=device)
+
+    def __call__(self, rois, deltas, max_shape):
+        from mmdet.core.bbox.coder.delta_xywh_bbox_coder import delta2bbox
+
+        c = self.coder
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # new_tensor(tensor) advises clone()
+            return delta2bbox(rois, deltas, self.means, self.stds, max_shape, 16 / 1000,
+                              c.clip_border, c.add_ctr_clamp, c.ctr_clamp)
+
+
+def _plain_nms_threshold(nms_cfg) -> float:
+    cfg = dict(nms_cfg)
+    if cfg.pop("type", "nms") != "nms" or cfg.pop("class_agnostic", False) or cfg.get("offset", 0) != 0:
+        raise NotImplementedError(f"static post-processing supports plain per-class NMS, not {nms_cfg}")
+    return float(cfg["iou_threshold"])
+
+
+class ProposalSelector:
+    """``RPNHead._bbox_post_process`` for one image shape: (max_per_img, 5) RoIs, count, exact.
+
+    NMS runs per FPN level (mmcv's batched NMS offsets the levels apart, so boxes of two levels
+    never suppress each other): L blocks of nms_pre x nms_pre instead of one (L x nms_pre)^2
+    matrix. Inside each block boxes keep the order of mmcv's own sort of all scores, so that
+    equal scores (the sigmoid saturates at 1.0) are broken the same way as far as the sort allows.
+    """
+
+    def __init__(self, rpn_head, level_sizes: list[int], img_shape, device, rounds: int = NMS_ROUNDS):
+        cfg = rpn_head.test_cfg
+        self.decode = DeltaDecoder(rpn_head.bbox_coder, device)
+        self.iou_threshold = _plain_nms_threshold(cfg.nms)
+        self.min_bbox_size = cfg.get("min_bbox_size", -1)
+        self.max_per_img = cfg.max_per_img
+        self.img_shape = img_shape
+        self.rounds = rounds
+        self.level = torch.cat([torch.full((n,), i) for i, n in enumerate(level_sizes)]).to(device)
+        self.block_shape = (len(level_sizes), max(level_sizes))
+
+    def __call__(self, scores: list, deltas: list, anchors: list):
+        scores, deltas, anchors = torch.cat(scores), torch.cat(deltas), torch.cat(anchors)
+        n = len(scores)
+        proposals = self.decode(anchors, deltas, self.img_shape)
+        valid = torch.ones_like(scores, dtype=torch.bool)
+        if self.min_bbox_size >= 0:
+            wh = proposals[:, 2:] - proposals[:, :2]
+            valid = (wh > self.min_bbox_size).all(1)
+        # Each box's slot: its level's block, its rank among that level's boxes in mmcv's order.
+        order = scores.masked_fill(~valid, float("-inf")).sort(descending=True)[1]  # mmcv's own call
+        level = self.level[order]
+        rank = F.one_hot(level, self.block_shape[0]).cumsum(0).gather(1, level[:, None]).squeeze(1) - 1
+        slots = torch.full(self.block_shape, n, dtype=torch.long, device=scores.device)
+        slots[level, rank] = order  # slots no box fills point one past the end
+        filled = slots < n
+        slots = slots.clamp(max=n - 1)
+        shifted = offset_by_group(proposals[slots], self.level[slots], max_coordinate(proposals, valid))
+        keep_blocks, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold),
+                                             valid[slots] & filled, self.rounds)
+        keep = torch.zeros(n + 1, dtype=torch.bool, device=scores.device)
+        keep[torch.where(filled, slots, n).reshape(-1)] = keep_blocks.reshape(-1)
+        keep = keep[:n]
+        # mmcv lists kept boxes by descending score across levels; mmdet keeps the first max_per_img.
+        first, count = first_kept(keep[order], self.max_per_img)
+        ranked = order[first]
+        present = torch.arange(len(ranked), device=scores.device) < count
+        rois = torch.cat([proposals.new_zeros(len(ranked), 1), proposals[ranked]], 1) * present[:, None]
+        return rois, count, converged
+
+
+class DetectionSelector:
+    """``BBoxHead.get_bboxes(rescale=True)`` + ``multiclass_nms`` over zero-padded RoIs.
+
+    NMS runs over the ``candidates`` best-scoring (box, class) pairs above ``score_thr``. Greedy NMS
+    decides each box from higher-scoring ones only, so the first ``max_per_img`` kept are mmdet's
+    whenever that many are kept among the candidates, or all pairs above the threshold are
+    candidates; ``exact`` is False otherwise.
+    """
+
+    def __init__(self, bbox_head, rcnn_cfg, img_shape, scale_factor: torch.Tensor, candidates: int = 1000,
+                 rounds: int = NMS_ROUNDS):
+        if bbox_head.custom_cls_channels or bbox_head.reg_class_agnostic:
+            raise NotImplementedError("static post-processing supports softmax, class-specific box heads")
+        self.decode = DeltaDecoder(bbox_head.bbox_coder, scale_factor.device)
+        self.iou_threshold = _plain_nms_threshold(rcnn_cfg.nms)
+        self.score_thr = rcnn_cfg.score_thr
+        self.max_per_img = rcnn_cfg.max_per_img
+        self.img_shape = img_shape
+        self.scale_factor = scale_factor
+        self.candidates = candidates
+        self.rounds = rounds
+
+    def __call__(self, rois, roi_count, cls_score, bbox_pred):
+        n = len(rois)
+        scores = F.softmax(cls_score, dim=-1)
+        bboxes = self.decode(rois[:, 1:], bbox_pred, self.img_shape)
+        bboxes = (bboxes.view(n, -1, 4) / self.scale_factor).view(n, -1)
+        num_classes = scores.shape[1] - 1
+        real = torch.arange(n, device=rois.device) < roi_count
+        pair_scores = scores[:, :-1].masked_fill(~real[:, None], -1.0).reshape(-1)
+        pair_boxes = bboxes.view(-1, 4)
+        above = pair_scores > self.score_thr
+        top, index = pair_scores.topk(min(self.candidates, len(pair_scores)))
+        labels, boxes, valid = index % num_classes, pair_boxes[index], top > self.score_thr
+        shifted = offset_by_group(boxes, labels, max_coordinate(pair_boxes, above))
+        keep, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold), valid, self.rounds)
+        chosen, count = first_kept(keep, self.max_per_img)
+        exact = converged & ((keep.sum() >= self.max_per_img) | (above.sum() <= len(top)))
+        present = (torch.arange(self.max_per_img, device=rois.device) < count)[:, None]
+        dets = torch.cat([boxes[chosen], top[chosen, None]], 1) * present
+        return dets, labels[chosen], count, exact
