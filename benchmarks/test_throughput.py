@@ -11,6 +11,24 @@ THROUGHPUT_VARIANTS = ("inference", "inference_graph")
 BATCHES = (1, 4, 16)
 
 
+def skip_unless_batch_fits(run_one, batch: int, size) -> None:
+    """Skip a stock batch whose activations (``batch`` x one image's, measured) exceed free memory.
+
+    Running out of memory midway is not a clean failure: on an H100 it once ended in an illegal
+    memory access that broke the CUDA context for every later test of the session.
+    """
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        run_one()
+    per_image = torch.cuda.max_memory_allocated() - before
+    free, _ = torch.cuda.mem_get_info()
+    if batch * per_image * 1.2 > free:
+        pytest.skip(f"stock batch {batch} at {size[0]}x{size[1]} needs about {batch * per_image / 2**30:.0f} GiB "
+                    f"of activations, {free / 2**30:.0f} GiB free: not run")
+
+
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("throughput_variant", THROUGHPUT_VARIANTS)
 def test_throughput(benchmark, suite, settings, size, throughput_variant, batch, warm_up):
@@ -27,6 +45,9 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch,
     pipeline = suite.pipeline(throughput_variant, size)
     images = [suite.image(settings.bench_image, size)] * batch
     if throughput_variant == "inference":
+        if settings.on_gpu and batch > 1:
+            skip_unless_batch_fits(lambda: inference_detector(pipeline.model, images[:1]), batch, size)
+
         def run():
             with torch.no_grad():
                 inference_detector(pipeline.model, images)
