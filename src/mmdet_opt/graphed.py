@@ -1,7 +1,8 @@
 """``inference_graph``: the GPU-resident fast path.
 
 At batch 1 the GPU mostly waits for Python: kernel launches, host syncs, CPU-side work. This
-pipeline removes the waiting where shapes are static, with CUDA graphs captured per input shape:
+pipeline replays everything from CUDA graphs captured per input shape, and waits for the host once,
+when the result is copied back:
 
 - the uint8 image goes through one pinned staging buffer to the device; normalisation and padding
   run there (``gpu_preprocess.normalize_pad``), replayed from a graph;
@@ -9,8 +10,10 @@ pipeline removes the waiting where shapes are static, with CUDA graphs captured 
   conv+add+ReLU; FPN and RPN head convs (fp32 by default: fp16 there cost parity) and the RPN's
   per-level top-k follow in the same graph, which hands mmcv ops contiguous NCHW float32 features
   whatever memory format it computes in (mmcv's RoIAlign reads channels_last tensors as NCHW);
-- the bbox head over 1000 zero-padded RoIs and the mask head over 100 are graphs too; only NMS
-  and score thresholding (data-dependent sizes) run eagerly, with mmdet's / mmcv's own code;
+- proposal selection, the bbox head over 1000 zero-padded RoIs, score threshold + NMS of the
+  detections, and the mask head over 100 are graphs too: the steps with data-dependent sizes run
+  over fixed-size tensors (``static_post``), and where one cannot vouch for its result the image's
+  RoI part is redone eagerly with mmdet's / mmcv's own code;
 - masks come back raw (28x28 probabilities), pasted on demand (``paste``).
 
 Stages keep the study's names; here ``backbone`` also covers the RPN head's convolutions (they are
