@@ -145,3 +145,13 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found") as err:
         build_detector(checkpoint=path, test_scale=SCALE)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"hello, not a checkpoint\n", bytes(range(256)) * 4],
+                         ids=["text", "binary"])
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content):
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="is not a PyTorch checkpoint") as err:
+        build_detector(checkpoint=path, test_scale=SCALE)
+    assert str(path) in str(err.value)

@@ -19,20 +19,32 @@ def _summary(names, limit=8):
     return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
 
 
+def _is_torch_file(path: Path) -> bool:
+    """What torch.save writes: a zip archive, or (before torch 1.6) a pickle stream."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     """(state_dict, meta) from an mmdet/PyTorch checkpoint, without executing pickled code."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not _is_torch_file(path):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither the zip archive nor the "
+                              f"pickle that torch.save writes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # damaged, rather than carrying code
+            raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
         raise CheckpointError(
             f"refusing {path}: it needs arbitrary pickled code to load, and checkpoints are "
             f"loaded with weights_only=True (tensors and plain containers only). "
             f"Re-save it as a plain state_dict. Detail: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # truncated zip, not a torch file, ...
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state_dict")
     state = obj.get("state_dict", obj.get("model", obj))
