@@ -19,9 +19,9 @@ def pytest_addoption(parser):
 def warm_up(settings, request):
     """``warm_up(fn)``: --warmup-rounds untimed calls, continued for --warmup-seconds in all.
 
-    Each benchmark starts after an idle gap (the next pipeline being built and captured); a fixed
-    handful of calls left some runs measuring before the machine was back to a steady state, so
-    the stored medians of a run shifted as a whole by up to a third between runs.
+    Each benchmark starts after an idle gap (the next pipeline being built and captured), so it
+    warms up for a minimum time as well as a minimum number of calls. This did not remove the
+    run-to-run drift of host-bound stages (docs/perf.md, "Baseline stability").
     """
     seconds = request.config.getoption("--warmup-seconds")
     if seconds is None:

@@ -43,7 +43,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
             f"refusing {path}: it needs arbitrary pickled code to load, and checkpoints are "
             f"loaded with weights_only=True (tensors and plain containers only). "
             f"Re-save it as a plain state_dict. Detail: {str(exc).splitlines()[0]}") from None
-    except Exception as exc:  # truncated zip, not a torch file, ...
+    except Exception as exc:  # a truncated or damaged zip archive, ...
         raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state_dict")

@@ -156,6 +156,13 @@ def static_roi_extract(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def fill_rois(rois: torch.Tensor, boxes: torch.Tensor) -> int:
+    """Write ``boxes`` into the zero-padded (max, 5) RoI buffer a graph reads; return how many."""
+    rois.zero_()
+    rois[: len(boxes), 1:] = boxes
+    return len(boxes)
+
+
 class CapturedCall:
     """``fn(*inputs)`` captured once as a CUDA graph; calling it replays the graph.
 
@@ -380,9 +387,7 @@ class GraphedPipeline(StagedPipeline):
         _, scores, deltas, anchors = state.outputs["features"]
         rpn, meta = self.model.rpn_head, inputs.img_metas[0]
         proposals = rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg, meta["img_shape"])
-        n = len(proposals)
-        state.rois.zero_()
-        state.rois[:n, 1:] = proposals[:, :4]
+        n = fill_rois(state.rois, proposals[:, :4])
         cls_score, bbox_pred = state.bbox_forward()
         bbox_head, cfg = self.model.roi_head.bbox_head, self.model.roi_head.test_cfg
         bboxes, scores = bbox_head.get_bboxes(state.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
@@ -393,8 +398,6 @@ class GraphedPipeline(StagedPipeline):
     def mask_forward(self, feats, det_bboxes, inputs: Inputs) -> MaskForward:
         state = self._state_of(inputs)
         boxes = det_bboxes[:, :4] * state.scale_factor
-        n = len(boxes)
-        state.mask_rois.zero_()
-        state.mask_rois[:n, 1:] = boxes
+        n = fill_rois(state.mask_rois, boxes)
         mask_pred, _ = state.mask_forward()
         return MaskForward(mask_pred[:n], boxes, state.scale_factor)

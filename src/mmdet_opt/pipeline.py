@@ -95,7 +95,6 @@ class StagedPipeline:
     @torch.no_grad()
     def roi_head(self, feats, proposals, inputs: Inputs):
         """``(bbox_results, segm_results)`` as ``StandardRoIHead.simple_test`` returns for one image."""
-
         return self.roi_results(feats, *self.bbox_head(feats, proposals, inputs), inputs)
 
     def roi_results(self, feats, det_bboxes, det_labels, inputs: Inputs):

@@ -18,6 +18,8 @@ from .static_nms import first_kept, greedy_keep, max_coordinate, offset_by_group
 
 # Rounds of the NMS fixed-point iteration (static_nms); docs/perf.md has the rounds measured.
 NMS_ROUNDS = 16
+# DeltaXYWHBBoxCoder.decode's default, which the RPN and bbox heads decode with.
+WH_RATIO_CLIP = 16 / 1000
 
 
 class DeltaDecoder:
@@ -42,7 +44,7 @@ class DeltaDecoder:
         c = self.coder
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # new_tensor(tensor) advises clone()
-            return delta2bbox(rois, deltas, self.means, self.stds, max_shape, 16 / 1000,
+            return delta2bbox(rois, deltas, self.means, self.stds, max_shape, WH_RATIO_CLIP,
                               c.clip_border, c.add_ctr_clamp, c.ctr_clamp)
 
 
