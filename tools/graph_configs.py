@@ -1,9 +1,9 @@
 """Compare inference_graph configurations in one run: total time (median) and parity per image.
 
-    python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30] [--vary tf32,cudnn_benchmark]
+    python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30] [--vary tf32,fp16_layers=4/3/2]
 
-``--vary`` names boolean GraphedPipeline options; every combination of them runs, the others at
-their defaults.
+``--vary`` names GraphedPipeline options: ``name`` tries False and True, ``name=a/b/c`` the integer
+values given. Every combination runs, the other options at their defaults.
 """
 import argparse
 import itertools
@@ -33,6 +33,12 @@ def median_ms(fn, runs):
     return statistics.median(times)
 
 
+def option_values(item: str):
+    """``tf32`` -> ("tf32", (False, True)); ``fp16_layers=4/3`` -> ("fp16_layers", (4, 3))."""
+    name, _, values = item.partition("=")
+    return name, tuple(int(v) for v in values.split("/")) if values else (False, True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1333x800,3840x2304")
@@ -45,8 +51,8 @@ def main():
         size = tuple(int(v) for v in size_text.split("x"))
         model = variant_model(suite.base, get_variant("inference_graph"), size)
         spec = PreprocessSpec.from_config(model.cfg)
-        names = args.vary.split(",")
-        for values in itertools.product((False, True), repeat=len(names)):
+        names, choices = zip(*(option_values(item) for item in args.vary.split(",")))
+        for values in itertools.product(*choices):
             options = dict(zip(names, values))
             pipe = GraphedPipeline(model, spec, **options)
             images = args.images.split(",")

@@ -39,10 +39,13 @@ from .static_post import NMS_ROUNDS, DetectionSelector, ProposalSelector
 class FeatureNet(nn.Module):
     """Backbone + FPN + RPN head convs + per-level top-k: the static-shape front of Mask R-CNN."""
 
-    def __init__(self, model, dtype: torch.dtype, channels_last: bool, head_dtype: torch.dtype | None = None):
+    def __init__(self, model, dtype: torch.dtype, channels_last: bool, head_dtype: torch.dtype | None = None,
+                 low_precision_layers: int | None = None):
         super().__init__()
         self.dtype, self.head_dtype = dtype, head_dtype or dtype
         self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone))).to(self.dtype)
+        if low_precision_layers is not None:
+            self.backbone.keep_float32_from(low_precision_layers)
         self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
         self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
@@ -119,6 +122,17 @@ class FusedResNet(nn.Module):
         self.fusable = not resnet.deep_stem and not any(
             getattr(m, "with_plugins", False) or getattr(m, "with_dcn", False) for m in resnet.modules())
 
+    def keep_float32_from(self, index: int):
+        """Run the residual stages from ``index`` on in float32 (after the module was cast).
+
+        The late stages are at low resolution, so fp32 costs little there, and their rounding
+        reaches every FPN level through the top-down path.
+        """
+        if index < len(self.resnet.res_layers) and not self.fusable:
+            raise ValueError("mixed-precision stages need the fused ResNet path (no deep stem, DCN or plugins)")
+        for name in self.resnet.res_layers[index:]:
+            getattr(self.resnet, name).float()
+
     def _block(self, block, x):
         identity = x if block.downsample is None else block.downsample(x)
         out = _conv_relu(block.conv2, _conv_relu(block.conv1, x))
@@ -133,7 +147,9 @@ class FusedResNet(nn.Module):
         x = r.maxpool(_conv_relu(r.conv1, x))
         outs = []
         for i, name in enumerate(r.res_layers):
-            for block in getattr(r, name):
+            layer = getattr(r, name)
+            x = x.to(layer[0].conv1.weight.dtype)
+            for block in layer:
                 x = self._block(block, x)
             if i in r.out_indices:
                 outs.append(x)
@@ -236,7 +252,8 @@ class GraphedPipeline(StagedPipeline):
     # fp16 FPN / RPN head is 1 ms (1333x800) to 4 ms (3840x2304) faster on an H100 but dropped
     # the coffee image's mean mask IoU to 0.961 at 1333x800: below the parity target, so fp32.
     def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = False,
-                 nms_rounds: int = NMS_ROUNDS, cudnn_benchmark: bool = False, tf32: bool = True):
+                 nms_rounds: int = NMS_ROUNDS, cudnn_benchmark: bool = False, tf32: bool = True,
+                 fp16_layers: int | None = None):
         super().__init__(model, preprocess=None, fp16=False)
         self.cudnn_benchmark, self.tf32 = cudnn_benchmark, tf32
         self.nms_rounds = nms_rounds
@@ -246,7 +263,8 @@ class GraphedPipeline(StagedPipeline):
         self.spec = spec
         dtype = torch.float16 if on_cuda else torch.float32
         head_dtype = dtype if fp16_heads else torch.float32
-        self.net = FeatureNet(model, dtype, channels_last and on_cuda, head_dtype).eval()
+        # fp16_layers: how many of the ResNet's residual stages run in fp16 (None: all of them).
+        self.net = FeatureNet(model, dtype, channels_last and on_cuda, head_dtype, fp16_layers).eval()
         self.max_proposals = model.rpn_head.test_cfg.max_per_img
         self.max_detections = model.roi_head.test_cfg.max_per_img
         self.fallbacks = 0
