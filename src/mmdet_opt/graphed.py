@@ -8,8 +8,9 @@ when the result is copied back:
   run there (``gpu_preprocess.normalize_pad``), replayed from a graph;
 - the backbone runs in fp16 with BatchNorm folded into its convs and cuDNN's fused conv+ReLU /
   conv+add+ReLU; FPN and RPN head convs (fp32 by default: fp16 there cost parity) and the RPN's
-  per-level top-k follow in the same graph, which hands mmcv ops contiguous NCHW float32 features
-  whatever memory format it computes in (mmcv's RoIAlign reads channels_last tensors as NCHW);
+  per-level top-k follow in the same graph, which copies the FPN levels into one NCHW float32
+  canvas (``level_canvas``: mmcv's RoIAlign reads channels_last tensors as NCHW), so each RoI
+  extraction is one RoIAlign call;
 - proposal selection, the bbox head over 1000 zero-padded RoIs, score threshold + NMS of the
   detections, and the mask head over 100 are graphs too: the steps with data-dependent sizes run
   over fixed-size tensors (``static_post``), and where one cannot vouch for its result the image's
@@ -31,6 +32,7 @@ from torch import nn
 
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .inputs import prepare_image
+from .level_canvas import LevelCanvas
 from .pipeline import Inputs, MaskForward, StagedPipeline
 from .raw_mask_head import group_by_class, raw_class_masks
 from .static_post import NMS_ROUNDS, DetectionSelector, ProposalSelector
@@ -59,9 +61,6 @@ class FeatureNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         feats = self.neck([f.to(self.head_dtype) for f in self.backbone(x)])
         cls_scores, bbox_preds = self.rpn_head(feats)
-        # mmcv's RoIAlign reads its input as NCHW whatever its strides: hand it contiguous
-        # tensors, and in fp32: fed fp16 features it drops parity to ~0.87 mean mask IoU.
-        feats = tuple(f.float().contiguous() for f in feats)
         # RPNHead._get_bboxes_single's per-level ranking, which has static shapes; every level comes
         # out sorted by descending score (the NMS after it wants that order).
         scores, deltas, kept_anchors = [], [], []
@@ -156,22 +155,6 @@ class FusedResNet(nn.Module):
         return tuple(outs)
 
 
-def static_roi_extract(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
-    """SingleRoIExtractor.forward without data-dependent shapes, so it can be graph-captured.
-
-    Every level's RoIAlign runs on all RoIs, those of other levels zeroed so they cost one sample
-    (mmdet's ONNX-export formulation); each RoI keeps its own level's result: the same values as
-    mmdet's gather/scatter over the levels.
-    """
-    feats = feats[: extractor.num_inputs]
-    levels = extractor.map_roi_levels(rois, len(feats))
-    out = 0
-    for i, (feat, layer) in enumerate(zip(feats, extractor.roi_layers)):
-        keep = (levels == i).to(rois.dtype)
-        out = out + layer(feat, rois * keep[:, None]) * keep.view(-1, 1, 1, 1)
-    return out
-
-
 def fill_rois(rois: torch.Tensor, boxes: torch.Tensor) -> int:
     """Write ``boxes`` into the zero-padded (max, 5) RoI buffer a graph reads; return how many."""
     rois.zero_()
@@ -253,7 +236,7 @@ class GraphedPipeline(StagedPipeline):
     # the coffee image's mean mask IoU to 0.961 at 1333x800: below the parity target, so fp32.
     def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = False,
                  nms_rounds: int = NMS_ROUNDS, cudnn_benchmark: bool = False, tf32: bool = True,
-                 fp16_layers: int | None = None):
+                 fp16_layers: int | None = None, fp16_backbone: bool = True):
         super().__init__(model, preprocess=None, fp16=False)
         self.cudnn_benchmark, self.tf32 = cudnn_benchmark, tf32
         self.nms_rounds = nms_rounds
@@ -261,7 +244,7 @@ class GraphedPipeline(StagedPipeline):
         # On a CPU this runs the same computation eagerly in fp32 (for tests); graphs need CUDA.
         self.use_graphs = on_cuda
         self.spec = spec
-        dtype = torch.float16 if on_cuda else torch.float32
+        dtype = torch.float16 if on_cuda and fp16_backbone else torch.float32
         head_dtype = dtype if fp16_heads else torch.float32
         # fp16_layers: how many of the ResNet's residual stages run in fp16 (None: all of them).
         self.net = FeatureNet(model, dtype, channels_last and on_cuda, head_dtype, fp16_layers).eval()
@@ -283,6 +266,9 @@ class GraphedPipeline(StagedPipeline):
         strides = self.model.rpn_head.prior_generator.strides
         sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in strides]
         anchors = self.model.rpn_head.prior_generator.grid_priors(sizes, device=dev)
+        roi_head = self.model.roi_head
+        extractor = roi_head.bbox_roi_extractor
+        canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, dev)
         nms_pre = self.net.nms_pre
         level_ids = [torch.full((min(len(a), nms_pre) if nms_pre > 0 else len(a),), i, dtype=torch.long,
                                 device=dev) for i, a in enumerate(anchors)]
@@ -291,7 +277,6 @@ class GraphedPipeline(StagedPipeline):
         mask_rois = torch.zeros((self.max_detections, 5), device=dev)
         mask_labels = torch.zeros((self.max_detections,), dtype=torch.long, device=dev)
         scale_factor = torch.from_numpy(metas["scale_factor"]).to(dev)
-        roi_head = self.model.roi_head
         select_proposals = ProposalSelector(self.model.rpn_head, [len(i) for i in level_ids], metas["img_shape"], dev,
                                             self.nms_rounds)
         select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, metas["img_shape"],
@@ -303,6 +288,9 @@ class GraphedPipeline(StagedPipeline):
 
         def features():
             outputs["features"] = self.net(normalized, anchors)
+            # mmcv's RoIAlign reads its input as NCHW whatever its strides, and needs fp32 (fed
+            # fp16 features it drops parity to ~0.87 mean mask IoU): the canvas is both.
+            canvas.fill(outputs["features"][0])
             return outputs["features"]
 
         def proposals():
@@ -313,7 +301,7 @@ class GraphedPipeline(StagedPipeline):
             return exact
 
         def bbox_forward():
-            roi_feats = static_roi_extract(roi_head.bbox_roi_extractor, outputs["features"][0], rois)
+            roi_feats = canvas.extract(roi_head.bbox_roi_extractor, rois)
             outputs["bbox"] = roi_head.bbox_head(roi_feats)
             return outputs["bbox"]
 
@@ -324,7 +312,7 @@ class GraphedPipeline(StagedPipeline):
             return dets, labels, count, exact
 
         def mask_forward():
-            roi_feats = static_roi_extract(roi_head.mask_roi_extractor, outputs["features"][0], mask_rois)
+            roi_feats = canvas.extract(roi_head.mask_roi_extractor, mask_rois)
             mask_pred = roi_head.mask_head(roi_feats)
             return mask_pred, raw_class_masks(mask_pred, mask_labels, roi_head.mask_head.class_agnostic)
 

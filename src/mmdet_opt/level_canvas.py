@@ -1,0 +1,59 @@
+"""RoI extraction from every FPN level in one RoIAlign call, with static shapes.
+
+mmdet's ``SingleRoIExtractor`` gathers each level's RoIs and runs one RoIAlign per level: shapes
+that depend on the data. Running every level on all RoIs instead (mmdet's ONNX formulation) costs
+a full RoIAlign output per level plus the passes that merge them. Here the levels sit side by side
+in one tensor, each framed by a copy of its own edge pixels, and each RoI is moved into its
+level's frame (scaled by the level's ``1 / stride``, shifted by the frame's origin): one RoIAlign
+at spatial scale 1 then samples the same points as the per-level calls.
+
+Why the frame: an aligned RoIAlign samples up to half a pixel outside a map and clamps to the
+edge there. Inside the canvas, interpolating between an edge pixel and its copy gives that edge
+value, so the clamp is reproduced. RoIs must lie inside the image (mmdet clips them).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+
+class LevelCanvas:
+    """FPN levels side by side in one (1, C, H, W) float32 tensor, for RoI extractors over them.
+
+    ``level_sizes``: (height, width) of each level, finest first; ``strides``: theirs.
+    """
+
+    def __init__(self, level_sizes: list, strides: list, channels: int, device):
+        self.strides = [int(s) for s in strides]
+        self.slots = []  # canvas (y, x) of each level's pixel (0, 0), and the level's height, width
+        x = 1
+        for h, w in level_sizes:
+            self.slots.append((1, x, h, w))
+            x += w + 2
+        height = max(h for h, _ in level_sizes) + 2
+        self.tensor = torch.zeros((1, channels, height, x - 1), device=device)
+        self.origins = torch.tensor([(x0, y0, x0, y0) for y0, x0, _, _ in self.slots],
+                                    dtype=torch.float32, device=device)
+        self.scales = torch.tensor([1.0 / s for s in self.strides], dtype=torch.float32, device=device)
+
+    def fill(self, feats):
+        """Copy each level (any dtype or memory format) into its slot, then frame it."""
+        canvas = self.tensor
+        for feat, (y, x, h, w) in zip(feats, self.slots):
+            canvas[:, :, y:y + h, x:x + w].copy_(feat)
+            canvas[:, :, y - 1, x:x + w] = canvas[:, :, y, x:x + w]
+            canvas[:, :, y + h, x:x + w] = canvas[:, :, y + h - 1, x:x + w]
+            canvas[:, :, y - 1:y + h + 1, x - 1] = canvas[:, :, y - 1:y + h + 1, x]
+            canvas[:, :, y - 1:y + h + 1, x + w] = canvas[:, :, y - 1:y + h + 1, x + w - 1]
+
+    def extract(self, extractor, rois: torch.Tensor) -> torch.Tensor:
+        """``extractor(feats, rois)`` for (N, 5) RoIs of image 0, read from the filled canvas."""
+        num_levels = extractor.num_inputs
+        if list(extractor.featmap_strides[:num_levels]) != self.strides[:num_levels]:
+            raise ValueError(f"extractor strides {extractor.featmap_strides} are not the canvas' {self.strides}")
+        levels = extractor.map_roi_levels(rois, num_levels)
+        boxes = rois[:, 1:] * self.scales[levels, None] + self.origins[levels]
+        layer = copy.copy(extractor.roi_layers[0])
+        layer.spatial_scale = 1.0  # each RoI was scaled to its own level above
+        return layer(self.tensor, torch.cat([rois[:, :1], boxes], dim=1))
