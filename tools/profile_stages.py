@@ -18,10 +18,14 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--sort", default="self_cpu_time_total", help="e.g. self_cuda_time_total")
+    parser.add_argument("--no-graphs", action="store_true",
+                        help="inference_graph run eagerly, so each kernel is charged to the op that launched it")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     suite = Suite("cuda")
     pipeline = suite.pipeline(args.variant, size)
+    if args.no_graphs:
+        pipeline.use_graphs = False
     image = suite.image(args.image, size)
     for _ in range(5):
         pipeline(image)

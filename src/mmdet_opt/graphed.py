@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .fused import FusedResNet, fold_batchnorm, mask_head_forward, rpn_head_forward
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .inputs import prepare_image
 from .level_canvas import LevelCanvas
@@ -60,7 +61,7 @@ class FeatureNet(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats = self.neck([f.to(self.head_dtype) for f in self.backbone(x)])
-        cls_scores, bbox_preds = self.rpn_head(feats)
+        cls_scores, bbox_preds = rpn_head_forward(self.rpn_head, feats)
         # RPNHead._get_bboxes_single's per-level ranking, which has static shapes; every level comes
         # out sorted by descending score (the NMS after it wants that order).
         scores, deltas, kept_anchors = [], [], []
@@ -73,86 +74,6 @@ class FeatureNet(nn.Module):
             deltas.append(delta[order])
             kept_anchors.append(anc[order])
         return feats, scores, deltas, kept_anchors
-
-
-@torch.no_grad()
-def fold_batchnorm(backbone: nn.Module) -> nn.Module:
-    """Fold each frozen BatchNorm into the convolution before it (in fp32, before any cast).
-
-    Inference-only: one kernel less per conv, and no BatchNorm arithmetic rounded in fp16.
-    Covers mmdet's ResNet layout: ``convN`` + ``normN_name`` pairs and ``downsample = (conv, bn)``.
-    """
-
-    def fold(conv: nn.Conv2d, bn) -> nn.Conv2d:
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                          conv.padding, conv.dilation, conv.groups, bias=True)
-        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-        return fused.to(conv.weight.device)
-
-    for module in backbone.modules():
-        for i in (1, 2, 3):
-            conv, norm_name = getattr(module, f"conv{i}", None), getattr(module, f"norm{i}_name", None)
-            if isinstance(conv, nn.Conv2d) and norm_name:
-                setattr(module, f"conv{i}", fold(conv, getattr(module, norm_name)))
-                setattr(module, norm_name, nn.Identity())
-        downsample = getattr(module, "downsample", None)
-        if isinstance(downsample, nn.Sequential) and len(downsample) == 2:
-            downsample[0] = fold(downsample[0], downsample[1])
-            downsample[1] = nn.Identity()
-    return backbone
-
-
-def _conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    return torch.cudnn_convolution_relu(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                        conv.dilation, conv.groups)
-
-
-class FusedResNet(nn.Module):
-    """A BatchNorm-folded mmdet ResNet whose conv + ReLU (and conv + residual add + ReLU) run as
-    single cuDNN kernels: at 3840x2304 every separate ReLU or add is a full pass over a
-    hundreds-of-MB activation. Falls back to the module's own forward off CUDA."""
-
-    def __init__(self, resnet: nn.Module):
-        super().__init__()
-        self.resnet = resnet
-        self.fusable = not resnet.deep_stem and not any(
-            getattr(m, "with_plugins", False) or getattr(m, "with_dcn", False) for m in resnet.modules())
-
-    def keep_float32_from(self, index: int):
-        """Run the residual stages from ``index`` on in float32 (after the module was cast).
-
-        The late stages are at low resolution, so fp32 costs little there, and their rounding
-        reaches every FPN level through the top-down path.
-        """
-        if index < len(self.resnet.res_layers) and not self.fusable:
-            raise ValueError("mixed-precision stages need the fused ResNet path (no deep stem, DCN or plugins)")
-        for name in self.resnet.res_layers[index:]:
-            getattr(self.resnet, name).float()
-
-    def _block(self, block, x):
-        identity = x if block.downsample is None else block.downsample(x)
-        out = _conv_relu(block.conv2, _conv_relu(block.conv1, x))
-        c3 = block.conv3
-        return torch.cudnn_convolution_add_relu(out, c3.weight, identity, 1.0, c3.bias, c3.stride,
-                                                c3.padding, c3.dilation, c3.groups)
-
-    def forward(self, x):
-        r = self.resnet
-        if not (x.is_cuda and self.fusable):
-            return r(x)
-        x = r.maxpool(_conv_relu(r.conv1, x))
-        outs = []
-        for i, name in enumerate(r.res_layers):
-            layer = getattr(r, name)
-            x = x.to(layer[0].conv1.weight.dtype)
-            for block in layer:
-                x = self._block(block, x)
-            if i in r.out_indices:
-                outs.append(x)
-        return tuple(outs)
 
 
 def fill_rois(rois: torch.Tensor, boxes: torch.Tensor) -> int:
@@ -188,7 +109,7 @@ class CapturedCall:
 
 
 @contextlib.contextmanager
-def _matmul_tf32(enabled: bool):
+def matmul_tf32(enabled: bool):
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = enabled
     try:
@@ -313,7 +234,7 @@ class GraphedPipeline(StagedPipeline):
 
         def mask_forward():
             roi_feats = canvas.extract(roi_head.mask_roi_extractor, mask_rois)
-            mask_pred = roi_head.mask_head(roi_feats)
+            mask_pred = mask_head_forward(roi_head.mask_head, roi_feats)
             return mask_pred, raw_class_masks(mask_pred, mask_labels, roi_head.mask_head.class_agnostic)
 
         calls = [preprocess, features, proposals, bbox_forward, detections, mask_forward]
@@ -324,7 +245,7 @@ class GraphedPipeline(StagedPipeline):
             # stay as they were for the other variants; TF32 for the RoI heads' matrix products
             # is baked in at capture.
             with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=self.cudnn_benchmark), \
-                    _matmul_tf32(self.tf32):
+                    matmul_tf32(self.tf32):
                 first = CapturedCall(preprocess)
                 # All graphs replay in capture order, so they can share one memory pool.
                 calls = [first] + [CapturedCall(fn, pool=first.graph.pool()) for fn in calls[1:]]

@@ -1,0 +1,119 @@
+"""cuDNN-fused versions of mmdet's conv + ReLU modules, for inference.
+
+PyTorch runs a conv with bias as the convolution plus a separate bias pass, and the ReLU after it
+as another: two full passes over the output, each as costly as the convolution itself on a large
+activation (3840x2304 input: hundreds of MB per FPN level). ``torch.cudnn_convolution_relu`` and
+``torch.cudnn_convolution_add_relu`` do bias, residual add and ReLU inside the convolution.
+Everything here falls back to the module's own forward off CUDA or for layouts it does not cover.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def fold_batchnorm(backbone: nn.Module) -> nn.Module:
+    """Fold each frozen BatchNorm into the convolution before it (in fp32, before any cast).
+
+    Inference-only: one kernel less per conv, and no BatchNorm arithmetic rounded in fp16.
+    Covers mmdet's ResNet layout: ``convN`` + ``normN_name`` pairs and ``downsample = (conv, bn)``.
+    """
+
+    def fold(conv: nn.Conv2d, bn) -> nn.Conv2d:
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                          conv.padding, conv.dilation, conv.groups, bias=True)
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+        return fused.to(conv.weight.device)
+
+    for module in backbone.modules():
+        for i in (1, 2, 3):
+            conv, norm_name = getattr(module, f"conv{i}", None), getattr(module, f"norm{i}_name", None)
+            if isinstance(conv, nn.Conv2d) and norm_name:
+                setattr(module, f"conv{i}", fold(conv, getattr(module, norm_name)))
+                setattr(module, norm_name, nn.Identity())
+        downsample = getattr(module, "downsample", None)
+        if isinstance(downsample, nn.Sequential) and len(downsample) == 2:
+            downsample[0] = fold(downsample[0], downsample[1])
+            downsample[1] = nn.Identity()
+    return backbone
+
+
+def conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return torch.cudnn_convolution_relu(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                        conv.dilation, conv.groups)
+
+
+class FusedResNet(nn.Module):
+    """A BatchNorm-folded mmdet ResNet whose conv + ReLU (and conv + residual add + ReLU) run as
+    single cuDNN kernels: at 3840x2304 every separate ReLU or add is a full pass over a
+    hundreds-of-MB activation. Falls back to the module's own forward off CUDA."""
+
+    def __init__(self, resnet: nn.Module):
+        super().__init__()
+        self.resnet = resnet
+        self.fusable = not resnet.deep_stem and not any(
+            getattr(m, "with_plugins", False) or getattr(m, "with_dcn", False) for m in resnet.modules())
+
+    def keep_float32_from(self, index: int):
+        """Run the residual stages from ``index`` on in float32 (after the module was cast).
+
+        The late stages are at low resolution, so fp32 costs little there, and their rounding
+        reaches every FPN level through the top-down path.
+        """
+        if index < len(self.resnet.res_layers) and not self.fusable:
+            raise ValueError("mixed-precision stages need the fused ResNet path (no deep stem, DCN or plugins)")
+        for name in self.resnet.res_layers[index:]:
+            getattr(self.resnet, name).float()
+
+    def _block(self, block, x):
+        identity = x if block.downsample is None else block.downsample(x)
+        out = conv_relu(block.conv2, conv_relu(block.conv1, x))
+        c3 = block.conv3
+        return torch.cudnn_convolution_add_relu(out, c3.weight, identity, 1.0, c3.bias, c3.stride,
+                                                c3.padding, c3.dilation, c3.groups)
+
+    def forward(self, x):
+        r = self.resnet
+        if not (x.is_cuda and self.fusable):
+            return r(x)
+        x = r.maxpool(conv_relu(r.conv1, x))
+        outs = []
+        for i, name in enumerate(r.res_layers):
+            layer = getattr(r, name)
+            x = x.to(layer[0].conv1.weight.dtype)
+            for block in layer:
+                x = self._block(block, x)
+            if i in r.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
+def rpn_head_forward(rpn_head, feats):
+    """``RPNHead.forward``: per level ``rpn_conv`` + ReLU (fused here), then the two 1x1 heads."""
+    if not (feats[0].is_cuda and isinstance(rpn_head.rpn_conv, nn.Conv2d)):
+        return rpn_head(feats)
+    cls_scores, bbox_preds = [], []
+    for feat in feats:
+        x = conv_relu(rpn_head.rpn_conv, feat)
+        cls_scores.append(rpn_head.rpn_cls(x))
+        bbox_preds.append(rpn_head.rpn_reg(x))
+    return cls_scores, bbox_preds
+
+
+def mask_head_forward(mask_head, x):
+    """``FCNMaskHead.forward`` with each ConvModule (conv + ReLU, no norm) as one fused kernel."""
+    fusable = all(not m.with_norm and isinstance(m.activate, nn.ReLU) and m.order == ("conv", "norm", "act")
+                  for m in mask_head.convs)
+    if not (x.is_cuda and fusable):
+        return mask_head(x)
+    for module in mask_head.convs:
+        x = conv_relu(module.conv, x)
+    if mask_head.upsample is not None:
+        x = mask_head.upsample(x)
+        if mask_head.upsample_method == "deconv":
+            x = mask_head.relu(x)
+    return mask_head.conv_logits(x)

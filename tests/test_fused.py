@@ -1,0 +1,49 @@
+"""The cuDNN-fused forwards compute what mmdet's modules compute (CUDA; strict fp32 for the check)."""
+import copy
+
+import pytest
+import torch
+
+from mmdet_opt.fused import FusedResNet, fold_batchnorm, mask_head_forward, rpn_head_forward
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.fixture
+def strict_fp32():
+    """TF32 off, so that only summation order separates the fused kernels from mmdet's."""
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        yield
+
+
+def random_input(*shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).cuda()
+
+
+@needs_cuda
+@torch.no_grad()
+def test_fused_resnet_is_mmdets_resnet(small_base_model, strict_fp32):
+    backbone = copy.deepcopy(small_base_model.backbone).cuda().eval()
+    fused = FusedResNet(fold_batchnorm(copy.deepcopy(backbone))).eval()
+    assert fused.fusable
+    x = random_input(1, 3, 192, 320)
+    for got, expected in zip(fused(x), backbone(x), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+@torch.no_grad()
+def test_fused_rpn_head_is_mmdets(small_base_model, strict_fp32):
+    rpn_head = copy.deepcopy(small_base_model.rpn_head).cuda().eval()
+    feats = [random_input(1, 256, 48 // 2**i, 80 // 2**i) for i in range(5)]
+    got, expected = rpn_head_forward(rpn_head, feats), rpn_head(feats)
+    for got_level, expected_level in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
+        torch.testing.assert_close(got_level, expected_level, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+@torch.no_grad()
+def test_fused_mask_head_is_mmdets(small_base_model, strict_fp32):
+    mask_head = copy.deepcopy(small_base_model.roi_head.mask_head).cuda().eval()
+    x = random_input(20, 256, 14, 14)
+    torch.testing.assert_close(mask_head_forward(mask_head, x), mask_head(x), rtol=1e-4, atol=1e-4)
