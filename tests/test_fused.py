@@ -23,8 +23,9 @@ def random_input(*shape):
 @needs_cuda
 @torch.no_grad()
 def test_fused_resnet_is_mmdets_resnet(small_base_model, strict_fp32):
-    backbone = copy.deepcopy(small_base_model.backbone).cuda().eval()
-    fused = FusedResNet(fold_batchnorm(copy.deepcopy(backbone))).eval()
+    backbone = copy.deepcopy(small_base_model.backbone).cuda()
+    backbone.eval()  # mmdet's ResNet.train returns None: no chaining
+    fused = FusedResNet(fold_batchnorm(copy.deepcopy(backbone)))
     assert fused.fusable
     x = random_input(1, 3, 192, 320)
     for got, expected in zip(fused(x), backbone(x), strict=True):
