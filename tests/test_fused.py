@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from mmdet_opt.fused import FusedResNet, fold_batchnorm, mask_head_forward, rpn_head_forward
+from mmdet_opt.fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -16,8 +16,8 @@ def strict_fp32():
         yield
 
 
-def random_input(*shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).cuda()
+def random_input(*shape, device="cuda"):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
 @needs_cuda
@@ -48,3 +48,19 @@ def test_fused_mask_head_is_mmdets(small_base_model, strict_fp32):
     mask_head = copy.deepcopy(small_base_model.roi_head.mask_head).cuda().eval()
     x = random_input(20, 256, 14, 14)
     torch.testing.assert_close(mask_head_forward(mask_head, x), mask_head(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("shape", [(192, 320), (200, 336)])  # 200 / 32 is not whole: interpolation path
+@torch.no_grad()
+def test_fpn_forward_is_mmdets(small_base_model, device, shape):
+    neck = copy.deepcopy(small_base_model.neck).to(device).eval()
+    h, w = shape
+    feats = [random_input(1, c, -(-h // s), -(-w // s), device=device)
+             for c, s in zip(neck.in_channels, (4, 8, 16, 32))]
+    expected = neck(feats)
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        got = fpn_forward(neck, feats)
+    assert len(got) == len(expected) == neck.num_outs
+    for got_level, expected_level in zip(got, expected, strict=True):
+        torch.testing.assert_close(got_level, expected_level, rtol=1e-4, atol=1e-4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 @torch.no_grad()
@@ -106,8 +107,8 @@ def rpn_head_forward(rpn_head, feats):
 
 def mask_head_forward(mask_head, x):
     """``FCNMaskHead.forward`` with each ConvModule (conv + ReLU, no norm) as one fused kernel."""
-    fusable = all(not m.with_norm and isinstance(m.activate, nn.ReLU) and m.order == ("conv", "norm", "act")
-                  for m in mask_head.convs)
+    fusable = all(not m.with_norm and m.with_activation and isinstance(m.activate, nn.ReLU)
+                  and m.order == ("conv", "norm", "act") for m in mask_head.convs)
     if not (x.is_cuda and fusable):
         return mask_head(x)
     for module in mask_head.convs:
@@ -117,3 +118,32 @@ def mask_head_forward(mask_head, x):
         if mask_head.upsample_method == "deconv":
             x = mask_head.relu(x)
     return mask_head.conv_logits(x)
+
+
+def fpn_forward(neck, feats):
+    """``FPN.forward`` (nearest top-down path, max-pool extra levels) with fewer full-size passes.
+
+    mmdet adds each lateral's bias over the whole level, upsamples the coarser level into a new
+    tensor, then adds the two. Here a lateral's bias is added to the coarser level instead (nearest
+    upsampling repeats values, so it commutes with a per-channel constant), and the 2x upsample +
+    add is one in-place broadcast add. Same sums, in another order.
+    """
+    plain = all(not m.with_norm and not m.with_activation for m in (*neck.lateral_convs, *neck.fpn_convs))
+    if neck.add_extra_convs or neck.upsample_cfg != dict(mode="nearest") or not plain:
+        return neck(feats)
+    inputs = feats[neck.start_level:neck.backbone_end_level]
+    top = len(inputs) - 1
+    laterals = [F.conv2d(x, m.conv.weight, None if i < top else m.conv.bias, m.conv.stride, m.conv.padding,
+                         m.conv.dilation, m.conv.groups)
+                for i, (x, m) in enumerate(zip(inputs, neck.lateral_convs))]
+    for i in range(top, 0, -1):
+        fine, coarse = laterals[i - 1], laterals[i] + neck.lateral_convs[i - 1].conv.bias.view(1, -1, 1, 1)
+        (h, w), (ch, cw) = fine.shape[-2:], coarse.shape[-2:]
+        if (h, w) == (2 * ch, 2 * cw):
+            fine.unflatten(3, (cw, 2)).unflatten(2, (ch, 2)).add_(coarse[:, :, :, None, :, None])
+        else:
+            laterals[i - 1] = fine + F.interpolate(coarse, size=(h, w), mode="nearest")
+    outs = [conv(x) for conv, x in zip(neck.fpn_convs, laterals)]
+    for _ in range(neck.num_outs - len(outs)):
+        outs.append(F.max_pool2d(outs[-1], 1, stride=2))
+    return tuple(outs)

@@ -7,7 +7,7 @@ when the result is copied back:
 - the uint8 image goes through one pinned staging buffer to the device; normalisation and padding
   run there (``gpu_preprocess.normalize_pad``), replayed from a graph;
 - the backbone runs in fp16 with BatchNorm folded into its convs and cuDNN's fused conv+ReLU /
-  conv+add+ReLU; FPN and RPN head convs (fp32 by default: fp16 there cost parity) and the RPN's
+  conv+add+ReLU; FPN and RPN head convs (fp16 too by default, ``fused``) and the RPN's
   per-level top-k follow in the same graph, which copies the FPN levels into one NCHW float32
   canvas (``level_canvas``: mmcv's RoIAlign reads channels_last tensors as NCHW), so each RoI
   extraction is one RoIAlign call;
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fused import FusedResNet, fold_batchnorm, mask_head_forward, rpn_head_forward
+from .fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
 from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
 from .inputs import prepare_image
 from .level_canvas import LevelCanvas
@@ -60,7 +60,7 @@ class FeatureNet(nn.Module):
         x = img.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = self.neck([f.to(self.head_dtype) for f in self.backbone(x)])
+        feats = fpn_forward(self.neck, [f.to(self.head_dtype) for f in self.backbone(x)])
         cls_scores, bbox_preds = rpn_head_forward(self.rpn_head, feats)
         # RPNHead._get_bboxes_single's per-level ranking, which has static shapes; every level comes
         # out sorted by descending score (the NMS after it wants that order).
@@ -153,9 +153,10 @@ class GraphedPipeline(StagedPipeline):
     ``fallbacks`` counts it.
     """
 
-    # fp16 FPN / RPN head is 1 ms (1333x800) to 4 ms (3840x2304) faster on an H100 but dropped
-    # the coffee image's mean mask IoU to 0.961 at 1333x800: below the parity target, so fp32.
-    def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = False,
+    # fp16 FPN / RPN head: 0.5 ms (1333x800) and 4 ms (3840x2304) faster on an H100, with the same
+    # parity figures as fp32 there within the spread that rounding alone gives stock mmdet
+    # (docs/parity.md, tools/stock_noise.py).
+    def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = True,
                  nms_rounds: int = NMS_ROUNDS, cudnn_benchmark: bool = False, tf32: bool = True,
                  fp16_layers: int | None = None, fp16_backbone: bool = True):
         super().__init__(model, preprocess=None, fp16=False)
