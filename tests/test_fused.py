@@ -53,14 +53,12 @@ def test_fused_mask_head_is_mmdets(small_base_model, strict_fp32):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 @pytest.mark.parametrize("shape", [(192, 320), (200, 336)])  # 200 / 32 is not whole: interpolation path
 @torch.no_grad()
-def test_fpn_forward_is_mmdets(small_base_model, device, shape):
+def test_fpn_forward_is_mmdets(small_base_model, device, shape, strict_fp32):
     neck = copy.deepcopy(small_base_model.neck).to(device).eval()
     h, w = shape
     feats = [random_input(1, c, -(-h // s), -(-w // s), device=device)
              for c, s in zip(neck.in_channels, (4, 8, 16, 32))]
-    expected = neck(feats)
-    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
-        got = fpn_forward(neck, feats)
+    expected, got = neck(feats), fpn_forward(neck, feats)
     assert len(got) == len(expected) == neck.num_outs
     for got_level, expected_level in zip(got, expected, strict=True):
         torch.testing.assert_close(got_level, expected_level, rtol=1e-4, atol=1e-4)

@@ -111,6 +111,9 @@ def mask_head_forward(mask_head, x):
                   and m.order == ("conv", "norm", "act") for m in mask_head.convs)
     if not (x.is_cuda and fusable):
         return mask_head(x)
+    # One layout change here instead of cuDNN's NCHW <-> NHWC around every conv (keep the
+    # head's weights in channels_last too, or cuDNN converts those on each call).
+    x = x.contiguous(memory_format=torch.channels_last)
     for module in mask_head.convs:
         x = conv_relu(module.conv, x)
     if mask_head.upsample is not None:

@@ -170,6 +170,8 @@ class GraphedPipeline(StagedPipeline):
         head_dtype = dtype if fp16_heads else torch.float32
         # fp16_layers: how many of the ResNet's residual stages run in fp16 (None: all of them).
         self.net = FeatureNet(model, dtype, channels_last and on_cuda, head_dtype, fp16_layers).eval()
+        if on_cuda:  # the fused mask head runs in channels_last (fused.mask_head_forward)
+            model.roi_head.mask_head.to(memory_format=torch.channels_last)
         self.max_proposals = model.rpn_head.test_cfg.max_per_img
         self.max_detections = model.roi_head.test_cfg.max_per_img
         self.fallbacks = 0
