@@ -3,7 +3,7 @@
     python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30] [--vary tf32,fp16_layers=4/3/2]
 
 ``--vary`` names GraphedPipeline options: ``name`` tries False and True, ``name=a/b/c`` the integer
-values given. Every combination runs, the other options at their defaults.
+values given. Every combination runs, the other options at their defaults (``--vary ""``: defaults only).
 """
 import argparse
 import itertools
@@ -51,7 +51,7 @@ def main():
         size = tuple(int(v) for v in size_text.split("x"))
         model = variant_model(suite.base, get_variant("inference_graph"), size)
         spec = PreprocessSpec.from_config(model.cfg)
-        names, choices = zip(*(option_values(item) for item in args.vary.split(",")))
+        names, choices = zip(*(option_values(item) for item in args.vary.split(","))) if args.vary else ((), ())
         for values in itertools.product(*choices):
             options = dict(zip(names, values))
             pipe = GraphedPipeline(model, spec, **options)
