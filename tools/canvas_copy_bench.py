@@ -1,0 +1,54 @@
+"""Ways to copy an fp16 channels_last FPN level into an fp32 NCHW canvas slot: CUDA-event medians.
+
+    python tools/canvas_copy_bench.py
+"""
+import statistics
+
+import torch
+
+from mmdet_opt.level_canvas import nchw
+
+
+def median_ms(fn, runs=50):
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def ways(feat, slot):
+    n, c, h, w = feat.shape
+    nhwc = feat.permute(0, 2, 3, 1)  # contiguous (N, H, W, C)
+    return {
+        "slot.copy_(feat)": lambda: slot.copy_(feat),
+        "slot.copy_(feat.contiguous())": lambda: slot.copy_(feat.contiguous()),
+        "slot.copy_(feat.float().contiguous())": lambda: slot.copy_(feat.float().contiguous()),
+        "slot.copy_(2D transpose)": lambda: slot.copy_(nhwc.reshape(h * w, c).t().contiguous().view(n, c, h, w)),
+        "slot.copy_(level_canvas.nchw(feat))": lambda: slot.copy_(nchw(feat)),
+        "feat.contiguous() alone": lambda: feat.contiguous(),
+        "feat.float() alone (same layout)": lambda: feat.float(),
+    }
+
+
+def main():
+    for h, w in ((200, 336), (576, 960)):
+        feat = torch.randn(1, 256, h, w, device="cuda").half().contiguous(memory_format=torch.channels_last)
+        canvas = torch.zeros(1, 256, h + 2, w + 100, device="cuda")
+        slot = canvas[:, :, 1:h + 1, 1:w + 1]
+        expected = feat.float()
+        for name, fn in ways(feat, slot).items():
+            fn()
+            if name.startswith("slot"):
+                assert torch.equal(slot, expected), name
+            print(f"{h}x{w}: {name}: {median_ms(fn):.3f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
