@@ -43,12 +43,12 @@ class FeatureNet(nn.Module):
     """Backbone + FPN + RPN head convs + per-level top-k: the static-shape front of Mask R-CNN."""
 
     def __init__(self, model, dtype: torch.dtype, channels_last: bool, head_dtype: torch.dtype | None = None,
-                 low_precision_layers: int | None = None):
+                 fp16_layers: int | None = None):
         super().__init__()
         self.dtype, self.head_dtype = dtype, head_dtype or dtype
         self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone))).to(self.dtype)
-        if low_precision_layers is not None:
-            self.backbone.keep_float32_from(low_precision_layers)
+        if fp16_layers is not None:
+            self.backbone.keep_float32_from(fp16_layers)
         self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
         self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
