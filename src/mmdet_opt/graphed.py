@@ -158,9 +158,10 @@ class GraphedPipeline(StagedPipeline):
     # (docs/parity.md, tools/stock_noise.py).
     def __init__(self, model, spec: PreprocessSpec, channels_last: bool = True, fp16_heads: bool = True,
                  nms_rounds: int = NMS_ROUNDS, cudnn_benchmark: bool = False, tf32: bool = True,
-                 fp16_layers: int | None = None, fp16_backbone: bool = True):
+                 fp16_layers: int | None = None, fp16_backbone: bool = True, masks_before_sync: bool = True):
         super().__init__(model, preprocess=None, fp16=False)
         self.cudnn_benchmark, self.tf32 = cudnn_benchmark, tf32
+        self.masks_before_sync = masks_before_sync
         self.nms_rounds = nms_rounds
         on_cuda = self.device.type == "cuda"
         # On a CPU this runs the same computation eagerly in fp32 (for tests); graphs need CUDA.
@@ -281,17 +282,22 @@ class GraphedPipeline(StagedPipeline):
         """Proposals go to the state's ``rois``; returns whether they are exactly mmdet's (on the device)."""
         return self._state_of(inputs).proposals()
 
-    def _detect(self, proposals_exact, inputs: Inputs):
-        """Static detections, and on the host their count and whether proposals and NMS were exact."""
+    def _detect(self, proposals_exact, inputs: Inputs, masks: bool = False):
+        """Static detections, and on the host their count and whether proposals and NMS were exact.
+
+        With ``masks``, the mask head is queued before the host waits for that count, so the GPU
+        goes on meanwhile; returns its ``(mask_pred, probs)`` too (wasted when not exact: rare).
+        """
         state = self._state_of(inputs)
         state.bbox_forward()
         dets, labels, count, exact = state.detections()
+        mask_outputs = state.mask_forward() if masks and self.masks_before_sync else None
         count, exact = torch.stack([count, (exact & proposals_exact).long()]).tolist()
-        return state, dets, labels, count, bool(exact)
+        return state, dets, labels, count, bool(exact), mask_outputs
 
     @torch.no_grad()
     def bbox_head(self, feats, proposals, inputs: Inputs):
-        state, dets, labels, count, exact = self._detect(proposals, inputs)
+        state, dets, labels, count, exact, _ = self._detect(proposals, inputs)
         if not exact:
             return self._mmdet_detections(state, inputs)
         return dets[:count], labels[:count]
@@ -300,10 +306,10 @@ class GraphedPipeline(StagedPipeline):
     def roi_head(self, feats, proposals, inputs: Inputs):
         from mmdet.core import bbox2result
 
-        state, dets, labels, count, exact = self._detect(proposals, inputs)
+        state, dets, labels, count, exact, mask_outputs = self._detect(proposals, inputs, masks=True)
         if not exact:
             return self.roi_results(feats, *self._mmdet_detections(state, inputs), inputs)
-        _, probs = state.mask_forward()
+        _, probs = mask_outputs or state.mask_forward()
         labels = labels[:count].cpu().numpy()
         num_classes = self.model.roi_head.bbox_head.num_classes
         return (bbox2result(dets[:count].cpu().numpy(), labels, num_classes),
