@@ -50,6 +50,11 @@ def test_passes_thresholds_are_inclusive(matched, iou, ok):
     assert report.passes() is ok
 
 
+def test_brief_is_matched_fraction_and_mean_mask_iou():
+    report = ParityReport(100, 99, 99, 0.99, 0.96055, 0.99, 0.5, 0.06, 0.9, 0.05)
+    assert report.brief() == "0.99/0.9606"
+
+
 def test_greedy_matching_goes_by_descending_stock_score():
     # One candidate overlaps both stock boxes enough, and overlaps `low` better. The higher-scored
     # stock detection `high` (listed second) claims it first; `low` is left unmatched.

@@ -62,7 +62,7 @@ def main():
             for name in images:
                 img = suite.image(name, size)
                 rep = compare(suite.reference(size, name), Detections.from_mmdet(pipe(img), img.shape))
-                reports.append(f"{name} {rep.matched_fraction:.2f}/{rep.mask_iou_mean:.4f}")
+                reports.append(f"{name} {rep.brief()}")
             label = " ".join(f"{k}={v}" for k, v in options.items())
             print(f"{size_text} {label}: total {ms:.2f} ms, fallbacks {pipe.fallbacks} | " + ", ".join(reports),
                   flush=True)

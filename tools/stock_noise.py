@@ -49,7 +49,7 @@ def main():
                 with torch.no_grad(), setting():
                     other = Detections.from_mmdet(inference_detector(model, image), image.shape)
                 rep = compare(reference, other)
-                reports.append(f"{name} {rep.matched_fraction:.2f}/{rep.mask_iou_mean:.4f}")
+                reports.append(f"{name} {rep.brief()}")
             print(f"{size_text} stock vs stock, {label}: " + ", ".join(reports), flush=True)
 
 

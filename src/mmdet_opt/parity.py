@@ -39,6 +39,10 @@ class ParityReport:
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
+    def brief(self) -> str:
+        """``matched fraction / mean mask IoU``, as the docs' tables show it."""
+        return f"{self.matched_fraction:.2f}/{self.mask_iou_mean:.4f}"
+
     def __str__(self) -> str:
         return (f"matched {self.matched}/{self.reference} ({self.matched_fraction:.3f}), "
                 f"mask IoU mean {self.mask_iou_mean:.4f} median {self.mask_iou_median:.4f} "
