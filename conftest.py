@@ -144,7 +144,7 @@ def _check_compare_baselines(config):
     from pytest_benchmark.utils import get_machine_id
 
     from mmdet_opt.machine import device_name
-    from mmdet_opt.report import ReportError, load_run
+    from mmdet_opt.suite.report import ReportError, load_run
 
     root = Path(storage.removeprefix("file://"))
     stored = FileStorage(root, logger=None, default_machine_id=get_machine_id())
@@ -203,7 +203,7 @@ def settings(request) -> Settings:
 
 @pytest.fixture(scope="session")
 def suite(settings):
-    from mmdet_opt.suite import Suite
+    from mmdet_opt.suite.session import Suite
 
     return Suite(settings.device, settings.config, settings.checkpoint, settings.seed)
 

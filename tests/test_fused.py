@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from mmdet_opt.fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
+from mmdet_opt.graphed.fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_opt.detector import build_detector, load_config
+from mmdet_opt.config import load_config
+from mmdet_opt.detector import build_detector
 from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.inputs import ImageInputError, check_test_size, load_image
 from mmdet_opt.parity import compare

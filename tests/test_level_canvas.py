@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmdet.models.builder import build_roi_extractor
 
-from mmdet_opt.level_canvas import LevelCanvas
+from mmdet_opt.graphed.level_canvas import LevelCanvas
 
 STRIDES = [4, 8, 16, 32]
 PAD_H, PAD_W = 544, 928  # image 540x900 (level 3 needs boxes over 448 px), padded to 32

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.utils import get_machine_id
 
-from mmdet_opt.report import main as report_main
+from mmdet_opt.suite.report import main as report_main
 
 pytest_plugins = ["pytester"]
 
@@ -156,7 +156,7 @@ def test_first_run_without_baselines_keeps_the_warning(project):
     assert "Can't compare" in "\n".join(result.outlines + result.errlines)
 
 
-# --- python -m mmdet_opt.report ----------------------------------------------------------------
+# --- python -m mmdet_opt.suite.report ----------------------------------------------------------------
 
 @pytest.mark.parametrize("content, words", [
     (None, "no such file"),
@@ -182,7 +182,7 @@ def test_report_on_a_directory_exits_2(tmp_path, capsys):
 
 def test_report_command_exit_status(tmp_path):
     missing = tmp_path / "missing.json"
-    done = subprocess.run([sys.executable, "-m", "mmdet_opt.report", str(missing)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "mmdet_opt.suite.report", str(missing)], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == f"error: {missing}: no such file"

@@ -11,10 +11,10 @@ import functools
 import pytest
 import torch
 
-from mmdet_opt.mutations import OUTPUT_MUTATIONS, ChannelsLastFeatures, channels_last_model, identity, shift
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
-from mmdet_opt.suite import Suite
+from mmdet_opt.suite.mutations import OUTPUT_MUTATIONS, ChannelsLastFeatures, channels_last_model, identity, shift
+from mmdet_opt.suite.session import Suite
 from mmdet_opt.variants import VARIANTS, Variant
 
 IMAGE = "astronaut"

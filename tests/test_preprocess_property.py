@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mmdet_opt.detector import load_config, set_test_scale
+from mmdet_opt.config import load_config, set_test_scale
 from mmdet_opt.gpu_preprocess import PreprocessSpec, gpu_preprocess
 from mmdet_opt.inputs import ImageInputError
 from mmdet_opt.pipeline import StagedPipeline

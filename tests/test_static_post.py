@@ -6,11 +6,11 @@ from mmcv.ops import nms
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.static_nms import first_kept, greedy_keep, suppression_matrix
+from mmdet_opt.graphed.static_post import DetectionSelector, ProposalSelector
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
-from mmdet_opt.static_nms import first_kept, greedy_keep, suppression_matrix
-from mmdet_opt.static_post import DetectionSelector, ProposalSelector
 from mmdet_opt.variants import get_variant, variant_model
 
 SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)

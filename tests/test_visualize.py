@@ -1,4 +1,4 @@
-"""python -m mmdet_opt.visualize: the side-by-side PNG, the drawing, and its error messages."""
+"""python -m mmdet_opt.suite.visualize: the side-by-side PNG, the drawing, and its error messages."""
 import cv2
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.paste import box_regions, paste_masks
 from mmdet_opt.results import Detections
-from mmdet_opt.visualize import SEPARATOR, draw, main
+from mmdet_opt.suite.visualize import SEPARATOR, draw, main
 
 W, H = 320, 192
 

@@ -47,7 +47,7 @@ def test_nightly_benchmarks_on_a_gpu_runner_and_gates_on_regressions():
     assert "--benchmark-compare " in commands
     assert "--benchmark-compare-fail=median:10%" in commands
     assert "--benchmark-json=out/run.json" in commands
-    assert "mmdet_opt.report out/run.json --chart out/stages.svg" in commands
+    assert "mmdet_opt.suite.report out/run.json --chart out/stages.svg" in commands
     # The artifacts are wanted most when the gate fails.
     (upload,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload["if"] == "always()"

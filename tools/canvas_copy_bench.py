@@ -6,7 +6,7 @@ import statistics
 
 import torch
 
-from mmdet_opt.level_canvas import nchw
+from mmdet_opt.graphed.level_canvas import nchw
 
 
 def median_ms(fn, runs=50):

@@ -16,7 +16,7 @@ from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
-from mmdet_opt.suite import Suite
+from mmdet_opt.suite.session import Suite
 from mmdet_opt.variants import get_variant, variant_model
 
 

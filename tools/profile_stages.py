@@ -7,7 +7,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmdet_opt.suite import Suite
+from mmdet_opt.suite.session import Suite
 
 
 def main():

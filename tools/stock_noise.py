@@ -12,10 +12,10 @@ import contextlib
 import torch
 from mmdet.apis import inference_detector
 
-from mmdet_opt.graphed import matmul_tf32
+from mmdet_opt.graphed.pipeline import matmul_tf32
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
-from mmdet_opt.suite import Suite
+from mmdet_opt.suite.session import Suite
 
 
 @contextlib.contextmanager

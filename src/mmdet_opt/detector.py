@@ -11,14 +11,12 @@ import contextlib
 import copy
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import load_state_dict
-
-DEFAULT_CONFIG = "mask_rcnn/mask_rcnn_r50_fpn_2x_coco.py"
+from .config import load_config, set_test_scale
 
 # Target std of each logit layer's output on the calibration image, in the order they are
 # calibrated (each one changes what the next sees).
@@ -30,71 +28,15 @@ CALIBRATION = (
 CALIBRATION_SCALE = (640, 384)
 
 
-class ConfigError(ValueError):
-    """The config file is missing or does not describe a Mask R-CNN."""
-
-
-def mmdet_config_dir() -> Path:
-    import mmdet
-
-    return Path(mmdet.__file__).parent / ".mim" / "configs"
-
-
-def load_config(config: str | os.PathLike | None = None, test_scale: tuple[int, int] | None = None):
-    """An mmcv Config for inference; ``test_scale`` (w, h) replaces the test pipeline's img_scale."""
-    import mmcv
-
-    if config is None:
-        config = mmdet_config_dir() / DEFAULT_CONFIG
-    if isinstance(config, mmcv.Config):
-        cfg = copy.deepcopy(config)
-    else:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        cfg = mmcv.Config.fromfile(str(path))
-    if "roi_head" not in cfg.model or "mask_head" not in cfg.model.roi_head:
-        raise ConfigError(f"{config} is not a two-stage detector with a mask head")
-    cfg.model.pretrained = None
-    cfg.model.backbone.init_cfg = None  # never download torchvision://resnet50
-    cfg.model.train_cfg = None
-    if test_scale is not None:
-        set_test_scale(cfg, test_scale)
-    return cfg
-
-
-def set_test_scale(cfg, test_scale: tuple[int, int]) -> None:
-    for step in cfg.data.test.pipeline:
-        if step.type == "MultiScaleFlipAug":
-            step.img_scale = tuple(test_scale)
-            return
-    raise ConfigError("the config's test pipeline has no MultiScaleFlipAug step to set the scale on")
-
-
-def test_scale_of(cfg) -> tuple[int, int]:
-    """The (w, h) the test pipeline resizes to: preprocessing must use it, never a constant."""
-    for step in cfg.data.test.pipeline:
-        if step.type == "MultiScaleFlipAug":
-            scale = step.img_scale
-            return tuple(scale[0] if isinstance(scale, list) else scale)
-    raise ConfigError("the config's test pipeline has no MultiScaleFlipAug step")
-
-
 def build_detector(config=None, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
-                   seed: int = 0, test_scale: tuple[int, int] | None = None, mask_head: str | None = None):
-    """The detector in eval mode on ``device``, with ``model.cfg`` set as mmdet's init_detector does.
-
-    ``mask_head`` replaces the mask head's type (e.g. ``"FCNMaskHeadWithRawMask"``), keeping its
-    parameters, so a variant can swap the head without touching the weights.
-    """
+                   seed: int = 0, test_scale: tuple[int, int] | None = None):
+    """The detector in eval mode on ``device``, with ``model.cfg`` set as mmdet's init_detector does."""
     from mmdet.core import get_classes
     from mmdet.models import build_detector as mmdet_build_detector
 
     from . import raw_mask_head  # noqa: F401  registers FCNMaskHeadWithRawMask
 
     cfg = load_config(config, test_scale)
-    if mask_head is not None:
-        cfg.model.roi_head.mask_head.type = mask_head
     model = mmdet_build_detector(cfg.model, test_cfg=cfg.get("test_cfg"))
     model.CLASSES = get_classes("coco")
     if checkpoint is None:

@@ -26,12 +26,9 @@ class PreprocessSpec:
 
     @classmethod
     def from_config(cls, cfg) -> PreprocessSpec:
-        from .detector import test_scale_of
+        from .config import test_scale_of, test_transforms
 
-        transforms = {}
-        for step in cfg.data.test.pipeline:
-            for t in step.get("transforms", []):
-                transforms[t.type] = t
+        transforms = test_transforms(cfg)
         missing = {"Resize", "Normalize", "Pad"} - transforms.keys()
         if missing:
             raise ValueError(f"the test pipeline lacks {sorted(missing)}; GPU preprocessing mirrors them")

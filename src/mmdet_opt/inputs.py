@@ -51,9 +51,9 @@ def check_test_size(h: int, w: int, cfg) -> None:
     """Reject an (h, w) image that Resize(keep_ratio) to the test scale would make 0 pixels wide or high."""
     import mmcv
 
-    from .detector import test_scale_of
+    from .config import keep_ratio, test_scale_of
 
-    if not _keep_ratio(cfg):
+    if not keep_ratio(cfg):
         return  # resized to the test scale itself, never 0
     scale = test_scale_of(cfg)
     new_w, new_h = mmcv.rescale_size((w, h), scale)
@@ -62,14 +62,6 @@ def check_test_size(h: int, w: int, cfg) -> None:
             f"image {w}x{h} is too thin for test scale {scale[0]}x{scale[1]}: the keep-ratio resize "
             f"would make it {new_w}x{new_h} pixels; each side must resize to at least 1 pixel "
             f"(long side / short side below about {2 * max(scale)})")
-
-
-def _keep_ratio(cfg) -> bool:
-    for step in cfg.data.test.pipeline:
-        for t in step.get("transforms", []):
-            if t.get("type") == "Resize":
-                return bool(t.get("keep_ratio", True))
-    return True
 
 
 def _read_file(path: Path) -> np.ndarray:

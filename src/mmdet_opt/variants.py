@@ -46,7 +46,7 @@ def variant_model(base_model, variant: Variant, test_scale: tuple[int, int] | No
     from mmcv.runner import wrap_fp16_model
     from mmdet.models.builder import HEADS
 
-    from .detector import set_test_scale
+    from .config import set_test_scale
     from .raw_mask_head import FCNMaskHeadWithRawMask
 
     model = copy.deepcopy(base_model)

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
+from ..inputs import prepare_image
+from ..pipeline import Inputs, MaskForward, StagedPipeline
+from ..raw_mask_head import group_by_class, raw_class_masks
 from .fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
-from .gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad
-from .inputs import prepare_image
 from .level_canvas import LevelCanvas
-from .pipeline import Inputs, MaskForward, StagedPipeline
-from .raw_mask_head import group_by_class, raw_class_masks
 from .static_post import NMS_ROUNDS, DetectionSelector, ProposalSelector
 
 

@@ -1,6 +1,6 @@
 """The study's tables from a pytest-benchmark JSON: one per size, a row per variant, medians in ms.
 
-    python -m mmdet_opt.report RUN.json [--chart stages.svg]
+    python -m mmdet_opt.suite.report RUN.json [--chart stages.svg]
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .pipeline import TOTAL
+from ..pipeline import TOTAL
 
 COLUMNS = ("pre-processing", "backbone", "rpn_head", "mask forward", "mask post-processing", "roi_head",
            TOTAL)

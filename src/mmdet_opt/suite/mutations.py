@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from .paste import box_regions
-from .pipeline import StagedPipeline
+from ..paste import box_regions
+from ..pipeline import StagedPipeline
 
 
 def identity(result):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from .detector import build_detector
-from .images import resize_to, sample_image
-from .results import Detections
-from .variants import get_variant
+from ..detector import build_detector
+from ..images import resize_to, sample_image
+from ..results import Detections
+from ..variants import get_variant
 
 
 class Suite:

@@ -1,7 +1,7 @@
 """Stock mmdet and a variant side by side on one image: masks, boxes, labels, scores, parity.
 
-    python -m mmdet_opt.visualize --variant inference_raw_mask --image astronaut --out side.png
-    python -m mmdet_opt.visualize --variant inference_raw_mask --fp32 --device cpu --out side.png
+    python -m mmdet_opt.suite.visualize --variant inference_raw_mask --image astronaut --out side.png
+    python -m mmdet_opt.suite.visualize --variant inference_raw_mask --fp32 --device cpu --out side.png
 
 Both panels come from the same weights and the same resized image. Raw 28x28 masks are pasted at
 box size (``paste.paste_masks_at_box``), so drawing costs box area, not N full-image masks.
@@ -38,7 +38,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def load_image(spec: str) -> np.ndarray:
     """A sample image by name, or a BGR image file."""
-    from .images import IMAGE_NAMES, sample_image
+    from ..images import IMAGE_NAMES, sample_image
 
     if spec in IMAGE_NAMES:
         return sample_image(spec)
@@ -62,7 +62,7 @@ def check_device(device: str) -> str:
 
 
 def resolve_variant(name: str, fp32: bool, device: str):
-    from .variants import get_variant
+    from ..variants import get_variant
 
     try:
         variant = get_variant(name)
@@ -84,7 +84,7 @@ def palette(num_classes: int) -> np.ndarray:
 
 def local_masks(dets, keep: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int]]]:
     """(box-local bool mask, (x0, y0)) of each kept detection: raw ones pasted at box size."""
-    from .paste import box_regions, paste_masks_at_box
+    from ..paste import box_regions, paste_masks_at_box
 
     h, w = dets.image_shape
     if dets.raw_masks:
@@ -147,11 +147,12 @@ def detect(args):
     import torch
     from mmdet.apis import inference_detector
 
-    from .checkpoint import CheckpointError
-    from .detector import ConfigError, build_detector
-    from .images import resize_to
-    from .results import Detections
-    from .variants import VARIANTS
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
+    from ..detector import build_detector
+    from ..images import resize_to
+    from ..results import Detections
+    from ..variants import VARIANTS
 
     size = parse_size(args.size)
     device = check_device(args.device)
@@ -172,7 +173,7 @@ def detect(args):
 
 
 def render(image, stock, candidate, variant_name: str, classes, score_thr: float) -> tuple[np.ndarray, str]:
-    from .parity import compare
+    from ..parity import compare
 
     report = compare(stock, candidate)
 
@@ -188,7 +189,7 @@ def render(image, stock, candidate, variant_name: str, classes, score_thr: float
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mmdet_opt.visualize", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mmdet_opt.suite.visualize", description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="inference_raw_mask",
                    help="variant drawn right of stock (default: %(default)s)")
     p.add_argument("--fp32", action="store_true", help="draw the variant's composition without fp16 (runs on CPU)")

@@ -1,0 +1,3 @@
+from .pipeline import GraphedPipeline
+
+__all__ = ["GraphedPipeline"]

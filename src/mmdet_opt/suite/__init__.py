@@ -1,0 +1,8 @@
+"""The suite's own tooling, apart from the optimizations it measures.
+
+- ``session``: what the benchmark and parity tests share (one base model, pipelines, images,
+  stock references), built once per pytest session;
+- ``report``: tables and charts from a pytest-benchmark JSON run (``python -m mmdet_opt.suite.report``);
+- ``mutations``: deliberately broken pipelines that the parity check must reject;
+- ``visualize``: stock and a variant side by side (``python -m mmdet_opt.suite.visualize``).
+"""
