@@ -5,7 +5,6 @@ shrink to a smoke run: one reduced size, the variants that run there, few rounds
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,8 @@ def pytest_addoption(parser):
 class Settings:
     device: str
     sizes: list
-    variants: list
+    variants: dict  # requested name -> the Variant as it runs on ``device``
+    unavailable: dict  # name -> why it cannot run on ``device``
     checkpoint: str | None
     config: str | None
     seed: int
@@ -62,31 +62,28 @@ def _split(value: str) -> list:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _parse_size(text: str) -> tuple:
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m or int(m.group(1)) < 32 or int(m.group(2)) < 32:
-        raise pytest.UsageError(f"--sizes: {text!r} is not WIDTHxHEIGHT with both at least 32 (e.g. 1333x800)")
-    return int(m.group(1)), int(m.group(2))
-
-
 def _settings(config) -> Settings:
-    import torch
-
+    from mmdet_opt.arguments import check_device, default_device, parse_size
     from mmdet_opt.images import IMAGE_NAMES
     from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED
-    from mmdet_opt.variants import VARIANTS
+    from mmdet_opt.variants import VARIANTS, VariantUnavailable, variant_for_device
 
     opt = config.getoption
-    device = opt("--device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise pytest.UsageError(f"--device: {device!r} is not cpu, cuda or cuda:N")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise pytest.UsageError(f"--device {device}: torch sees no CUDA device on this machine")
+    try:
+        device = check_device(opt("--device") or default_device())
+    except ValueError as exc:
+        raise pytest.UsageError(f"--device: {exc}") from None
     on_gpu = device.startswith("cuda")
-    variants = _split(opt("--variants")) if opt("--variants") else list(VARIANTS)
-    unknown = [v for v in variants if v not in VARIANTS]
+    names = _split(opt("--variants")) if opt("--variants") else list(VARIANTS)
+    unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise pytest.UsageError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    variants, unavailable = {}, {}
+    for name in names:  # each as it runs on this device (on a CPU: its CPU composition)
+        try:
+            variants[name] = variant_for_device(name, device)
+        except VariantUnavailable as exc:
+            unavailable[name] = str(exc)
     images = [opt("--bench-image")] + _split(opt("--parity-images"))
     unknown = [i for i in images if i not in IMAGE_NAMES]
     if unknown:
@@ -101,10 +98,15 @@ def _settings(config) -> Settings:
     warmup = opt("--warmup-rounds") if opt("--warmup-rounds") is not None else (5 if on_gpu else 1)
     if rounds < 1 or warmup < 0:
         raise pytest.UsageError("--rounds must be >= 1 and --warmup-rounds >= 0")
+    try:
+        sizes = [parse_size(s) for s in _split(opt("--sizes") or (GPU_SIZES if on_gpu else CPU_SIZES))]
+    except ValueError as exc:
+        raise pytest.UsageError(f"--sizes: {exc}") from None
     return Settings(
         device=device,
-        sizes=[_parse_size(s) for s in _split(opt("--sizes") or (GPU_SIZES if on_gpu else CPU_SIZES))],
+        sizes=sizes,
         variants=variants,
+        unavailable=unavailable,
         checkpoint=checkpoint,
         config=cfg_path,
         seed=opt("--seed"),
@@ -115,6 +117,13 @@ def _settings(config) -> Settings:
         min_matched=opt("--parity-min-matched") or DEFAULT_MIN_MATCHED,
         min_mask_iou=opt("--parity-min-mask-iou") or DEFAULT_MIN_MASK_IOU,
     )
+
+
+def pytest_report_header(config):
+    settings = config._mmdet_opt
+    lines = [f"mmdet-opt: device {settings.device}; variants {', '.join(v.name for v in settings.variants.values())}"]
+    lines += [f"mmdet-opt: not run: {reason}" for reason in settings.unavailable.values()]
+    return lines
 
 
 def pytest_configure(config):
@@ -188,8 +197,8 @@ def size_id(size) -> str:
 
 def pytest_generate_tests(metafunc):
     settings = metafunc.config._mmdet_opt
-    if "variant_name" in metafunc.fixturenames:
-        metafunc.parametrize("variant_name", settings.variants, scope="session")
+    if "variant" in metafunc.fixturenames:
+        metafunc.parametrize("variant", list(settings.variants.values()), ids=lambda v: v.name, scope="session")
     if "size" in metafunc.fixturenames:
         metafunc.parametrize("size", settings.sizes, ids=size_id, scope="session")
     if "image_name" in metafunc.fixturenames:
@@ -208,11 +217,3 @@ def suite(settings):
     return Suite(settings.device, settings.config, settings.checkpoint, settings.seed)
 
 
-@pytest.fixture(scope="session")
-def variant(variant_name, settings):
-    from mmdet_opt.variants import get_variant
-
-    v = get_variant(variant_name)
-    if v.needs_cuda and not settings.on_gpu:
-        pytest.skip(f"{variant_name}: fp16 (mmcv wrap_fp16_model) is CUDA-only")
-    return v

@@ -17,13 +17,13 @@ def calls(suite, settings):
     """Per (variant, size): the stage callables and the detection count, built on first use."""
     cache = {}
 
-    def get(variant_name, size):
-        if (variant_name, size) not in cache:
-            pipeline = suite.pipeline(variant_name, size)
+    def get(variant, size):
+        if (variant, size) not in cache:
+            pipeline = suite.pipeline(variant, size)
             image = suite.image(settings.bench_image, size)
-            cache[variant_name, size] = (stage_calls(pipeline, image),
-                                         len(Detections.from_mmdet(pipeline(image), image.shape)))
-        return cache[variant_name, size]
+            cache[variant, size] = (stage_calls(pipeline, image),
+                                    len(Detections.from_mmdet(pipeline(image), image.shape)))
+        return cache[variant, size]
 
     return get
 
@@ -35,7 +35,7 @@ def sync(device: str):
 
 @pytest.mark.parametrize("stage", STAGES + (TOTAL,))
 def test_stage(benchmark, calls, variant, size, stage, settings, request, warm_up):
-    stage_fns, n_dets = calls(variant.name, size)
+    stage_fns, n_dets = calls(variant, size)
     if stage not in stage_fns:
         pytest.skip(f"{stage}: no detections on {settings.bench_image}, so no mask stages")
     fn = stage_fns[stage]

@@ -34,17 +34,14 @@ def skip_unless_batch_fits(run_one, batch: int, size) -> None:
 def test_throughput(benchmark, suite, settings, size, throughput_variant, batch, warm_up):
     from mmdet.apis import inference_detector
 
-    from mmdet_opt.variants import get_variant
-
-    if throughput_variant not in settings.variants:
-        pytest.skip(f"{throughput_variant} not selected (--variants)")
-    if get_variant(throughput_variant).needs_cuda and not settings.on_gpu:
-        pytest.skip(f"{throughput_variant} needs CUDA")
+    variant = settings.variants.get(throughput_variant)
+    if variant is None:
+        pytest.skip(settings.unavailable.get(throughput_variant, f"{throughput_variant} not selected (--variants)"))
     if batch > 1 and not settings.on_gpu:
         pytest.skip("CPU smoke run: batch 1 only (a batch of 16 takes minutes on a CPU)")
-    pipeline = suite.pipeline(throughput_variant, size)
+    pipeline = suite.pipeline(variant, size)
     images = [suite.image(settings.bench_image, size)] * batch
-    if throughput_variant == "inference":
+    if variant.name == "inference":
         if settings.on_gpu and batch > 1:
             skip_unless_batch_fits(lambda: inference_detector(pipeline.model, images[:1]), batch, size)
 
@@ -62,7 +59,7 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch,
             torch.cuda.synchronize()
 
     benchmark.group = f"{size[0]}x{size[1]} throughput batch {batch}"
-    benchmark.extra_info.update(variant=throughput_variant, size=f"{size[0]}x{size[1]}", batch=batch,
+    benchmark.extra_info.update(variant=variant.name, size=f"{size[0]}x{size[1]}", batch=batch,
                                 image=settings.bench_image)
     rounds = max(5, settings.rounds // batch)
     try:

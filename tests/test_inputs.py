@@ -20,7 +20,7 @@ from mmdet_opt.parity import compare
 from mmdet_opt.pipeline import StagedPipeline
 from mmdet_opt.results import Detections
 from mmdet_opt.stock import stock_test_pipeline
-from mmdet_opt.variants import VARIANTS, Variant, get_variant
+from mmdet_opt.variants import VARIANTS, Variant, VariantUnavailable, get_variant
 
 SCALE = (320, 192)  # reduced test scale: the network runs at most at 320x192 here
 RNG = np.random.default_rng(0)
@@ -220,9 +220,13 @@ BAD = {
 def all_pipelines(pipelines, model):
     """The CPU-capable ones, plus every registered variant that builds on CPU (fp16 needs CUDA)."""
     out = dict(pipelines)
-    for name, variant in VARIANTS.items():
-        if name not in out and not variant.fp16:
-            out[name] = variant.build(model, SCALE)
+    for variant in VARIANTS.values():
+        try:
+            variant = variant.for_device("cpu")
+        except VariantUnavailable:
+            continue
+        if variant.name not in out:
+            out[variant.name] = variant.build(model, SCALE)
     return out
 
 
@@ -243,7 +247,7 @@ def rejects(call, image) -> bool:
 def test_every_variant_rejects_before_model_work(all_pipelines, bad):
     for name, pipeline in all_pipelines.items():
         guarded = copy.copy(pipeline)
-        for attr in ("_preprocess", "backbone", "rpn_head", "roi_head", "_state"):
+        for attr in ("_preprocess", "backbone", "rpn_head", "roi_head", "plan"):
             if hasattr(guarded, attr):
                 setattr(guarded, attr, model_work)
         assert rejects(guarded, BAD[bad]), name

@@ -1,4 +1,6 @@
 """Static-shape NMS and post-processing (the graph-capturable path) against mmcv / mmdet."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from mmcv.ops import nms
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.graphed.static_nms import first_kept, greedy_keep, suppression_matrix
 from mmdet_opt.graphed.static_post import DetectionSelector, ProposalSelector
 from mmdet_opt.images import resize_to, sample_image
@@ -14,6 +17,7 @@ from mmdet_opt.results import Detections
 from mmdet_opt.variants import get_variant, variant_model
 
 SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
+CPU_OPTIONS = GraphOptions().eager_fp32()
 
 
 def clustered_boxes(n: int, seed: int):
@@ -77,12 +81,12 @@ def graph_model(small_base_model):
 @pytest.fixture(scope="module")
 def staged(graph_model):
     """The CPU (eager) GraphedPipeline run up to the RoI head on astronaut, as mmdet would see it."""
-    pipe = GraphedPipeline(graph_model, PreprocessSpec.from_config(graph_model.cfg))
+    pipe = GraphedPipeline(graph_model, PreprocessSpec.from_config(graph_model.cfg), CPU_OPTIONS)
     image = resize_to(sample_image("astronaut"), SMALL_SCALE)
     with torch.no_grad():
         inputs = pipe.preprocess(image)
-        _, scores, deltas, anchors = pipe.backbone(inputs)
-    return pipe, inputs, scores, deltas, anchors
+        features = pipe.backbone(inputs)
+    return pipe, inputs, features
 
 
 def rows(t: torch.Tensor) -> list:
@@ -91,10 +95,9 @@ def rows(t: torch.Tensor) -> list:
 
 @torch.no_grad()
 def test_proposals_are_mmdets(staged, graph_model):
-    pipe, inputs, scores, deltas, anchors = staged
+    pipe, inputs, (_, scores, deltas, anchors) = staged
     rpn, img_shape = graph_model.rpn_head, inputs.img_metas[0]["img_shape"]
-    state = pipe._state_of(inputs)
-    expected = rpn._bbox_post_process(scores, deltas, anchors, state.level_ids, rpn.test_cfg, img_shape)
+    expected = rpn._bbox_post_process(scores, deltas, anchors, inputs.plan.level_ids, rpn.test_cfg, img_shape)
     select = ProposalSelector(rpn, [len(s) for s in scores], img_shape, "cpu")
     rois, count, exact = select(scores, deltas, anchors)
     n = int(count)
@@ -107,25 +110,25 @@ def test_proposals_are_mmdets(staged, graph_model):
 def test_detections_are_mmdets(staged, graph_model):
     from mmdet.core import multiclass_nms
 
-    pipe, inputs, *_ = staged
-    state = pipe._state_of(inputs)
-    state.proposals()
-    cls_score, bbox_pred = state.bbox_forward()
-    n, meta = int(state.roi_count), inputs.img_metas[0]
+    pipe, inputs, features = staged
+    plan = inputs.plan
+    proposals = plan.proposals(features)
+    cls_score, bbox_pred = plan.bbox_forward(proposals.rois)
+    n, meta = int(proposals.count), inputs.img_metas[0]
     head, cfg = graph_model.roi_head.bbox_head, graph_model.roi_head.test_cfg
-    bboxes, scores = head.get_bboxes(state.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
+    bboxes, scores = head.get_bboxes(proposals.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
                                      meta["scale_factor"], rescale=True, cfg=None)
     expected, expected_labels = multiclass_nms(bboxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
 
-    select = DetectionSelector(head, cfg, meta["img_shape"], state.scale_factor)
-    dets, labels, count, exact = select(state.rois, state.roi_count, cls_score, bbox_pred)
+    select = DetectionSelector(head, cfg, meta["img_shape"], plan.scale_factor)
+    dets, labels, count, exact = select(proposals.rois, proposals.count, cls_score, bbox_pred)
     m = int(count)
     assert bool(exact) and m == len(expected) == cfg.max_per_img
     assert torch.equal(labels[:m], expected_labels) and torch.allclose(dets[:m], expected)
 
     # Too few candidates to be sure of the result: said so, never silently wrong.
-    few = DetectionSelector(head, cfg, meta["img_shape"], state.scale_factor, candidates=cfg.max_per_img + 1)
-    _, _, count, exact = few(state.rois, state.roi_count, cls_score, bbox_pred)
+    few = DetectionSelector(head, cfg, meta["img_shape"], plan.scale_factor, candidates=cfg.max_per_img + 1)
+    _, _, count, exact = few(proposals.rois, proposals.count, cls_score, bbox_pred)
     if int(count) < cfg.max_per_img:
         assert not bool(exact)
 
@@ -146,7 +149,8 @@ def stock_astronaut(small_base_model):
 def test_graph_pipeline_on_cpu_is_stock(graph_model, stock_astronaut, rounds):
     """The static path (and, with 1 NMS round, the exact fallback it takes then) gives stock's result."""
     image, expected = stock_astronaut
-    pipe = GraphedPipeline(graph_model, PreprocessSpec.from_config(graph_model.cfg), nms_rounds=rounds)
+    options = dataclasses.replace(CPU_OPTIONS, nms_rounds=rounds)
+    pipe = GraphedPipeline(graph_model, PreprocessSpec.from_config(graph_model.cfg), options)
     got = Detections.from_mmdet(pipe(image), image.shape)
     report = compare(expected, got)
     assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, str(report)

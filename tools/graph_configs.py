@@ -2,10 +2,11 @@
 
     python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30] [--vary tf32,fp16_layers=4/3/2]
 
-``--vary`` names GraphedPipeline options: ``name`` tries False and True, ``name=a/b/c`` the integer
+``--vary`` names GraphOptions fields: ``name`` tries False and True, ``name=a/b/c`` the integer
 values given. Every combination runs, the other options at their defaults (``--vary ""``: defaults only).
 """
 import argparse
+import dataclasses
 import itertools
 import statistics
 import time
@@ -14,6 +15,7 @@ import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.session import Suite
@@ -54,7 +56,7 @@ def main():
         names, choices = zip(*(option_values(item) for item in args.vary.split(","))) if args.vary else ((), ())
         for values in itertools.product(*choices):
             options = dict(zip(names, values))
-            pipe = GraphedPipeline(model, spec, **options)
+            pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), **options))
             images = args.images.split(",")
             first = suite.image(images[0], size)
             ms = median_ms(lambda pipe=pipe, first=first: pipe(first), args.runs)

@@ -3,6 +3,7 @@
     python tools/profile_stages.py --variant inference_graph --size 1333x800 [--rows 25]
 """
 import argparse
+import dataclasses
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -23,9 +24,10 @@ def main():
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     suite = Suite("cuda")
-    pipeline = suite.pipeline(args.variant, size)
+    variant = suite.variant(args.variant)
     if args.no_graphs:
-        pipeline.use_graphs = False
+        variant = dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, graphs=False))
+    pipeline = suite.pipeline(variant, size)
     image = suite.image(args.image, size)
     for _ in range(5):
         pipeline(image)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from .inputs import prepare_image
 
-STAGES = ("pre-processing", "backbone", "rpn_head", "roi_head", "mask forward", "mask post-processing")
+PRE, BACKBONE, RPN, ROI, MASK_FORWARD, MASK_POST = (
+    "pre-processing", "backbone", "rpn_head", "roi_head", "mask forward", "mask post-processing")
+STAGES = (PRE, BACKBONE, RPN, ROI, MASK_FORWARD, MASK_POST)
+TOTAL = "total"
 
 
 @dataclass
@@ -95,17 +99,7 @@ class StagedPipeline:
     @torch.no_grad()
     def roi_head(self, feats, proposals, inputs: Inputs):
         """``(bbox_results, segm_results)`` as ``StandardRoIHead.simple_test`` returns for one image."""
-        return self.roi_results(feats, *self.bbox_head(feats, proposals, inputs), inputs)
-
-    def roi_results(self, feats, det_bboxes, det_labels, inputs: Inputs):
-        """mmdet's result lists from the bbox head's detections: boxes by class, then the masks."""
-        from mmdet.core import bbox2result
-
-        bbox_results = bbox2result(det_bboxes, det_labels, self.model.roi_head.bbox_head.num_classes)
-        if det_bboxes.shape[0] == 0:
-            return bbox_results, [[] for _ in range(self.model.roi_head.mask_head.num_classes)]
-        masks = self.mask_forward(feats, det_bboxes, inputs)
-        return bbox_results, self.mask_post(masks, det_labels, inputs)
+        return roi_results(self, feats, *self.bbox_head(feats, proposals, inputs), inputs)
 
     def __call__(self, image: np.ndarray):
         inputs = self.preprocess(image)
@@ -114,28 +108,50 @@ class StagedPipeline:
         return self.roi_head(feats, proposals, inputs)
 
 
-TOTAL = "total"
+class Stages(Protocol):
+    """What the timing and parity code needs of a pipeline: the study's stages, each from the last's outputs."""
+
+    def preprocess(self, image: np.ndarray) -> Inputs: ...
+    def backbone(self, inputs: Inputs): ...
+    def rpn_head(self, feats, inputs: Inputs): ...
+    def bbox_head(self, feats, proposals, inputs: Inputs): ...
+    def roi_head(self, feats, proposals, inputs: Inputs): ...
+    def mask_forward(self, feats, det_bboxes, inputs: Inputs) -> MaskForward: ...
+    def mask_post(self, masks: MaskForward, det_labels, inputs: Inputs): ...
+    def __call__(self, image: np.ndarray): ...
 
 
-def stage_calls(pipeline, image: np.ndarray) -> dict:
+def roi_results(stages: Stages, feats, det_bboxes, det_labels, inputs: Inputs):
+    """mmdet's result lists from the bbox head's detections: boxes by class, then the masks."""
+    from mmdet.core import bbox2result
+
+    roi_head = stages.model.roi_head
+    bbox_results = bbox2result(det_bboxes, det_labels, roi_head.bbox_head.num_classes)
+    if det_bboxes.shape[0] == 0:
+        return bbox_results, [[] for _ in range(roi_head.mask_head.num_classes)]
+    masks = stages.mask_forward(feats, det_bboxes, inputs)
+    return bbox_results, stages.mask_post(masks, det_labels, inputs)
+
+
+def stage_calls(pipeline: Stages, image: np.ndarray) -> dict:
     """For each stage (and ``total``) a no-argument callable that runs just that stage.
 
     Earlier stages run once here, untimed, so each callable re-runs its own stage from the
-    previous stage's real outputs. Works for any pipeline with StagedPipeline's stage methods.
+    previous stage's real outputs.
     """
     inputs = pipeline.preprocess(image)
     feats = pipeline.backbone(inputs)
     proposals = pipeline.rpn_head(feats, inputs)
     det_bboxes, det_labels = pipeline.bbox_head(feats, proposals, inputs)
     calls = {
-        "pre-processing": lambda: pipeline.preprocess(image),
-        "backbone": lambda: pipeline.backbone(inputs),
-        "rpn_head": lambda: pipeline.rpn_head(feats, inputs),
-        "roi_head": lambda: pipeline.roi_head(feats, proposals, inputs),
+        PRE: lambda: pipeline.preprocess(image),
+        BACKBONE: lambda: pipeline.backbone(inputs),
+        RPN: lambda: pipeline.rpn_head(feats, inputs),
+        ROI: lambda: pipeline.roi_head(feats, proposals, inputs),
         TOTAL: lambda: pipeline(image),
     }
     if len(det_bboxes):  # no detections, no mask stages
         masks = pipeline.mask_forward(feats, det_bboxes, inputs)
-        calls["mask forward"] = lambda: pipeline.mask_forward(feats, det_bboxes, inputs)
-        calls["mask post-processing"] = lambda: pipeline.mask_post(masks, det_labels, inputs)
+        calls[MASK_FORWARD] = lambda: pipeline.mask_forward(feats, det_bboxes, inputs)
+        calls[MASK_POST] = lambda: pipeline.mask_post(masks, det_labels, inputs)
     return calls

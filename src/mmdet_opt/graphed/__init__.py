@@ -1,3 +1,31 @@
+"""``inference_graph``: Mask R-CNN resident on the GPU, replayed from CUDA graphs.
+
+At batch 1 the GPU mostly waits for Python: kernel launches, host syncs, CPU-side work. This
+pipeline does the same work as mmdet's, but every step has a fixed shape, so each is captured
+once per input shape as a CUDA graph (``capture``) and replayed; the host waits once, when the
+result is copied back. The whole flow, for one uint8 image (``GraphedPipeline.__call__``)::
+
+    plan = self.plan(h, w)                          # ShapePlan: buffers + graphs for this shape
+    img = plan.preprocess(image)                    # pinned upload; normalise and pad on the GPU
+    features = plan.features(img)                   # fp16 backbone (BatchNorm folded, fused
+                                                    # conv+ReLU), FPN, RPN convs, per-level top-k;
+                                                    # levels copied into one fp32 LevelCanvas
+    proposals = plan.proposals(features)            # RPN NMS over fixed-size tensors (static_post)
+    scores, deltas = plan.bbox_forward(proposals.rois)       # one RoIAlign over the canvas
+    dets = plan.detections(proposals, (scores, deltas))      # score threshold + static NMS
+    masks = plan.mask_forward(dets.mask_rois, dets.mask_labels)  # 28x28 probabilities
+    count, exact = dets.count, dets.exact & proposals.exact      # the one host sync
+    if not exact:                                   # NMS unsettled, or candidates cut short:
+        redo the RoI part with mmdet's own code     # rare; ``pipeline.fallbacks`` counts it
+    return boxes[:count], masks[:count]             # raw masks, pasted on demand (``paste``)
+
+Modules: ``options`` (GraphOptions, each default with its measured reason), ``plan`` (one
+shape's buffers and steps), ``pipeline`` (the stages the suite times), ``feature_net``, ``fused``
+(cuDNN-fused convs), ``level_canvas``, ``static_post`` and ``static_nms`` (data-dependent steps
+over static shapes), ``capture``. docs/architecture.md draws the flow; docs/perf.md has the
+measurements behind each choice.
+"""
+from .options import GraphOptions
 from .pipeline import GraphedPipeline
 
-__all__ = ["GraphedPipeline"]
+__all__ = ["GraphOptions", "GraphedPipeline"]

@@ -6,7 +6,7 @@ import torch
 from ..detector import build_detector
 from ..images import resize_to, sample_image
 from ..results import Detections
-from ..variants import get_variant
+from ..variants import Variant, variant_for_device
 
 
 class Suite:
@@ -19,10 +19,14 @@ class Suite:
         self._images: dict = {}
         self._references: dict = {}
 
-    def pipeline(self, variant_name: str, size: tuple[int, int]):
-        key = (variant_name, tuple(size))
+    def variant(self, variant: Variant | str) -> Variant:
+        """A Variant as given, or the named one as it runs on this suite's device."""
+        return variant if isinstance(variant, Variant) else variant_for_device(variant, self.device)
+
+    def pipeline(self, variant: Variant | str, size: tuple[int, int]):
+        key = (self.variant(variant), tuple(size))
         if key not in self._pipelines:
-            self._pipelines[key] = get_variant(variant_name).build(self.base, size)
+            self._pipelines[key] = key[0].build(self.base, size)
         return self._pipelines[key]
 
     def image(self, name: str, size: tuple[int, int]):
@@ -44,6 +48,6 @@ class Suite:
                 self._references[key] = Detections.from_mmdet(inference_detector(model, image), image.shape)
         return self._references[key]
 
-    def detections(self, variant_name: str, size: tuple[int, int], image_name: str) -> Detections:
+    def detections(self, variant: Variant | str, size: tuple[int, int], image_name: str) -> Detections:
         image = self.image(image_name, size)
-        return Detections.from_mmdet(self.pipeline(variant_name, size)(image), image.shape)
+        return Detections.from_mmdet(self.pipeline(variant, size)(image), image.shape)

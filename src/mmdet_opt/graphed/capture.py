@@ -1,0 +1,54 @@
+"""CUDA graph capture, and the global flags a capture bakes in."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+class CapturedCall:
+    """``fn(*inputs)`` captured once as a CUDA graph; calling it replays the graph.
+
+    The inputs are static buffers: write new data into them, then call with those same buffers
+    (the signature stays ``fn``'s, so callers do not care whether a step is captured).
+    """
+
+    def __init__(self, fn, *inputs, warmup: int = 3, pool=None):
+        for _ in range(warmup):  # lazy initialisation (cuBLAS/cuDNN handles) must not be captured
+            fn(*inputs)
+        torch.cuda.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            self.outputs = fn(*inputs)
+        # The graph reads tensors by address: keep alive everything ``fn`` refers to (constants held
+        # by closures), or their memory goes back to the allocator and other code overwrites it.
+        self.fn, self.inputs = fn, inputs
+        # Capture computes nothing: replay once so that the outputs hold real values before the
+        # next graph's warm-up reads them.
+        self.graph.replay()
+
+    def __call__(self, *inputs):
+        if len(inputs) != len(self.inputs) or any(a is not b for a, b in zip(inputs, self.inputs)):
+            raise ValueError("a captured step reads the buffers it was captured with; pass those")
+        self.graph.replay()
+        return self.outputs
+
+
+@contextlib.contextmanager
+def matmul_tf32(enabled: bool):
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def capture_flags(options):
+    """The cuDNN / TF32 settings a capture bakes in; the global flags stay as they were for the
+    other variants."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    stack.enter_context(torch.backends.cudnn.flags(enabled=True, benchmark=options.cudnn_benchmark))
+    stack.enter_context(matmul_tf32(options.tf32))
+    return stack

@@ -1,0 +1,49 @@
+"""Backbone + FPN + RPN head convolutions + the RPN's per-level top-k: the static-shape front."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .fused import FusedResNet, fold_batchnorm, fpn_forward, rpn_head_forward
+
+
+class FeatureNet(nn.Module):
+    """Image -> (FPN levels, and per level the RPN's top-k scores, deltas and anchors)."""
+
+    def __init__(self, model, dtype: torch.dtype, head_dtype: torch.dtype, channels_last: bool,
+                 fp16_layers: int | None = None):
+        super().__init__()
+        self.dtype, self.head_dtype = dtype, head_dtype
+        self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone))).to(dtype)
+        if fp16_layers is not None:
+            self.backbone.keep_float32_from(fp16_layers)
+        self.neck = copy.deepcopy(model.neck).to(head_dtype)
+        self.rpn_head = copy.deepcopy(model.rpn_head).to(head_dtype)
+        self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def kept_per_level(self, level_size: int) -> int:
+        """How many of a level's anchors the top-k keeps (``nms_pre``)."""
+        return min(level_size, self.nms_pre) if self.nms_pre > 0 else level_size
+
+    def forward(self, img: torch.Tensor, anchors: list):
+        x = img.to(self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        feats = fpn_forward(self.neck, [f.to(self.head_dtype) for f in self.backbone(x)])
+        cls_scores, bbox_preds = rpn_head_forward(self.rpn_head, feats)
+        # RPNHead._get_bboxes_single's per-level ranking, which has static shapes; every level comes
+        # out sorted by descending score (the NMS after it wants that order).
+        scores, deltas, kept_anchors = [], [], []
+        for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
+            score = cls[0].permute(1, 2, 0).reshape(-1).float().sigmoid()
+            delta = reg[0].permute(1, 2, 0).reshape(-1, 4).float()
+            score, order = score.topk(self.kept_per_level(score.numel()))
+            scores.append(score)
+            deltas.append(delta[order])
+            kept_anchors.append(anc[order])
+        return feats, scores, deltas, kept_anchors
