@@ -1,8 +1,10 @@
 """Preprocessing on the device: the config's Resize(keep_ratio) / Normalize / Pad, with tensor ops.
 
 Produces the same ``img_metas`` as mmdet's CPU test pipeline (``ori_shape``, ``img_shape``,
-``pad_shape``, ``scale_factor``, ...) and pixel values within bilinear-interpolation rounding of
-it. The target scale and normalisation come from the model's test pipeline, never constants.
+``pad_shape``, ``scale_factor``, ...) and the same tensor: the resize is cv2's fixed-point
+INTER_LINEAR redone in integer tensor ops (``resize.BilinearResize``), and normalising a grey
+level rounds as mmcv's does (tests/test_preprocess_property.py checks equality bit for bit). The
+target scale and normalisation come from the model's test pipeline, never constants.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchvision.transforms.functional as TF
+
+from .resize import BilinearResize, bilinear_resize
 
 
 @dataclass(frozen=True)
@@ -79,21 +83,29 @@ def mean_std(spec: PreprocessSpec, device) -> tuple[torch.Tensor, torch.Tensor]:
             torch.tensor(spec.std, device=device).view(3, 1, 1))
 
 
+def resizer(spec: PreprocessSpec, h: int, w: int, device) -> BilinearResize:
+    """The exact resize ``normalize_pad`` applies to an (h, w) image; build it outside a CUDA graph capture."""
+    return bilinear_resize(h, w, *resized_shape(spec, h, w), torch.device(device))
+
+
 def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: torch.Tensor | None = None,
-                  stats: tuple[torch.Tensor, torch.Tensor] | None = None):
+                  stats: tuple[torch.Tensor, torch.Tensor] | None = None, resize: BilinearResize | None = None):
     """(3, H, W) uint8 on the device -> (1, 3, H_pad, W_pad) normalised, as the CPU pipeline.
 
     Writes into ``out`` when given (a static buffer, e.g. a CUDA graph's input); ``stats`` are
-    ``mean_std(spec, device)``.
+    ``mean_std(spec, device)`` and ``resize`` is ``resizer(spec, H, W, device)``: both upload small
+    tables, so inside a graph capture pass them in, built before it.
     """
     new_h, new_w, _ = metas["img_shape"]
     pad_h, pad_w, _ = metas["pad_shape"]
-    img = img.float()
     if tuple(img.shape[1:]) != (new_h, new_w):
-        # cv2's INTER_LINEAR (mmcv's default) uses half-pixel centres and no antialiasing;
-        # rounding mirrors cv2 resizing a uint8 image to uint8.
-        img = TF.resize(img, [new_h, new_w], interpolation=TF.InterpolationMode.BILINEAR,
-                        antialias=False).round_().clamp_(0, 255)
+        # cv2's INTER_LINEAR on uint8 (mmcv's default), bit for bit: see resize.py.
+        if resize is None:
+            resize = bilinear_resize(img.shape[1], img.shape[2], new_h, new_w, img.device)
+        if resize.dst_shape != (new_h, new_w):
+            raise ValueError(f"resize goes to {resize.dst_shape}, img_shape is {(new_h, new_w)}")
+        img = resize(img)
+    img = img.float()
     if spec.to_rgb:
         img = img.flip(0)
     mean, std = stats or mean_std(spec, img.device)
