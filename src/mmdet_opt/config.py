@@ -45,26 +45,27 @@ def load_config(config: str | os.PathLike | None = None, test_scale: tuple[int, 
     return cfg
 
 
+# Steps are read with .get: mmdet's inference_detector rewrites the pipeline into plain dicts.
 def _multiscale_step(cfg):
     for step in cfg.data.test.pipeline:
-        if step.type == "MultiScaleFlipAug":
+        if step.get("type") == "MultiScaleFlipAug":
             return step
     raise ConfigError("the config's test pipeline has no MultiScaleFlipAug step")
 
 
 def set_test_scale(cfg, test_scale: tuple[int, int]) -> None:
-    _multiscale_step(cfg).img_scale = tuple(test_scale)
+    _multiscale_step(cfg)["img_scale"] = tuple(test_scale)
 
 
 def test_scale_of(cfg) -> tuple[int, int]:
     """The (w, h) the test pipeline resizes to: preprocessing must use it, never a constant."""
-    scale = _multiscale_step(cfg).img_scale
+    scale = _multiscale_step(cfg)["img_scale"]
     return tuple(scale[0] if isinstance(scale, list) else scale)
 
 
 def test_transforms(cfg) -> dict:
     """The test pipeline's transforms inside MultiScaleFlipAug, by type (``Resize``, ``Normalize``, ...)."""
-    return {t.type: t for step in cfg.data.test.pipeline for t in step.get("transforms", [])}
+    return {t.get("type"): t for step in cfg.data.test.pipeline for t in step.get("transforms", [])}
 
 
 def keep_ratio(cfg) -> bool:

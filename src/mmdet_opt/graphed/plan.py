@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..gpu_preprocess import image_metas, mean_std, normalize_pad
+from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
 from ..raw_mask_head import raw_class_masks
 from .capture import CapturedCall, capture_flags
 from .fused import mask_head_forward
@@ -65,7 +65,8 @@ class ShapePlan:
         self.staging = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=dev.type == "cuda")
         self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
         self.normalized = torch.empty((1, 3, pad_h, pad_w), device=dev)
-        self.stats = mean_std(spec, dev)
+        self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
+        self.resize = resizer(spec, h, w, dev)
         prior_generator = model.rpn_head.prior_generator
         sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
         self.anchors = prior_generator.grid_priors(sizes, device=dev)
@@ -109,7 +110,8 @@ class ShapePlan:
         return self._normalize()
 
     def _normalize(self) -> torch.Tensor:
-        return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=self.normalized, stats=self.stats)
+        return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=self.normalized, stats=self.stats,
+                             resize=self.resize)
 
     def features(self, normalized: torch.Tensor) -> Features:
         features = Features(*self.net(normalized, self.anchors))
