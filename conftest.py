@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-GPU_SIZES = "1333x800,3840x2304"
-CPU_SIZES = "640x384"
+# The study's protocol cases (photo resized to the test scale), then photos at their own size.
+GPU_SIZES = "1333x800,3840x2304,4032x3024@1333x800,640x480@1333x800,4032x3024@3840x2304"
+CPU_SIZES = "640x384,1024x768@640x384"
 
 
 def pytest_addoption(parser):
@@ -19,7 +20,9 @@ def pytest_addoption(parser):
     group.addoption("--variants", default=None,
                     help="comma-separated variants (default: all; those needing CUDA are skipped on CPU)")
     group.addoption("--sizes", default=None,
-                    help=f"comma-separated WxH sizes (default: {GPU_SIZES} on GPU, {CPU_SIZES} on CPU)")
+                    help="comma-separated cases: WxH (the study's protocol: the photo resized to the test scale "
+                         f"WxH) or WxH@WxH (a photo at its own size @ test scale); default {GPU_SIZES} on GPU, "
+                         f"{CPU_SIZES} on CPU")
     group.addoption("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
     group.addoption("--checkpoint", default=None,
                     help="real mmdet checkpoint (default: seeded, calibrated synthetic weights)")
@@ -32,7 +35,8 @@ def pytest_addoption(parser):
     group.addoption("--parity-images", default="astronaut,coffee,rocket",
                     help="comma-separated images the parity tests use")
     group.addoption("--parity-min-matched", type=float, default=None,
-                    help="fraction of stock detections a variant must match (default 0.95)")
+                    help="fraction of stock detections a variant must match (default 0.95; given, or with "
+                         "--checkpoint, these fixed thresholds replace the rounding-spread rule)")
     group.addoption("--parity-min-mask-iou", type=float, default=None,
                     help="mean mask IoU over matched detections (default 0.97)")
 
@@ -52,6 +56,7 @@ class Settings:
     parity_images: list
     min_matched: float
     min_mask_iou: float
+    fixed_thresholds: bool  # judge parity by the thresholds above, not stock's own rounding spread
 
     @property
     def on_gpu(self) -> bool:
@@ -63,9 +68,10 @@ def _split(value: str) -> list:
 
 
 def _settings(config) -> Settings:
-    from mmdet_opt.arguments import check_device, default_device, parse_size
+    from mmdet_opt.arguments import check_device, default_device
     from mmdet_opt.images import IMAGE_NAMES
     from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED
+    from mmdet_opt.suite.cases import parse_case
     from mmdet_opt.variants import VARIANTS, VariantUnavailable, variant_for_device
 
     opt = config.getoption
@@ -99,7 +105,7 @@ def _settings(config) -> Settings:
     if rounds < 1 or warmup < 0:
         raise pytest.UsageError("--rounds must be >= 1 and --warmup-rounds >= 0")
     try:
-        sizes = [parse_size(s) for s in _split(opt("--sizes") or (GPU_SIZES if on_gpu else CPU_SIZES))]
+        sizes = [parse_case(s) for s in _split(opt("--sizes") or (GPU_SIZES if on_gpu else CPU_SIZES))]
     except ValueError as exc:
         raise pytest.UsageError(f"--sizes: {exc}") from None
     return Settings(
@@ -116,6 +122,7 @@ def _settings(config) -> Settings:
         parity_images=_split(opt("--parity-images")),
         min_matched=opt("--parity-min-matched") or DEFAULT_MIN_MATCHED,
         min_mask_iou=opt("--parity-min-mask-iou") or DEFAULT_MIN_MASK_IOU,
+        fixed_thresholds=bool(checkpoint or opt("--parity-min-matched") or opt("--parity-min-mask-iou")),
     )
 
 
@@ -128,6 +135,7 @@ def pytest_report_header(config):
 
 def pytest_configure(config):
     config._mmdet_opt = _settings(config)
+    config._mmdet_opt_parity = []
     from mmdet_opt.machine import device_slug
 
     # Keep each device's runs apart, so --benchmark-compare only compares like with like.
@@ -185,22 +193,30 @@ def _check_compare_baselines(config):
                                     f"{here}; compare against a run of this device (baselines/<device>/)")
 
 
+@pytest.fixture(scope="session")
+def parity_records(request) -> list:
+    """Each parity case's figures, stored with the run's JSON (``pytest_benchmark_update_json``)."""
+    return request.config._mmdet_opt_parity
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    records = getattr(config, "_mmdet_opt_parity", None)
+    if records:
+        output_json["parity"] = records
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     from mmdet_opt.machine import accelerator_info
 
     machine_info.update(accelerator_info(config._mmdet_opt.device))
 
 
-def size_id(size) -> str:
-    return f"{size[0]}x{size[1]}"
-
-
 def pytest_generate_tests(metafunc):
     settings = metafunc.config._mmdet_opt
     if "variant" in metafunc.fixturenames:
         metafunc.parametrize("variant", list(settings.variants.values()), ids=lambda v: v.name, scope="session")
-    if "size" in metafunc.fixturenames:
-        metafunc.parametrize("size", settings.sizes, ids=size_id, scope="session")
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", settings.sizes, ids=str, scope="session")
     if "image_name" in metafunc.fixturenames:
         metafunc.parametrize("image_name", settings.parity_images, scope="session")
 

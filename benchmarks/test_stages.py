@@ -1,4 +1,4 @@
-"""Stage timings: variant x size x stage, stored by pytest-benchmark and compared across runs.
+"""Stage timings: variant x case (photo size, test scale) x stage, stored by pytest-benchmark and compared across runs.
 
 Each round times one stage from the previous stage's real outputs. GPU work is asynchronous, so
 the timed callable ends with a synchronize and each round starts from an idle GPU (``setup``).
@@ -8,22 +8,22 @@ import time
 import pytest
 import torch
 
-from mmdet_opt.pipeline import STAGES, TOTAL, stage_calls
+from mmdet_opt.pipeline import OUTPUT_STAGES, STAGES, stage_calls
 from mmdet_opt.results import Detections
 
 
 @pytest.fixture(scope="session")
 def calls(suite, settings):
-    """Per (variant, size): the stage callables and the detection count, built on first use."""
+    """Per (variant, case): the stage callables and the detection count, built on first use."""
     cache = {}
 
-    def get(variant, size):
-        if (variant, size) not in cache:
-            pipeline = suite.pipeline(variant, size)
-            image = suite.image(settings.bench_image, size)
-            cache[variant, size] = (stage_calls(pipeline, image),
+    def get(variant, case):
+        if (variant, case) not in cache:
+            pipeline = suite.pipeline(variant, case)
+            image = suite.image(settings.bench_image, case)
+            cache[variant, case] = (stage_calls(pipeline, image),
                                     len(Detections.from_mmdet(pipeline(image), image.shape)))
-        return cache[variant, size]
+        return cache[variant, case]
 
     return get
 
@@ -33,9 +33,9 @@ def sync(device: str):
         torch.cuda.synchronize(device)
 
 
-@pytest.mark.parametrize("stage", STAGES + (TOTAL,))
-def test_stage(benchmark, calls, variant, size, stage, settings, request, warm_up):
-    stage_fns, n_dets = calls(variant, size)
+@pytest.mark.parametrize("stage", STAGES + OUTPUT_STAGES)
+def test_stage(benchmark, calls, variant, case, stage, settings, request, warm_up):
+    stage_fns, n_dets = calls(variant, case)
     if stage not in stage_fns:
         pytest.skip(f"{stage}: no detections on {settings.bench_image}, so no mask stages")
     fn = stage_fns[stage]
@@ -48,8 +48,8 @@ def test_stage(benchmark, calls, variant, size, stage, settings, request, warm_u
         if delay:
             time.sleep(delay)
 
-    benchmark.group = f"{size[0]}x{size[1]} {stage}"
-    benchmark.extra_info.update(variant=variant.name, size=f"{size[0]}x{size[1]}", stage=stage,
+    benchmark.group = f"{case} {stage}"
+    benchmark.extra_info.update(variant=variant.name, size=case.id, stage=stage,
                                 image=settings.bench_image, detections=n_dets)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)

@@ -11,7 +11,7 @@ THROUGHPUT_VARIANTS = ("inference", "inference_graph")
 BATCHES = (1, 4, 16)
 
 
-def skip_unless_batch_fits(run_one, batch: int, size) -> None:
+def skip_unless_batch_fits(run_one, batch: int, case) -> None:
     """Skip a stock batch whose activations (``batch`` x one image's, measured) exceed free memory.
 
     Running out of memory midway is not a clean failure: on an H100 it once ended in an illegal
@@ -25,25 +25,27 @@ def skip_unless_batch_fits(run_one, batch: int, size) -> None:
     per_image = torch.cuda.max_memory_allocated() - before
     free, _ = torch.cuda.mem_get_info()
     if batch * per_image * 1.2 > free:
-        pytest.skip(f"stock batch {batch} at {size[0]}x{size[1]} needs about {batch * per_image / 2**30:.0f} GiB "
+        pytest.skip(f"stock batch {batch} at {case} needs about {batch * per_image / 2**30:.0f} GiB "
                     f"of activations, {free / 2**30:.0f} GiB free: not run")
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("throughput_variant", THROUGHPUT_VARIANTS)
-def test_throughput(benchmark, suite, settings, size, throughput_variant, batch, warm_up):
+def test_throughput(benchmark, suite, settings, case, throughput_variant, batch, warm_up):
     from mmdet.apis import inference_detector
 
+    if case.natural:
+        pytest.skip("throughput is timed on the study's protocol cases")
     variant = settings.variants.get(throughput_variant)
     if variant is None:
         pytest.skip(settings.unavailable.get(throughput_variant, f"{throughput_variant} not selected (--variants)"))
     if batch > 1 and not settings.on_gpu:
         pytest.skip("CPU smoke run: batch 1 only (a batch of 16 takes minutes on a CPU)")
-    pipeline = suite.pipeline(variant, size)
-    images = [suite.image(settings.bench_image, size)] * batch
+    pipeline = suite.pipeline(variant, case)
+    images = [suite.image(settings.bench_image, case)] * batch
     if variant.name == "inference":
         if settings.on_gpu and batch > 1:
-            skip_unless_batch_fits(lambda: inference_detector(pipeline.model, images[:1]), batch, size)
+            skip_unless_batch_fits(lambda: inference_detector(pipeline.model, images[:1]), batch, case)
 
         def run():
             with torch.no_grad():
@@ -58,8 +60,8 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch,
         if settings.on_gpu:
             torch.cuda.synchronize()
 
-    benchmark.group = f"{size[0]}x{size[1]} throughput batch {batch}"
-    benchmark.extra_info.update(variant=variant.name, size=f"{size[0]}x{size[1]}", batch=batch,
+    benchmark.group = f"{case} throughput batch {batch}"
+    benchmark.extra_info.update(variant=variant.name, size=case.id, batch=batch,
                                 image=settings.bench_image)
     rounds = max(5, settings.rounds // batch)
     try:
@@ -69,7 +71,7 @@ def test_throughput(benchmark, suite, settings, size, throughput_variant, batch,
         torch.cuda.empty_cache()
         # A measured outcome, not a failure of the suite: stock mmdet's batch of 16 at
         # 3840x2304 does not fit an 80 GB H100 beside the suite's other models.
-        pytest.skip(f"{throughput_variant} batch {batch} at {size[0]}x{size[1]}: out of GPU memory "
+        pytest.skip(f"{throughput_variant} batch {batch} at {case}: out of GPU memory "
                     f"({str(exc).splitlines()[0][:160]})")
     if benchmark.stats is not None:  # None under --benchmark-disable (one untimed call)
         benchmark.extra_info["images_per_second"] = round(batch / benchmark.stats.stats.median, 2)

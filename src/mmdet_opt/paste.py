@@ -94,3 +94,35 @@ def encode_rle(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
         arr = np.asfortranarray(full.permute(1, 2, 0).cpu().numpy().astype(np.uint8))
         rles.extend(mask_utils.encode(arr))
     return rles
+
+
+def _flat(result):
+    """(masks list, (N, 4) boxes) of an mmdet result ``(bbox_results, segm_results)``, class by class."""
+    bbox_results, segm_results = result
+    masks = [m for per_class in segm_results for m in per_class]
+    boxes = np.concatenate([np.asarray(b, np.float32).reshape(-1, 5) for b in bbox_results])[:, :4]
+    return masks, boxes
+
+
+def full_image_masks(result, image_shape, device="cpu"):
+    """What stock mmdet returns: one full-image bool mask per detection, on the host.
+
+    Stock results already hold them (returned as they are); raw 28x28 ones are pasted on ``device``.
+    """
+    masks, boxes = _flat(result)
+    h, w = image_shape[:2]
+    if not masks or masks[0].shape == (h, w):
+        return masks
+    return paste_masks(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w).cpu().numpy()
+
+
+def coco_rles(result, image_shape, device="cpu") -> list[dict]:
+    """COCO run-length encodings, one per detection: mmdet's own encoder for full-image masks,
+    pasting on ``device`` chunk by chunk for raw ones."""
+    from pycocotools import mask as mask_utils
+
+    masks, boxes = _flat(result)
+    h, w = image_shape[:2]
+    if not masks or masks[0].shape == (h, w):
+        return [mask_utils.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0] for m in masks]
+    return encode_rle(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w)

@@ -21,6 +21,10 @@ PRE, BACKBONE, RPN, ROI, MASK_FORWARD, MASK_POST = (
     "pre-processing", "backbone", "rpn_head", "roi_head", "mask forward", "mask post-processing")
 STAGES = (PRE, BACKBONE, RPN, ROI, MASK_FORWARD, MASK_POST)
 TOTAL = "total"
+# total, then what users ask for: full-image masks on the host (what stock returns), or COCO RLE.
+# Raw-mask variants paste on the device here; stock already holds full masks.
+TOTAL_MASKS, TOTAL_RLE = "total+masks", "total+rle"
+OUTPUT_STAGES = (TOTAL, TOTAL_MASKS, TOTAL_RLE)
 
 
 @dataclass
@@ -139,7 +143,10 @@ def stage_calls(pipeline: Stages, image: np.ndarray) -> dict:
     Earlier stages run once here, untimed, so each callable re-runs its own stage from the
     previous stage's real outputs.
     """
+    from .paste import coco_rles, full_image_masks
+
     inputs = pipeline.preprocess(image)
+    device = inputs.img.device
     feats = pipeline.backbone(inputs)
     proposals = pipeline.rpn_head(feats, inputs)
     det_bboxes, det_labels = pipeline.bbox_head(feats, proposals, inputs)
@@ -149,6 +156,8 @@ def stage_calls(pipeline: Stages, image: np.ndarray) -> dict:
         RPN: lambda: pipeline.rpn_head(feats, inputs),
         ROI: lambda: pipeline.roi_head(feats, proposals, inputs),
         TOTAL: lambda: pipeline(image),
+        TOTAL_MASKS: lambda: full_image_masks(pipeline(image), image.shape, device),
+        TOTAL_RLE: lambda: coco_rles(pipeline(image), image.shape, device),
     }
     if len(det_bboxes):  # no detections, no mask stages
         masks = pipeline.mask_forward(feats, det_bboxes, inputs)

@@ -1,12 +1,32 @@
 """What the benchmark and parity tests share: one base model, pipelines, images, stock results."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..detector import build_detector
 from ..images import resize_to, sample_image
 from ..results import Detections
 from ..variants import Variant, variant_for_device
+from .cases import Case
+
+
+def as_case(case: Case | tuple[int, int]) -> Case:
+    """A Case as given; a (w, h) size is the study's protocol case at that size."""
+    return case if isinstance(case, Case) else Case(tuple(case), tuple(case))
+
+
+@contextlib.contextmanager
+def strict_fp32():
+    """No TF32 anywhere: convolutions and matrix products in full fp32 (stock runs cuDNN in TF32)."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 class Suite:
@@ -23,31 +43,35 @@ class Suite:
         """A Variant as given, or the named one as it runs on this suite's device."""
         return variant if isinstance(variant, Variant) else variant_for_device(variant, self.device)
 
-    def pipeline(self, variant: Variant | str, size: tuple[int, int]):
-        key = (self.variant(variant), tuple(size))
+    def pipeline(self, variant: Variant | str, case: Case | tuple[int, int]):
+        key = (self.variant(variant), as_case(case).scale)
         if key not in self._pipelines:
-            self._pipelines[key] = key[0].build(self.base, size)
+            self._pipelines[key] = key[0].build(self.base, key[1])
         return self._pipelines[key]
 
-    def image(self, name: str, size: tuple[int, int]):
-        """The named image resized to ``size``: the network runs at the image's own size."""
-        key = (name, tuple(size))
+    def image(self, name: str, case: Case | tuple[int, int]):
+        """The named image at the case's photo size (the study's protocol: the test scale itself)."""
+        key = (name, as_case(case).image)
         if key not in self._images:
-            self._images[key] = resize_to(sample_image(name), size)
+            self._images[key] = resize_to(sample_image(name), key[1])
         return self._images[key]
 
-    def reference(self, size: tuple[int, int], image_name: str) -> Detections:
-        """Stock ``mmdet.apis.inference_detector`` on the same weights: what every variant must match."""
+    def reference(self, case: Case | tuple[int, int], image_name: str, exact: bool = False) -> Detections:
+        """Stock ``mmdet.apis.inference_detector`` on the same weights: what every variant must match.
+
+        ``exact``: stock recomputed without TF32 (as exactly as fp32 allows); how far that moves from
+        stock as it runs is the spread that rounding alone gives the parity metrics.
+        """
         from mmdet.apis import inference_detector
 
-        key = (tuple(size), image_name)
+        key = (as_case(case), image_name, exact)
         if key not in self._references:
-            model = self.pipeline("inference", size).model
-            image = self.image(image_name, size)
-            with torch.no_grad():
+            model = self.pipeline("inference", case).model
+            image = self.image(image_name, case)
+            with torch.no_grad(), (strict_fp32() if exact else contextlib.nullcontext()):
                 self._references[key] = Detections.from_mmdet(inference_detector(model, image), image.shape)
         return self._references[key]
 
-    def detections(self, variant: Variant | str, size: tuple[int, int], image_name: str) -> Detections:
-        image = self.image(image_name, size)
-        return Detections.from_mmdet(self.pipeline(variant, size)(image), image.shape)
+    def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
+        image = self.image(image_name, case)
+        return Detections.from_mmdet(self.pipeline(variant, case)(image), image.shape)
