@@ -25,7 +25,9 @@ def pytest_addoption(parser):
                          f"{CPU_SIZES} on CPU")
     group.addoption("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
     group.addoption("--checkpoint", default=None,
-                    help="real mmdet checkpoint (default: seeded, calibrated synthetic weights)")
+                    help="real mmdet checkpoint: a file, or an http(s) URL downloaded once into "
+                         "~/.cache/mmdet-opt/checkpoints and checked by the sha256 prefix in its name "
+                         "(-xxxxxxxx.pth) or URL#sha256=<64 hex> (default: seeded, calibrated synthetic weights)")
     group.addoption("--config", default=None,
                     help="mmdet config file (default: mmdet's mask_rcnn_r50_fpn_2x_coco)")
     group.addoption("--seed", type=int, default=0, help="seed of the synthetic weights")
@@ -69,6 +71,7 @@ def _split(value: str) -> list:
 
 def _settings(config) -> Settings:
     from mmdet_opt.arguments import check_device, default_device
+    from mmdet_opt.checkpoint import CheckpointError, resolve_checkpoint
     from mmdet_opt.images import IMAGE_NAMES
     from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED
     from mmdet_opt.suite.cases import parse_case
@@ -95,8 +98,11 @@ def _settings(config) -> Settings:
     if unknown:
         raise pytest.UsageError(f"unknown image {', '.join(unknown)}; known: {', '.join(IMAGE_NAMES)}")
     checkpoint = opt("--checkpoint")
-    if checkpoint and not Path(checkpoint).is_file():
-        raise pytest.UsageError(f"--checkpoint: no such file: {checkpoint}")
+    if checkpoint:
+        try:  # the form only: a URL is downloaded when the model is built, not for --collect-only
+            resolve_checkpoint(checkpoint, download=False)
+        except CheckpointError as exc:
+            raise pytest.UsageError(f"--checkpoint: {exc}") from None
     cfg_path = opt("--config")
     if cfg_path and not Path(cfg_path).is_file():
         raise pytest.UsageError(f"--config: no such file: {cfg_path}")

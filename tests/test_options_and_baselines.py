@@ -62,9 +62,17 @@ def assert_usage_error(result, *words):
     ("--parity-images=astronaut,nosuch", ["unknown image nosuch"]),
     ("--bench-image=nosuch", ["unknown image nosuch"]),
     ("--checkpoint=missing.pth", ["--checkpoint", "no such file", "missing.pth"]),
-], ids=["variants", "sizes", "parity-image", "bench-image", "checkpoint"])
+    ("--checkpoint=https://127.0.0.1/model.pth#md5=00", ["--checkpoint", "#sha256=<64 hex digits>"]),
+], ids=["variants", "sizes", "parity-image", "bench-image", "checkpoint", "checkpoint-url"])
 def test_bad_option_is_one_usage_line(project, option, words):
     assert_usage_error(collect(project, option), *words)
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_a_checkpoint_url_is_not_downloaded_to_collect(project):
+    """Its form is checked at once; the download waits for the model build (nothing listens on port 9)."""
+    result = collect(project, "--checkpoint=http://127.0.0.1:9/mask_rcnn_r50_fpn_2x_coco-3e542a40.pth")
+    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
 
 
 # --- baselines for --benchmark-compare ----------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.paste import box_regions, paste_masks
 from mmdet_opt.results import Detections
-from mmdet_opt.suite.visualize import SEPARATOR, draw, main
+from mmdet_opt.suite.visualize import SEPARATOR, VisualizeError, draw, main, resolve_variant
 
 W, H = 320, 192
 
@@ -77,8 +77,9 @@ def test_score_threshold_above_every_score_draws_nothing():
     (["--size", "20x10"], "not WIDTHxHEIGHT"),
     (["--device", "tpu"], "not cpu, cuda or cuda:N"),
     (["--variant", "nope"], "unknown variant"),
-    (["--variant", "inference_raw_mask", "--device", "cpu"], "needs CUDA"),
+    (["--variant", "inference_graph", "--device", "cpu"], "needs CUDA"),
     (["--checkpoint", "/no/such/weights.pth"], "no such file"),
+    (["--checkpoint", "ftp://127.0.0.1/weights.pth"], "only http:// and https://"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, tmp_path, capsys):
     # Defaults that are valid here first: argparse keeps the last of repeated options.
@@ -97,3 +98,15 @@ def test_unreadable_files_are_one_line_errors(what, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and bad.name in err and "Traceback" not in err
+
+
+def test_on_a_cpu_an_fp16_variant_is_drawn_in_fp32_saying_so(capsys):
+    variant = resolve_variant("inference_raw_mask", fp32=False, device="cpu")
+    assert not variant.fp16 and variant.raw_mask and variant.name == "inference_raw_mask (fp32)"
+    note = capsys.readouterr().err.splitlines()
+    assert len(note) == 1 and "fp32" in note[0] and "cpu" in note[0]
+    # Asked for, it is no news; a variant whose fp32 composition still needs CUDA stays an error.
+    assert resolve_variant("inference_raw_mask", fp32=True, device="cpu") == variant
+    assert capsys.readouterr().err == ""
+    with pytest.raises(VisualizeError, match="needs CUDA"):
+        resolve_variant("inference_graph", fp32=False, device="cpu")

@@ -1,16 +1,103 @@
-"""Load a real checkpoint safely: tensors only, keys and shapes checked against the model."""
+"""Load a real checkpoint safely: tensors only, keys and shapes checked against the model.
+
+A checkpoint is named by a local path or an http(s) URL (``resolve_checkpoint``). A URL is
+downloaded once into ``~/.cache/mmdet-opt/checkpoints/`` (under ``$XDG_CACHE_HOME`` when set) and
+verified: against ``URL#sha256=<64 hex digits>`` when given, else against the sha256 prefix that
+mmdet (like torch.hub) puts in its file names, ``name_YYYYMMDD_hhmmss-<8 hex digits>.pth``.
+"""
 from __future__ import annotations
 
 import os
 import pickle
 import re
+import sys
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .download import DownloadError, fetch
+from .user_cache import user_cache_dir
+
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+NAME_HASH = re.compile(r"-([0-9a-f]{8})\.pth$")  # the first 8 hex digits of the file's sha256
+FRAGMENT_HASH = re.compile(r"sha256=([0-9a-fA-F]{64})")
+
 
 class CheckpointError(ValueError):
-    """The checkpoint cannot be used: unsafe, unreadable, or made for another model."""
+    """The checkpoint cannot be used: unsafe, unreadable, made for another model, or not downloadable."""
+
+
+@dataclass(frozen=True)
+class CheckpointURL:
+    """A checkpoint to download: the URL (without its #fragment), its file name, what to check it by."""
+
+    url: str
+    name: str
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> CheckpointURL:
+        try:
+            parts = urllib.parse.urlsplit(spec)
+        except ValueError as exc:
+            raise CheckpointError(f"{spec!r} is not a valid URL ({exc})") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise CheckpointError(f"{spec!r}: only http:// and https:// URLs can be downloaded")
+        if not parts.hostname:
+            raise CheckpointError(f"{spec!r} names no host")
+        if any(c.isspace() or not c.isprintable() for c in spec):
+            raise CheckpointError(f"{spec!r}: a URL cannot contain spaces or control characters")
+        name = Path(urllib.parse.unquote(parts.path)).name
+        if name in ("", ".", ".."):
+            raise CheckpointError(f"{spec!r} names no file: its path must end in the checkpoint's file name")
+        sha256 = None
+        if parts.fragment:
+            m = FRAGMENT_HASH.fullmatch(parts.fragment)
+            if m is None:
+                raise CheckpointError(f"{spec!r}: the only fragment understood is #sha256=<64 hex digits>, "
+                                      f"not #{parts.fragment}")
+            sha256 = m.group(1).lower()
+        m = NAME_HASH.search(name)
+        return cls(url=urllib.parse.urlunsplit(parts._replace(fragment="")), name=name, sha256=sha256,
+                   sha256_prefix=m.group(1) if m else None)
+
+    @property
+    def cache_path(self) -> Path:
+        return user_cache_dir("checkpoints") / self.name
+
+    def fetch(self) -> Path:
+        """The cached file, downloaded and verified first if it is not there yet."""
+        cached = self.cache_path.is_file()
+        try:
+            path = fetch(self.url, self.cache_path, sha256=self.sha256, sha256_prefix=self.sha256_prefix)
+        except DownloadError as exc:
+            raise CheckpointError(str(exc)) from None
+        if not (cached or self.sha256 or self.sha256_prefix):
+            print(f"warning: {self.url} was downloaded unverified: its name carries no sha256 prefix "
+                  f"(-xxxxxxxx.pth) and no #sha256=<64 hex digits> was given", file=sys.stderr)
+        return path
+
+
+def is_url(spec: str | os.PathLike) -> bool:
+    return isinstance(spec, str) and URL_SCHEME.match(spec) is not None
+
+
+def resolve_checkpoint(spec: str | os.PathLike, download: bool = True) -> Path:
+    """The local checkpoint file that ``spec`` (a path, or an http(s) URL) names.
+
+    A URL is downloaded once and then read from the cache. ``download=False`` checks the spec
+    without using the network, for option checks: the path returned may not exist yet.
+    """
+    if is_url(spec):
+        source = CheckpointURL.parse(spec)
+        return source.fetch() if download else source.cache_path
+    path = Path(spec)
+    if not path.is_file():
+        raise CheckpointError(f"no such file: {path}")
+    return path
 
 
 def _summary(names, limit=8):
@@ -30,7 +117,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     """(state_dict, meta) from an mmdet/PyTorch checkpoint, without executing pickled code."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"no such file: {path}")
     if not _is_torch_file(path):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither the zip archive nor the "
                               f"pickle that torch.save writes)")

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-from .checkpoint import load_state_dict
+from .checkpoint import load_state_dict, resolve_checkpoint
 from .config import load_config, set_test_scale
 
 # Target std of each logit layer's output on the calibration image, in the order they are
@@ -30,7 +30,10 @@ CALIBRATION_SCALE = (640, 384)
 
 def build_detector(config=None, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
                    seed: int = 0, test_scale: tuple[int, int] | None = None):
-    """The detector in eval mode on ``device``, with ``model.cfg`` set as mmdet's init_detector does."""
+    """The detector in eval mode on ``device``, with ``model.cfg`` set as mmdet's init_detector does.
+
+    ``checkpoint``: a local file or an http(s) URL (see ``checkpoint.resolve_checkpoint``).
+    """
     from mmdet.core import get_classes
     from mmdet.models import build_detector as mmdet_build_detector
 
@@ -42,7 +45,7 @@ def build_detector(config=None, checkpoint: str | os.PathLike | None = None, dev
     if checkpoint is None:
         synthetic_weights(model, cfg, seed)
     else:
-        meta = load_state_dict(model, checkpoint)
+        meta = load_state_dict(model, resolve_checkpoint(checkpoint))
         model.CLASSES = meta.get("CLASSES", model.CLASSES)
     model.cfg = cfg
     return model.to(device).eval()

@@ -34,6 +34,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .user_cache import user_cache_dir
+
 MMCV_VERSION = "1.7.2"
 SDIST = f"mmcv-full-{MMCV_VERSION}.tar.gz"
 
@@ -80,8 +82,7 @@ def torch_info() -> dict:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "mmdet-opt" / "wheels"
+    return user_cache_dir("wheels")
 
 
 def build_tag(info: dict, cuda: bool) -> str:

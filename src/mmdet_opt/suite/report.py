@@ -127,7 +127,8 @@ def stage_chart(data: dict, out: str | Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Print the study's stage tables from a benchmark JSON.")
+    parser = argparse.ArgumentParser(prog="python -m mmdet_opt.suite.report",
+                                     description="Print the study's stage tables from a benchmark JSON.")
     parser.add_argument("run", help="pytest-benchmark JSON (--benchmark-json or a stored run)")
     parser.add_argument("--chart", help="also write a stacked-bar SVG of the stages here")
     args = parser.parse_args(argv)

@@ -5,7 +5,8 @@
 
 Both panels come from the same weights and the same resized image. Raw 28x28 masks are pasted at
 box size (``paste.paste_masks_at_box``), so drawing costs box area, not N full-image masks.
-``--fp32`` draws the variant's composition without fp16 (fp16 is CUDA-only in mmcv).
+``--fp32`` draws the variant's composition without fp16; on a CPU that is the default, since
+fp16 is CUDA-only in mmcv.
 """
 from __future__ import annotations
 
@@ -62,18 +63,23 @@ def check_device(device: str) -> str:
 
 
 def resolve_variant(name: str, fp32: bool, device: str):
+    """The variant to draw: its fp32 composition with --fp32, and on a CPU, where fp16 cannot run."""
     from ..variants import get_variant
 
     try:
         variant = get_variant(name)
     except ValueError as exc:
         raise VisualizeError(f"--variant: {exc}") from None
+    on_cuda = device.startswith("cuda")
+    if variant.fp16 and not fp32 and not on_cuda and not variant.graphed:
+        print(f"note: {name} runs fp16, which mmcv supports on CUDA only: drawing its fp32 composition "
+              f"on {device} (as --fp32 does)", file=sys.stderr)
+        fp32 = True
     if fp32 and variant.fp16:
         variant = dataclasses.replace(variant, name=f"{variant.name} (fp32)", fp16=False)
-    if variant.needs_cuda and not device.startswith("cuda"):
+    if variant.needs_cuda and not on_cuda:
         why = "CUDA graphs" if variant.graphed else "fp16 through mmcv's wrap_fp16_model"
-        fp32_hint = f", or --fp32 to draw its fp32 composition on {device}" if variant.fp16 else ""
-        raise VisualizeError(f"{variant.name} needs CUDA ({why}): use --device cuda{fp32_hint}, "
+        raise VisualizeError(f"{variant.name} needs CUDA ({why}): use --device cuda, "
                              f"or a variant that runs here, e.g. --variant inference")
     return variant
 
@@ -147,7 +153,7 @@ def detect(args):
     import torch
     from mmdet.apis import inference_detector
 
-    from ..checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError, resolve_checkpoint
     from ..config import ConfigError
     from ..detector import build_detector
     from ..images import resize_to
@@ -157,8 +163,11 @@ def detect(args):
     size = parse_size(args.size)
     device = check_device(args.device)
     variant = resolve_variant(args.variant, args.fp32, device)
-    if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise VisualizeError(f"--checkpoint: no such file: {args.checkpoint}")
+    if args.checkpoint:
+        try:  # the form only: a URL is downloaded when the model is built
+            resolve_checkpoint(args.checkpoint, download=False)
+        except CheckpointError as exc:
+            raise VisualizeError(f"--checkpoint: {exc}") from None
     image = resize_to(load_image(args.image), size)  # the study's protocol, as the suite does
     try:
         base = build_detector(checkpoint=args.checkpoint, device=device, seed=args.seed)
@@ -189,14 +198,23 @@ def render(image, stock, candidate, variant_name: str, classes, score_thr: float
 
 
 def parser() -> argparse.ArgumentParser:
+    from ..images import IMAGE_NAMES
+    from ..variants import VARIANTS
+
     p = argparse.ArgumentParser(prog="python -m mmdet_opt.suite.visualize", description=__doc__.split("\n")[0])
+    # Names listed rather than argparse choices: a wrong one gets this tool's one-line error.
     p.add_argument("--variant", default="inference_raw_mask",
-                   help="variant drawn right of stock (default: %(default)s)")
-    p.add_argument("--fp32", action="store_true", help="draw the variant's composition without fp16 (runs on CPU)")
-    p.add_argument("--image", default="astronaut", help="sample name or image file (default: %(default)s)")
+                   help=f"variant drawn right of stock, one of {', '.join(VARIANTS)} (default: %(default)s)")
+    p.add_argument("--fp32", action="store_true",
+                   help="draw the variant's composition without fp16 (the default on a CPU, where fp16 cannot run)")
+    p.add_argument("--image", default="astronaut",
+                   help=f"a sample, one of {', '.join(IMAGE_NAMES)}, or an image file (default: %(default)s)")
     p.add_argument("--size", default="1333x800", help="WxH the image is resized to (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument("--checkpoint", default=None, help="mmdet checkpoint (default: calibrated synthetic weights)")
+    p.add_argument("--checkpoint", default=None,
+                   help="mmdet checkpoint: a file, or an http(s) URL downloaded once into "
+                        "~/.cache/mmdet-opt/checkpoints and checked by the sha256 prefix in its name "
+                        "(-xxxxxxxx.pth) or URL#sha256=<64 hex> (default: calibrated synthetic weights)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights (default: %(default)s)")
     p.add_argument("--score-thr", type=float, default=0.3,
                    help="draw detections scoring at least this (default: %(default)s)")
@@ -205,6 +223,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from ..quiet import ignore_mmcv_v2_notice
+
+    ignore_mmcv_v2_notice()
     args = parser().parse_args(argv)
     if args.device is None:
         import torch

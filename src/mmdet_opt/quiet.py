@@ -1,0 +1,28 @@
+"""Start-up notices of other packages that say nothing about a run of this one, each dropped by its text."""
+from __future__ import annotations
+
+import logging
+import warnings
+
+CPP_EXTENSION_LOGGER = "torch.utils.cpp_extension"
+CUDA_HOME_NOTICE = "No CUDA runtime is found"
+MMCV_V2_NOTICE = r"On January 1, 2023, MMCV will release v2\.0\.0"
+
+
+class _DropCudaHomeNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(CUDA_HOME_NOTICE)
+
+
+def drop_cuda_home_notice() -> None:
+    """torch.utils.cpp_extension, which mmcv imports, logs "No CUDA runtime is found, using
+    CUDA_HOME=..." at import on a machine with a CUDA toolkit and no GPU. CUDA_HOME matters only
+    for compiling extensions, which nothing here does; every other record of that logger passes."""
+    logger = logging.getLogger(CPP_EXTENSION_LOGGER)
+    if not any(isinstance(f, _DropCudaHomeNotice) for f in logger.filters):
+        logger.addFilter(_DropCudaHomeNotice())
+
+
+def ignore_mmcv_v2_notice() -> None:
+    """mmcv 1.x warns at every import that 2.0 will rename it: news about a release we do not use."""
+    warnings.filterwarnings("ignore", message=MMCV_V2_NOTICE, category=UserWarning)
