@@ -77,7 +77,7 @@ def test_score_threshold_above_every_score_draws_nothing():
     (["--size", "20x10"], "not WIDTHxHEIGHT"),
     (["--device", "tpu"], "not cpu, cuda or cuda:N"),
     (["--variant", "nope"], "unknown variant"),
-    (["--variant", "inference_graph", "--device", "cpu"], "needs CUDA"),
+    (["--variant", "inference_fp16", "--device", "cpu"], "CUDA-only"),
     (["--checkpoint", "/no/such/weights.pth"], "no such file"),
     (["--checkpoint", "ftp://127.0.0.1/weights.pth"], "only http:// and https://"),
 ])
@@ -100,13 +100,16 @@ def test_unreadable_files_are_one_line_errors(what, tmp_path, capsys):
     assert err.startswith("error: ") and bad.name in err and "Traceback" not in err
 
 
-def test_on_a_cpu_an_fp16_variant_is_drawn_in_fp32_saying_so(capsys):
+def test_on_a_cpu_a_variant_is_drawn_as_its_cpu_composition_saying_so(capsys):
     variant = resolve_variant("inference_raw_mask", fp32=False, device="cpu")
-    assert not variant.fp16 and variant.raw_mask and variant.name == "inference_raw_mask (fp32)"
+    assert not variant.fp16 and variant.raw_mask and variant.name == "inference_raw_mask_fp32"
     note = capsys.readouterr().err.splitlines()
-    assert len(note) == 1 and "fp32" in note[0] and "cpu" in note[0]
-    # Asked for, it is no news; a variant whose fp32 composition still needs CUDA stays an error.
+    assert len(note) == 1 and "inference_raw_mask_fp32" in note[0] and "cpu" in note[0]
+    # Asked for, it is no news.
     assert resolve_variant("inference_raw_mask", fp32=True, device="cpu") == variant
     assert capsys.readouterr().err == ""
-    with pytest.raises(VisualizeError, match="needs CUDA"):
-        resolve_variant("inference_graph", fp32=False, device="cpu")
+    graph = resolve_variant("inference_graph", fp32=False, device="cpu")
+    assert graph.name == "inference_graph_eager_fp32" and not graph.needs_cuda
+    # A variant that is nothing but fp16 has no CPU composition: one line says why.
+    with pytest.raises(VisualizeError, match="CUDA-only"):
+        resolve_variant("inference_fp16", fp32=False, device="cpu")

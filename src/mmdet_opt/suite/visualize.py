@@ -11,14 +11,14 @@ fp16 is CUDA-only in mmcv.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import re
 import sys
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..arguments import check_device, parse_size
 
 SEPARATOR = 8  # px of background between the two panels
 MASK_ALPHA = 0.5
@@ -30,58 +30,35 @@ class VisualizeError(ValueError):
     """A bad option: reported as one line, without a traceback."""
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m or int(m.group(1)) < 32 or int(m.group(2)) < 32:
-        raise VisualizeError(f"--size: {text!r} is not WIDTHxHEIGHT with both at least 32 (e.g. 1333x800)")
-    return int(m.group(1)), int(m.group(2))
-
-
 def load_image(spec: str) -> np.ndarray:
-    """A sample image by name, or a BGR image file."""
+    """A sample image by name, or an image file read through the front door every variant uses."""
     from ..images import IMAGE_NAMES, sample_image
+    from ..inputs import ImageInputError
+    from ..inputs import load_image as read_image
 
     if spec in IMAGE_NAMES:
         return sample_image(spec)
-    path = Path(spec)
-    if not path.is_file():
+    if not Path(spec).is_file():
         raise VisualizeError(f"--image: {spec!r} is neither a file nor a sample ({', '.join(IMAGE_NAMES)})")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise VisualizeError(f"--image: cannot read {path} as an image")
-    return image
-
-
-def check_device(device: str) -> str:
-    import torch
-
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise VisualizeError(f"--device: {device!r} is not cpu, cuda or cuda:N")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VisualizeError(f"--device {device}: torch sees no CUDA device on this machine")
-    return device
+    try:
+        return read_image(spec)
+    except ImageInputError as exc:
+        raise VisualizeError(f"--image: {exc}") from None
 
 
 def resolve_variant(name: str, fp32: bool, device: str):
-    """The variant to draw: its fp32 composition with --fp32, and on a CPU, where fp16 cannot run."""
-    from ..variants import get_variant
+    """The variant to draw: as it runs on ``device``, or its fp32 composition with --fp32."""
+    from ..variants import VariantUnavailable, get_variant
 
     try:
         variant = get_variant(name)
-    except ValueError as exc:
+        drawn = variant.for_device("cpu" if fp32 else device)
+    except (ValueError, VariantUnavailable) as exc:
         raise VisualizeError(f"--variant: {exc}") from None
-    on_cuda = device.startswith("cuda")
-    if variant.fp16 and not fp32 and not on_cuda and not variant.graphed:
-        print(f"note: {name} runs fp16, which mmcv supports on CUDA only: drawing its fp32 composition "
-              f"on {device} (as --fp32 does)", file=sys.stderr)
-        fp32 = True
-    if fp32 and variant.fp16:
-        variant = dataclasses.replace(variant, name=f"{variant.name} (fp32)", fp16=False)
-    if variant.needs_cuda and not on_cuda:
-        why = "CUDA graphs" if variant.graphed else "fp16 through mmcv's wrap_fp16_model"
-        raise VisualizeError(f"{variant.name} needs CUDA ({why}): use --device cuda, "
-                             f"or a variant that runs here, e.g. --variant inference")
-    return variant
+    if drawn != variant and not fp32:
+        print(f"note: {name} needs CUDA (fp16 or CUDA graphs): drawing its CPU composition {drawn.name} "
+              f"on {device}", file=sys.stderr)
+    return drawn
 
 
 def palette(num_classes: int) -> np.ndarray:
@@ -160,8 +137,14 @@ def detect(args):
     from ..results import Detections
     from ..variants import VARIANTS
 
-    size = parse_size(args.size)
-    device = check_device(args.device)
+    try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        raise VisualizeError(f"--size: {exc}") from None
+    try:
+        device = check_device(args.device)
+    except ValueError as exc:
+        raise VisualizeError(f"--device: {exc}") from None
     variant = resolve_variant(args.variant, args.fp32, device)
     if args.checkpoint:
         try:  # the form only: a URL is downloaded when the model is built
