@@ -226,10 +226,13 @@ def test_latest_in_picks_the_highest_numbered_run(tmp_path, runs, capsys):
     (lambda p, base: [base, write(p / "other.json", run(bench("t_total", noisy(6.0)), device="NVIDIA H200"))],
      "recorded on NVIDIA H100 80GB HBM3"),
     (lambda p, base: [base, write(p / "none.json", run(bench("zzz", noisy(6.0))))], "nothing to compare"),
+    (lambda p, base: [write(p / "slowed.json", run(bench("t_total", noisy(7.0), injected_delay_ms=1.0))), base],
+     "was run with --inject-delay-ms 1: not a baseline"),
     (lambda p, base: [base, base, "-k", "total and (backbone"], "-k: cannot parse"),
     (lambda p, base: ["--latest-in", str(p / "empty"), base], "no stored run"),
     (lambda p, base: ["--latest-in", str(p / "nowhere"), base], "is not a directory"),
-], ids=["missing", "not-a-run", "other-device", "no-common-benchmark", "bad-k", "empty-folder", "no-folder"])
+], ids=["missing", "not-a-run", "other-device", "no-common-benchmark", "injected-baseline", "bad-k", "empty-folder",
+        "no-folder"])
 def test_command_errors_are_one_line_and_exit_2(tmp_path, runs, capsys, make, words):
     (tmp_path / "empty").mkdir()
     assert gate.main(make(tmp_path, runs[0])) == 2

@@ -92,7 +92,9 @@ def gpu_state(device: str) -> dict:
     import torch
 
     props = torch.cuda.get_device_properties(torch.device(device))
-    return query_gpu_state((props.pci_domain_id, props.pci_bus_id, props.pci_device_id))
+    # -1 where torch does not say: then only a machine with one GPU gets an answer.
+    pci = tuple(getattr(props, name, -1) for name in ("pci_domain_id", "pci_bus_id", "pci_device_id"))
+    return query_gpu_state(pci)
 
 
 def query_gpu_state(pci: tuple) -> dict:
@@ -160,7 +162,7 @@ def _row_of(rows: list, pci: tuple) -> list | None:
 
 
 def _pci_text(pci: tuple) -> str:
-    return "{:08X}:{:02X}:{:02X}.0".format(*pci)
+    return "{:08X}:{:02X}:{:02X}.0".format(*pci) if min(pci) >= 0 else "(torch does not report it)"
 
 
 def _value(key: str, text: str | None):
@@ -228,6 +230,7 @@ def gpu_state_line(machine_info: dict) -> str | None:
         values = [s.get(key) for s in (start, end)]
         if any(v is not None for v in values):
             parts.append(f"{label} {' -> '.join('?' if v is None else f'{v:g}' for v in values)} {unit}")
-    reasons = [", ".join(throttle_reasons(s.get("throttle_reasons"))) or "none" for s in (start, end)]
-    parts.append(f"clock event reasons {' -> '.join(reasons)}")
+    if any(s.get("throttle_reasons") for s in (start, end)):
+        reasons = [", ".join(throttle_reasons(s.get("throttle_reasons") or "0x0")) or "none" for s in (start, end)]
+        parts.append(f"clock event reasons {' -> '.join(reasons)}")
     return f"GPU state (start -> end): driver {end.get('driver_version') or '?'}; " + "; ".join(parts)

@@ -213,6 +213,12 @@ def compare_runs(baseline: dict, new: dict, rule: Rule = Rule(), expression: str
     )
 
 
+def injected_delay(run: dict) -> float:
+    """The --inject-delay-ms a run was timed with (0 for a real run)."""
+    return max((float((b.get("extra_info") or {}).get("injected_delay_ms", 0)) for b in run["benchmarks"]),
+               default=0.0)
+
+
 def latest_run(folder: str | Path, exclude: Path | None = None) -> Path:
     """The highest-numbered stored run (``NNNN_*.json``) in ``folder``."""
     folder = Path(folder)
@@ -275,6 +281,9 @@ def main(argv=None) -> int:
         if all(devices) and devices[0] != devices[1]:
             raise ReportError(f"{base_path} was recorded on {devices[0]}, {new_path} on {devices[1]}: "
                               "timings compare only on one device")
+        if injected_delay(baseline):
+            raise ReportError(f"{base_path} was run with --inject-delay-ms {injected_delay(baseline):g}: "
+                              "not a baseline")
         result = compare_runs(baseline, new, rule, args.expression)
         if not result.comparisons:
             raise ReportError(f"no benchmark {'matching -k ' + repr(args.expression) + ' ' if args.expression else ''}"
