@@ -251,6 +251,35 @@ def test_command_usage_errors_exit_2(args, capsys):
     assert exc.value.code == 2 and "error:" in capsys.readouterr().err
 
 
+STUB_STAGE = """
+import time
+
+def test_stage(benchmark):
+    benchmark.pedantic(time.sleep, args=({delay},), rounds=10, warmup_rounds=1, iterations=1)
+"""
+
+
+def stub_run(pytester, storage, delay, *args):
+    pytester.makepyfile(test_stub=STUB_STAGE.format(delay=delay))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--benchmark-storage=file://{storage}", *args)
+    assert result.ret == 0, result.stdout.str()
+
+
+@pytest.mark.parametrize("save_data", [True, False], ids=["rounds-stored", "medians-only"])
+def test_gate_on_real_pytest_benchmark_files(pytester, tmp_path, capsys, save_data):
+    """A stored baseline, then --benchmark-json runs (which keep every round) of a stub stage: a sleep."""
+    storage = tmp_path / "baselines"
+    stub_run(pytester, storage, 0.02, "--benchmark-save=base", *(["--benchmark-save-data"] if save_data else []))
+    (stored,) = storage.iterdir()  # pytest-benchmark's <machine-id> folder
+    for delay, name in ((0.02, "same.json"), (0.06, "slower.json")):
+        stub_run(pytester, storage, delay, f"--benchmark-json={tmp_path / name}")
+    assert gate.main(["--latest-in", str(stored), str(tmp_path / "same.json")]) == 0
+    assert gate.main(["--latest-in", str(stored), str(tmp_path / "slower.json")]) == 1
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| test_stage |")][-1]
+    assert "| REGRESSED |" in row
+    assert ("10/10 rounds" in row) if save_data else ("median alone: no rounds in the baseline" in row)
+
+
 # --- GPU state in machine_info, and the throttle warning -----------------------------------------------
 
 def test_gpu_state_on_a_cpu_run_is_unavailable():
