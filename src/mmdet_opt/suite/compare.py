@@ -79,7 +79,7 @@ def mann_whitney_greater(x, y) -> float:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n1, n2 = len(x), len(y)
     n = n1 + n2
-    values, inverse, counts = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
     average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based; tied values share the mean rank
     u = average_rank[inverse][:n1].sum() - n1 * (n1 + 1) / 2
     ties = float((counts**3 - counts).sum())
