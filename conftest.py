@@ -211,10 +211,21 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         output_json["parity"] = records
 
 
-def pytest_benchmark_update_machine_info(config, machine_info):
-    from mmdet_opt.machine import accelerator_info
+def pytest_sessionstart(session):
+    from mmdet_opt.machine import gpu_state
 
-    machine_info.update(accelerator_info(config._mmdet_opt.device))
+    # The GPU's clocks, power limit, temperature and throttle reasons before anything runs; the
+    # state at the end is taken when pytest-benchmark saves the run (the hook below).
+    session.config._mmdet_opt_gpu_start = gpu_state(session.config._mmdet_opt.device)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from mmdet_opt.machine import accelerator_info, gpu_state
+
+    device = config._mmdet_opt.device
+    machine_info.update(accelerator_info(device))
+    start = getattr(config, "_mmdet_opt_gpu_start", None) or {"unavailable": "not recorded at session start"}
+    machine_info["gpu_state"] = {"start": start, "end": gpu_state(device)}
 
 
 def pytest_generate_tests(metafunc):

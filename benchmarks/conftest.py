@@ -7,8 +7,8 @@ import pytest
 def pytest_addoption(parser):
     parser.getgroup("mmdet-opt").addoption(
         "--inject-delay-ms", type=float, default=0.0,
-        help="add this many ms to every timed call: shows that --benchmark-compare-fail catches a "
-             "regression (never use it for a baseline)")
+        help="add this many ms to every timed call: shows that the regression gate catches a "
+             "regression (recorded in extra_info; mmdet_opt.suite.compare refuses such a run as baseline)")
     parser.getgroup("mmdet-opt").addoption(
         "--warmup-seconds", type=float, default=None,
         help="untimed calls continue until this long has passed, after --warmup-rounds "

@@ -51,6 +51,8 @@ def test_stage(benchmark, calls, variant, case, stage, settings, request, warm_u
     benchmark.group = f"{case} {stage}"
     benchmark.extra_info.update(variant=variant.name, size=case.id, stage=stage,
                                 image=settings.bench_image, detections=n_dets)
+    if delay:  # marks the run, so that it is never taken for a baseline (compare.py refuses it)
+        benchmark.extra_info["injected_delay_ms"] = request.config.getoption("--inject-delay-ms")
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     warm_up(timed)

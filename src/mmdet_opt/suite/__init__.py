@@ -3,6 +3,8 @@
 - ``session``: what the benchmark and parity tests share (one base model, pipelines, images,
   stock references), built once per pytest session;
 - ``report``: tables and charts from a pytest-benchmark JSON run (``python -m mmdet_opt.suite.report``);
+- ``history``: each variant's total across stored runs (``python -m mmdet_opt.suite.report --history``);
+- ``compare``: the regression gate over two runs (``python -m mmdet_opt.suite.compare``);
 - ``mutations``: deliberately broken pipelines that the parity check must reject;
 - ``visualize``: stock and a variant side by side (``python -m mmdet_opt.suite.visualize``).
 """

@@ -1,20 +1,27 @@
 """The study's tables from a pytest-benchmark JSON: one per size, a row per variant, medians in ms.
 
     python -m mmdet_opt.suite.report RUN.json [--chart stages.svg]
+    python -m mmdet_opt.suite.report --history baselines/<device>/<machine-id>/ [--chart history.svg]
+
+The first prints the run's tables, with the GPU state stored with the run and a warning when the GPU
+was throttled; the second charts ``total`` across stored runs (``history.py``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from ..machine import gpu_state_line, throttle_warning
 from ..pipeline import TOTAL
 
 COLUMNS = ("pre-processing", "backbone", "rpn_head", "mask forward", "mask post-processing", "roi_head",
            TOTAL)
 BASELINE_VARIANT = "inference"
+STORED_RUN = re.compile(r"(\d{4})_.*\.json")  # pytest-benchmark's NNNN_NAME.json
 
 
 class ReportError(ValueError):
@@ -48,6 +55,12 @@ def load_run(path: str | Path) -> dict:
     return data
 
 
+def stored_runs(folder: str | Path) -> list:
+    """The runs pytest-benchmark stored in ``folder`` (``NNNN_*.json``), oldest first."""
+    runs = [p for p in Path(folder).iterdir() if STORED_RUN.fullmatch(p.name)]
+    return sorted(runs, key=lambda p: int(STORED_RUN.fullmatch(p.name).group(1)))
+
+
 def medians(data: dict) -> dict:
     """{size: {variant: {stage: median ms}}} from the stage benchmarks of a run."""
     table = defaultdict(lambda: defaultdict(dict))
@@ -70,6 +83,9 @@ def markdown(data: dict) -> str:
     device = machine.get("device") or machine.get("cpu", {}).get("brand_raw", "unknown device")
     lines = [f"Device: {device}; torch {machine.get('torch', '?')}, mmcv {machine.get('mmcv', '?')}, "
              f"mmdet {machine.get('mmdet', '?')}. Medians in ms.", ""]
+    for line in (gpu_state_line(machine), throttle_warning(machine)):
+        if line:
+            lines += [line, ""]
     for size, rows in sorted(medians(data).items(), key=lambda kv: _size_key(kv[0])):
         base_total = rows.get(BASELINE_VARIANT, {}).get(TOTAL)
         lines.append(f"### {size}")
@@ -131,10 +147,14 @@ def main(argv=None) -> int:
                                      description="Print the study's stage tables from a benchmark JSON.")
     parser.add_argument("run", help="pytest-benchmark JSON (--benchmark-json or a stored run)")
     parser.add_argument("--chart", help="also write a stacked-bar SVG of the stages here")
+    parser.epilog = "With --history FOLDER|RUN.json... instead: total across stored runs (see history.py)."
     args = parser.parse_args(argv)
     try:
         data = load_run(args.run)
         print(markdown(data))
+        warning = throttle_warning(data.get("machine_info") or {})
+        if warning and not sys.stdout.isatty():  # the tables went to a file: say it where it is seen
+            print(warning, file=sys.stderr)
         if args.chart:
             stage_chart(data, args.chart)
     except ReportError as exc:
@@ -146,5 +166,15 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli(argv=None) -> int:
+    """``--history`` charts stored runs (its own options, in history.py); anything else reports one run."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--history" in argv:
+        from .history import main as history_main
+
+        return history_main(argv)
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -1,0 +1,328 @@
+"""A noise-aware regression gate over two pytest-benchmark runs.
+
+    python -m mmdet_opt.suite.compare BASELINE.json NEW.json [-k EXPR] [options]
+    python -m mmdet_opt.suite.compare --latest-in baselines/<device>/<machine-id> NEW.json [-k EXPR]
+
+Benchmarks are matched by fullname. One REGRESSED when both hold:
+
+- its median slowed by more than ``--threshold`` (default 10%) AND by more than ``--floor-ms``
+  (default 0.1 ms);
+- a one-sided Mann-Whitney U test on the two runs' rounds (``stats.data``) says the new rounds are
+  slower, at p below the per-test alpha.
+
+The same rule the other way round marks a benchmark FASTER (suspicious): a stale baseline, or a stage
+that stopped doing its work. It fails the gate only with ``--fail-on-faster``.
+
+Why each part:
+
+- The threshold is the old gate's 10%: the gated benchmarks (inference_graph's ``total`` and
+  ``backbone``) stayed within 5% across unchanged runs on the shared H100, and a 1 ms delay makes
+  the 1333x800 ones 17-43% slower (docs/perf.md, "Baseline stability").
+- The floor binds only below 1 ms (where 10% is less than 0.1 ms): the host-bound sub-millisecond
+  stages jitter by up to 0.05 ms between rounds of one run, and 0.1 ms is under 2% of the fastest
+  ``total`` (5.7 ms at 1333x800), so a smaller move matters to no one.
+- The U test asks whether the rounds moved, not only the median: a median of 20 rounds of a host-bound
+  stage can jump by 10% when a few rounds land on the other side of a bimodal spread, and a median of
+  3 rounds says little at all. It compares ranks, so one 70 ms outlier round weighs no more than any
+  other slow round.
+- Alpha: ``--alpha`` (default 0.01) is the chance of a false alarm per comparison from round-to-round
+  noise, over all the benchmarks compared, each tested both ways: Bonferroni, per-test alpha =
+  alpha / (2 x benchmarks with rounds), e.g. 0.01 / 8 = 1.25e-3 for the nightly's four and
+  0.01 / 162 = 6.2e-5 for all 81 benchmarks of a full run. These are within reach: with 20 rounds each
+  the smallest p of the test (every new round slower than every old one) is 3.4e-8 here (the exact
+  test's is 1/C(40,20) = 7e-12). With 5 rounds each it is 6.1e-3 and with 3 rounds 0.04, so the
+  throughput benchmarks at batch 4 and 16 (3 to 5 rounds) can never be confirmed at these alphas;
+  the table says so rather than pretending to test them.
+
+What the test does not cover: it takes the rounds of one run as independent draws, so a whole run
+that is slower (a busy host, a throttled GPU, another tenant) looks like a real change, and with 20
+rounds the test confirms it. That drift is held off by the threshold and the scope (the nightly gates
+GPU-bound benchmarks only); the GPU state stored with each run (``gpu_state``: clocks, power limit,
+throttle reasons) is printed below the table to help tell the two apart.
+
+Runs saved without per-round data (``--benchmark-save`` without ``--benchmark-save-data``; baselines
+0001 to 0006) cannot be tested: for those the median rule alone decides, and each row says so.
+``--benchmark-json`` always writes the rounds.
+
+The U test is the normal approximation with tie and continuity correction, in numpy (what
+``scipy.stats.mannwhitneyu(method="asymptotic")`` computes; the tests check the two agree), so the
+gate gives the same verdict wherever it runs and the project needs no scipy for it.
+
+Exit status: 1 when a benchmark REGRESSED (or, with ``--fail-on-faster``, got suspiciously faster),
+0 otherwise, 2 for usage errors, unreadable files, runs of two different devices, or nothing to compare.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .report import ReportError, load_run, stored_runs
+
+UNCHANGED = "unchanged"
+BELOW_FLOOR = "below floor"
+NOT_CONFIRMED = "not confirmed"
+REGRESSED = "REGRESSED"
+FASTER = "FASTER (suspicious)"
+
+
+def mann_whitney_greater(x, y) -> float:
+    """One-sided p-value that the values of ``x`` tend to be larger than those of ``y``.
+
+    Mann-Whitney U, normal approximation with tie correction and continuity correction.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n1, n2 = len(x), len(y)
+    n = n1 + n2
+    _, inverse, counts = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based; tied values share the mean rank
+    u = average_rank[inverse][:n1].sum() - n1 * (n1 + 1) / 2
+    ties = float((counts**3 - counts).sum())
+    variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:  # every value equal: no evidence either way
+        return 1.0
+    z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(variance)
+    return min(1.0, 0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def smallest_p(n1: int, n2: int) -> float:
+    """The smallest p the test can give for these sample sizes: every x above every y."""
+    return mann_whitney_greater(np.arange(n1) + n2, np.arange(n2))
+
+
+@dataclass(frozen=True)
+class Rule:
+    threshold: float = 0.10  # relative change of the median
+    floor_ms: float = 0.1  # and absolute change of the median, ms
+    alpha: float = 0.01  # family-wise, over 2 x the benchmarks tested (Bonferroni)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    base_ms: float
+    new_ms: float
+    p_value: float | None  # one-sided, in the direction the median moved; None without rounds
+    verdict: str
+    note: str = ""
+
+    @property
+    def change(self) -> float:
+        return self.new_ms / self.base_ms - 1 if self.base_ms > 0 else math.inf
+
+
+def rounds(bench: dict):
+    """The run's per-round times (s) as an array, or None when it was saved without them."""
+    data = bench["stats"].get("data")
+    if not isinstance(data, list) or not data or not all(isinstance(v, (int, float)) for v in data):
+        return None
+    return np.asarray(data, dtype=float)
+
+
+def judge(base: dict, new: dict, rule: Rule, alpha_per_test: float) -> Comparison:
+    """The verdict on one benchmark of two runs (pytest-benchmark JSON entries)."""
+    base_ms, new_ms = base["stats"]["median"] * 1000, new["stats"]["median"] * 1000
+    diff = new_ms - base_ms
+    slower = diff > 0
+    x, y = rounds(base), rounds(new)
+    p = None
+    if x is not None and y is not None:
+        p = mann_whitney_greater(y, x) if slower else mann_whitney_greater(x, y)
+    missing = [which for which, r in (("baseline", x), ("new run", y)) if r is None]
+    fallback = f"median alone: no rounds in the {' and '.join(missing)}" if missing else ""
+    name = new.get("name") or new["fullname"]
+    relative = abs(diff) / base_ms if base_ms > 0 else math.inf
+    if relative <= rule.threshold:
+        return Comparison(name, base_ms, new_ms, p, UNCHANGED, fallback)
+    if abs(diff) <= rule.floor_ms:
+        return Comparison(name, base_ms, new_ms, p, BELOW_FLOOR,
+                          _join(f"{diff:+.3f} ms is within the {rule.floor_ms:g} ms floor", fallback))
+    moved = REGRESSED if slower else FASTER
+    if p is None:
+        return Comparison(name, base_ms, new_ms, p, moved, fallback)
+    if p < alpha_per_test:
+        return Comparison(name, base_ms, new_ms, p, moved, f"{len(x)}/{len(y)} rounds")
+    note = f"p >= {alpha_per_test:.2g}"
+    reachable = smallest_p(len(y), len(x)) if slower else smallest_p(len(x), len(y))
+    if reachable >= alpha_per_test:
+        note = f"{len(x)}/{len(y)} rounds cannot reach p < {alpha_per_test:.2g} (smallest p {reachable:.2g})"
+    return Comparison(name, base_ms, new_ms, p, NOT_CONFIRMED, note)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def keywords(bench: dict) -> list:
+    """What ``-k`` matches: the parts of the fullname and the extra_info values, as pytest's -k does
+    with a test's name, its file and its parametrization."""
+    words = re.split(r"::|/", bench["fullname"])
+    return words + [str(v) for v in (bench.get("extra_info") or {}).values()]
+
+
+def selector(expression: str | None):
+    """``-k`` as pytest reads it (``test_stage and (total or backbone)``): substrings, case-insensitive."""
+    if not expression:
+        return lambda bench: True
+    from _pytest.mark.expression import Expression  # pytest's own -k parser: the same syntax as the run's -k
+
+    try:
+        compiled = Expression.compile(expression)
+    except Exception as exc:  # SyntaxError in pytest 9, ParseError before
+        raise ReportError(f"-k: cannot parse {expression!r}: {exc}") from None
+
+    def matches(bench: dict) -> bool:
+        words = [w.lower() for w in keywords(bench)]
+        return compiled.evaluate(lambda ident, **_: any(ident.lower() in w for w in words))
+
+    return matches
+
+
+@dataclass
+class Result:
+    comparisons: list
+    only_in_baseline: list
+    only_in_new: list
+    alpha_per_test: float
+    tested: int  # benchmarks with rounds in both runs
+
+    def failed(self, fail_on_faster: bool = False) -> bool:
+        bad = {REGRESSED, FASTER} if fail_on_faster else {REGRESSED}
+        return any(c.verdict in bad for c in self.comparisons)
+
+
+def compare_runs(baseline: dict, new: dict, rule: Rule = Rule(), expression: str | None = None) -> Result:
+    """Every benchmark selected by ``expression`` in both runs, judged by ``rule``."""
+    select = selector(expression)
+    old = {b["fullname"]: b for b in baseline["benchmarks"] if select(b)}
+    now = {b["fullname"]: b for b in new["benchmarks"] if select(b)}
+    both = [name for name in now if name in old]
+    tested = sum(rounds(old[name]) is not None and rounds(now[name]) is not None for name in both)
+    alpha_per_test = rule.alpha / (2 * tested) if tested else rule.alpha
+    return Result(
+        comparisons=[judge(old[name], now[name], rule, alpha_per_test) for name in both],
+        only_in_baseline=[b.get("name") or n for n, b in old.items() if n not in now],
+        only_in_new=[b.get("name") or n for n, b in now.items() if n not in old],
+        alpha_per_test=alpha_per_test,
+        tested=tested,
+    )
+
+
+def injected_delay(run: dict) -> float:
+    """The --inject-delay-ms a run was timed with (0 for a real run)."""
+    return max((float((b.get("extra_info") or {}).get("injected_delay_ms", 0)) for b in run["benchmarks"]),
+               default=0.0)
+
+
+def latest_run(folder: str | Path, exclude: Path | None = None) -> Path:
+    """The highest-numbered stored run (``NNNN_*.json``) in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReportError(f"--latest-in: {folder} is not a directory")
+    runs = stored_runs(folder)
+    if exclude is not None:
+        runs = [p for p in runs if p.resolve() != exclude.resolve()]
+    if not runs:
+        raise ReportError(f"--latest-in: no stored run (NNNN_*.json) in {folder}")
+    return runs[-1]
+
+
+def describe(path: Path, run: dict) -> str:
+    commit = run.get("commit_info") or {}
+    sha = str(commit.get("id") or "unknown")[:7]
+    dirty = " (dirty)" if commit.get("dirty") else ""
+    return f"{path}: commit {sha}{dirty}, {run.get('datetime', 'no date')}"
+
+
+def table(result: Result) -> list:
+    lines = ["| benchmark | baseline ms | new ms | change | p | verdict | note |", "|---" * 7 + "|"]
+    for c in result.comparisons:
+        p = "n/a" if c.p_value is None else f"{c.p_value:.1e}"
+        lines.append(f"| {c.name} | {c.base_ms:.3f} | {c.new_ms:.3f} | {c.change:+.1%} | {p} | {c.verdict} "
+                     f"| {c.note} |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mmdet_opt.suite.compare",
+                                     description="Regression gate over two pytest-benchmark runs: median "
+                                                 "threshold, absolute floor and a Mann-Whitney U test on the rounds.")
+    parser.add_argument("runs", nargs="+", metavar="RUN.json",
+                        help="BASELINE.json NEW.json, or NEW.json with --latest-in")
+    parser.add_argument("--latest-in", metavar="DIR",
+                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder")
+    parser.add_argument("-k", dest="expression", metavar="EXPR",
+                        help="compare only the benchmarks matching this pytest -k expression (substrings of the "
+                             "fullname and extra_info values), e.g. 'test_stage and (total or backbone)'")
+    parser.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
+                        help="relative change of the median to act on, percent (default 10)")
+    parser.add_argument("--floor-ms", type=float, default=Rule.floor_ms, metavar="MS",
+                        help="absolute change of the median to act on, ms (default 0.1)")
+    parser.add_argument("--alpha", type=float, default=Rule.alpha,
+                        help="family-wise false-alarm rate of the U tests, split over them (default 0.01)")
+    parser.add_argument("--fail-on-faster", action="store_true",
+                        help="also fail when a benchmark got confirmed faster beyond the threshold")
+    args = parser.parse_args(argv)
+    if len(args.runs) != (1 if args.latest_in else 2):
+        parser.error("give BASELINE.json NEW.json, or --latest-in DIR NEW.json")
+    if args.threshold <= 0 or args.floor_ms < 0 or not 0 < args.alpha < 1:
+        parser.error("--threshold must be > 0, --floor-ms >= 0 and --alpha between 0 and 1")
+    rule = Rule(threshold=args.threshold / 100, floor_ms=args.floor_ms, alpha=args.alpha)
+    try:
+        new_path = Path(args.runs[-1])
+        base_path = latest_run(args.latest_in, exclude=new_path) if args.latest_in else Path(args.runs[0])
+        baseline, new = load_run(base_path), load_run(new_path)
+        devices = [(r.get("machine_info") or {}).get("device") for r in (baseline, new)]
+        if all(devices) and devices[0] != devices[1]:
+            raise ReportError(f"{base_path} was recorded on {devices[0]}, {new_path} on {devices[1]}: "
+                              "timings compare only on one device")
+        if injected_delay(baseline):
+            raise ReportError(f"{base_path} was run with --inject-delay-ms {injected_delay(baseline):g}: "
+                              "not a baseline")
+        result = compare_runs(baseline, new, rule, args.expression)
+        if not result.comparisons:
+            raise ReportError(f"no benchmark {'matching -k ' + repr(args.expression) + ' ' if args.expression else ''}"
+                              f"is in both {base_path} and {new_path}: nothing to compare")
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report(result, rule, (base_path, baseline), (new_path, new)))
+    return 1 if result.failed(args.fail_on_faster) else 0
+
+
+def report(result: Result, rule: Rule, base: tuple, new: tuple) -> str:
+    from ..machine import throttle_warning
+
+    lines = [f"Baseline: {describe(*base)}", f"New:      {describe(*new)}", "",
+             f"A benchmark moved when its median changed by more than {rule.threshold:.0%} and {rule.floor_ms:g} ms."]
+    if result.tested:
+        lines.append("A one-sided Mann-Whitney U test on the rounds confirms a move at "
+                     f"p < {result.alpha_per_test:.2g} (alpha {rule.alpha:g} over {2 * result.tested} tests, "
+                     "Bonferroni).")
+    untested = len(result.comparisons) - result.tested
+    if untested:
+        lines.append(f"{untested} of {len(result.comparisons)} lack per-round data in a run (saved by --benchmark-save "
+                     "without --benchmark-save-data): for those the median rule alone decides.")
+    lines.append("")
+    lines += table(result)
+    only = (("Only in the baseline", result.only_in_baseline), ("Only in the new run", result.only_in_new))
+    for label, names in only:
+        if names:
+            lines += ["", f"{label} ({len(names)}): {', '.join(names)}"]
+    for label, (_, run) in (("baseline", base), ("new run", new)):
+        warning = throttle_warning(run.get("machine_info") or {})
+        if warning:
+            lines += ["", f"{label}: {warning}"]
+    counts = {v: sum(c.verdict == v for c in result.comparisons)
+              for v in (REGRESSED, FASTER, NOT_CONFIRMED, BELOW_FLOOR, UNCHANGED)}
+    lines += ["", f"{len(result.comparisons)} compared: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
