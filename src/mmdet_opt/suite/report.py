@@ -16,10 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..machine import gpu_state_line, throttle_warning
-from ..pipeline import TOTAL
+from ..pipeline import BACKBONE, MASK_FORWARD, MASK_POST, PRE, ROI, RPN, TOTAL, TOTAL_MASKS, TOTAL_RLE
 
-COLUMNS = ("pre-processing", "backbone", "rpn_head", "mask forward", "mask post-processing", "roi_head",
-           TOTAL)
+COLUMNS = (PRE, BACKBONE, RPN, MASK_FORWARD, MASK_POST, ROI, TOTAL, TOTAL_MASKS, TOTAL_RLE)
+# Speed-up over stock both ways: what the pipeline returns, and full-image masks as stock returns them.
+SPEEDUPS = ((TOTAL, "speed-up"), (TOTAL_MASKS, "speed-up (masks)"))
 BASELINE_VARIANT = "inference"
 STORED_RUN = re.compile(r"(\d{4})_.*\.json")  # pytest-benchmark's NNNN_NAME.json
 
@@ -74,8 +75,10 @@ def medians(data: dict) -> dict:
 
 
 def _size_key(size: str):
-    w, h = size.split("x")
-    return int(w) * int(h)
+    """Protocol cases first, by area; then photos at their own size, by test scale and photo area."""
+    image, _, scale = size.partition("@")
+    area = [int(w) * int(h) for w, h in (part.split("x") for part in (scale or image, image))]
+    return bool(scale), *area
 
 
 def markdown(data: dict) -> str:
@@ -87,19 +90,42 @@ def markdown(data: dict) -> str:
         if line:
             lines += [line, ""]
     for size, rows in sorted(medians(data).items(), key=lambda kv: _size_key(kv[0])):
-        base_total = rows.get(BASELINE_VARIANT, {}).get(TOTAL)
+        base = rows.get(BASELINE_VARIANT, {})
+        columns = [c for c in COLUMNS if any(c in stages for stages in rows.values())]
+        speedups = [(stage, title) for stage, title in SPEEDUPS if stage in columns]
         lines.append(f"### {size}")
         lines.append("")
-        lines.append("| variant | " + " | ".join(COLUMNS) + " | speed-up |")
-        lines.append("|---" * (len(COLUMNS) + 2) + "|")
+        lines.append("| variant | " + " | ".join(columns + [title for _, title in speedups]) + " |")
+        lines.append("|---" * (len(columns) + len(speedups) + 1) + "|")
         for variant, stages in rows.items():
-            cells = [f"{stages[c]:.2f}" if c in stages else "" for c in COLUMNS]
-            total = stages.get(TOTAL)
-            speedup = f"{base_total / total:.2f}x" if base_total and total else ""
-            lines.append(f"| {variant} | " + " | ".join(cells) + f" | {speedup} |")
+            cells = [f"{stages[c]:.2f}" if c in stages else "" for c in columns]
+            cells += [f"{base[s] / stages[s]:.2f}x" if base.get(s) and stages.get(s) else "" for s, _ in speedups]
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.extend(throughput_markdown(data))
+    lines.extend(parity_markdown(data))
     return "\n".join(lines)
+
+
+def parity_markdown(data: dict) -> list:
+    """Matched fraction / mean mask IoU per variant, case and image, beside stock's own rounding spread."""
+    records = data.get("parity") or []
+    if not records:
+        return []
+    cases = sorted({(r["size"], r["image"]) for r in records}, key=lambda c: (_size_key(c[0]), c[1]))
+    spread = {(r["size"], r["image"]): r["spread"] for r in records if r.get("spread")}
+    cells = {(r["variant"], r["size"], r["image"]): f"{r['matched_fraction']:.2f} / {r['mask_iou_mean']:.4f}"
+             for r in records}
+    lines = ["### Parity (matched / mean mask IoU against stock)", "",
+             "| variant | " + " | ".join(f"{size} {image}" for size, image in cases) + " |",
+             "|---" * (len(cases) + 1) + "|"]
+    spreads = [spread.get(c) for c in cases]
+    if any(spreads):
+        lines.append("| *stock vs strict-fp32 stock* | " + " | ".join(
+            f"{s['matched_fraction']:.2f} / {s['mask_iou_mean']:.4f}" if s else "" for s in spreads) + " |")
+    for variant in dict.fromkeys(r["variant"] for r in records):
+        lines.append(f"| {variant} | " + " | ".join(cells.get((variant, *c), "") for c in cases) + " |")
+    return lines + [""]
 
 
 def throughput_markdown(data: dict) -> list:
@@ -126,7 +152,7 @@ def stage_chart(data: dict, out: str | Path) -> None:
     """A stacked bar per variant and size: where the time goes (pre, backbone, rpn, roi_head)."""
     import pygal
 
-    parts = ("pre-processing", "backbone", "rpn_head", "roi_head")
+    parts = (PRE, BACKBONE, RPN, ROI)
     table = medians(data)
     labels, series = [], {p: [] for p in parts}
     for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
