@@ -13,7 +13,7 @@ class CapturedCall:
     (the signature stays ``fn``'s, so callers do not care whether a step is captured).
     """
 
-    def __init__(self, fn, *inputs, warmup: int = 3, pool=None):
+    def __init__(self, fn, *inputs, warmup: int = 1, pool=None):
         for _ in range(warmup):  # lazy initialisation (cuBLAS/cuDNN handles) must not be captured
             fn(*inputs)
         torch.cuda.synchronize()

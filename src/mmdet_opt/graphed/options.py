@@ -35,6 +35,15 @@ class GraphOptions:
     nms_rounds: int = NMS_ROUNDS
     # Queue the mask head before the host waits for the detection count: -0.17 / -0.27 ms.
     masks_before_sync: bool = True
+    # Network input shapes whose graphs are kept (least recently used dropped). Photos share a plan
+    # when they resize and pad to the same shape (every 4:3 photo at 1333x800: 1088x800), so a photo
+    # collection needs few; docs/perf.md ("Streams of many sizes") has the memory per plan.
+    max_plans: int = 8
+    # Photo sizes whose upload buffer and resize graph are kept, over all plans.
+    max_photo_sizes: int = 32
+    # Eager calls of a step before its capture, so that lazy initialisation (cuBLAS/cuDNN handles,
+    # workspaces) happens outside it; one suffices (docs/perf.md, "First call of a new shape").
+    warmup_calls: int = 1
 
     @property
     def needs_cuda(self) -> bool:

@@ -1,4 +1,4 @@
-"""``GraphedPipeline``: the stages of Mask R-CNN over one ``ShapePlan`` per input shape."""
+"""``GraphedPipeline``: the stages of Mask R-CNN over a bounded cache of per-shape plans."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,18 +6,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..gpu_preprocess import PreprocessSpec
+from ..gpu_preprocess import PreprocessSpec, image_metas
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import group_by_class
 from .feature_net import FeatureNet
+from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
-from .plan import Features, Proposals, ShapePlan, fill_rois
+from .plan import Features, NetworkPlan, Proposals, fill_rois
+from .plan_cache import LRUCache
 
 
 @dataclass
 class PlannedInputs(Inputs):
-    plan: ShapePlan  # the buffers and steps of this image's shape
+    plan: NetworkPlan  # the buffers and steps of this image's network input shape
 
 
 class GraphedPipeline:
@@ -43,20 +45,34 @@ class GraphedPipeline:
         self.eager = StagedPipeline(model, preprocess=None)  # mmdet's own steps, for the fallback
         self.mask_post = self.eager.mask_post
         self.fallbacks = 0
-        self._plans: dict = {}
+        # All graphs of all plans share one memory pool: they are replayed one at a time.
+        self.pool = torch.cuda.graph_pool_handle() if options.graphs else None
+        self.staging = HostStaging(pinned=self.device.type == "cuda")
+        self.plans = LRUCache(options.max_plans, on_evict=self._drop_photo_sizes)
+        self.photo_sizes = LRUCache(options.max_photo_sizes)
 
-    def plan(self, h: int, w: int) -> ShapePlan:
-        if (h, w) not in self._plans:
-            self._plans[h, w] = ShapePlan(self.model, self.net, self.spec, self.options, h, w)
-        return self._plans[h, w]
+    def plan(self, h: int, w: int) -> InputPlan:
+        """The plan of an (h, w) photo: built on its first call, kept while recently used."""
+        def network_plan():
+            pad_h, pad_w, _ = image_metas(self.spec, h, w)["pad_shape"]
+            return self.plans.get((pad_h, pad_w), lambda: NetworkPlan(self.model, self.net, self.spec, self.options,
+                                                                       pad_h, pad_w, self.pool))
+
+        return self.photo_sizes.get((h, w), lambda: InputPlan(network_plan(), h, w, self.staging))
+
+    def _drop_photo_sizes(self, network: NetworkPlan) -> None:
+        """An evicted network plan takes the photo sizes that write into its buffers with it."""
+        for key in self.photo_sizes.keys():
+            if self.photo_sizes.peek(key).network is network:
+                self.photo_sizes.remove(key)
 
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> PlannedInputs:
         image = prepare_image(image, self.model.cfg)  # the front door every variant shares
-        plan = self.plan(*image.shape[:2])
-        img = plan.preprocess(image)
-        metas = dict(plan.metas, batch_input_shape=tuple(img.shape[-2:]))
-        return PlannedInputs(img, [metas], plan)
+        photo = self.plan(*image.shape[:2])
+        img = photo.preprocess(image)
+        metas = dict(photo.metas, batch_input_shape=tuple(img.shape[-2:]))
+        return PlannedInputs(img, [metas], photo.network)
 
     @torch.no_grad()
     def backbone(self, inputs: PlannedInputs) -> Features:
@@ -124,7 +140,7 @@ class GraphedPipeline:
         boxes = det_bboxes[:, :4] * plan.scale_factor
         n = fill_rois(plan.mask_rois, boxes)
         mask_pred, _ = plan.mask_forward(plan.mask_rois, plan.mask_labels)
-        return MaskForward(mask_pred[:n], boxes, plan.scale_factor)
+        return MaskForward(mask_pred[:n], boxes, plan.scale_factor.clone())  # the buffer is the next photo's
 
     def __call__(self, image: np.ndarray):
         inputs = self.preprocess(image)

@@ -1,9 +1,12 @@
-"""One input shape's plan: the static buffers, and the steps that read and write them.
+"""One network input shape's plan: the static buffers, and the steps that read and write them.
 
-Every step has a fixed-size signature, so with ``options.graphs`` each is captured once as a CUDA
-graph and replayed; otherwise the same methods run eagerly. The steps, in replay order:
+A plan is keyed by the padded shape the network sees, not by the photo's size: every photo that
+resizes and pads to it (all 4:3 photos, say) shares its graphs, and only adds an ``InputPlan``
+(its upload buffer and exact resize, input_plan.py). Every step has a fixed-size signature, so
+with ``options.graphs`` each is captured once as a CUDA graph and replayed; otherwise the same
+methods run eagerly. The steps, in replay order:
 
-    preprocess(image)                     -> normalized           uint8 upload, normalise, pad
+    InputPlan.preprocess(image)           -> normalized           uint8 upload, resize, normalise, pad
     features(normalized)                  -> Features             backbone, FPN, RPN convs, top-k
     proposals(features)                   -> Proposals            static proposal selection
     bbox_forward(rois)                    -> (cls_score, deltas)  over all ``max_proposals`` rows
@@ -14,10 +17,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
-from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
+from ..gpu_preprocess import mean_std
 from ..raw_mask_head import raw_class_masks
 from .capture import CapturedCall, capture_flags
 from .fused import mask_head_forward
@@ -54,19 +56,24 @@ def fill_rois(rois: torch.Tensor, boxes: torch.Tensor) -> int:
     return len(boxes)
 
 
-class ShapePlan:
-    """Buffers and steps for (h, w) images; see the module docstring for the steps."""
+class NetworkPlan:
+    """Buffers and steps for network inputs padded to (pad_h, pad_w); see the module docstring.
 
-    def __init__(self, model, net, spec, options, h: int, w: int):
+    ``img_shape`` and ``scale_factor`` differ between the photos that share a plan: they are device
+    buffers that each photo's preprocessing step writes, read by the steps that clip and rescale.
+    The graphs of every plan share ``pool`` (replayed one at a time, so their scratch memory can
+    be the same); a step's outputs stay valid until the next image is run.
+    """
+
+    def __init__(self, model, net, spec, options, pad_h: int, pad_w: int, pool=None):
         dev = next(model.parameters()).device
-        self.model, self.net, self.spec = model, net, spec
-        self.metas = image_metas(spec, h, w)
-        pad_h, pad_w, _ = self.metas["pad_shape"]
-        self.staging = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=dev.type == "cuda")
-        self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
-        self.normalized = torch.empty((1, 3, pad_h, pad_w), device=dev)
+        self.model, self.net, self.spec, self.options, self.pool = model, net, spec, options, pool
+        self.device = dev
+        self.pad_shape = (pad_h, pad_w)
+        self.normalized = torch.zeros((1, 3, pad_h, pad_w), device=dev)
+        self.img_shape = torch.tensor([pad_h, pad_w], dtype=torch.float32, device=dev)  # (h, w) resized
+        self.scale_factor = torch.ones(4, dtype=torch.float32, device=dev)
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
-        self.resize = resizer(spec, h, w, dev)
         prior_generator = model.rpn_head.prior_generator
         sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
         self.anchors = prior_generator.grid_priors(sizes, device=dev)
@@ -80,11 +87,9 @@ class ShapePlan:
         max_detections = roi_head.test_cfg.max_per_img
         self.mask_rois = torch.zeros((max_detections, 5), device=dev)
         self.mask_labels = torch.zeros((max_detections,), dtype=torch.long, device=dev)
-        self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
-        img_shape = self.metas["img_shape"]
-        self.select_proposals = ProposalSelector(model.rpn_head, [len(i) for i in self.level_ids], img_shape, dev,
-                                                 options.nms_rounds)
-        self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, img_shape,
+        self.select_proposals = ProposalSelector(model.rpn_head, [len(i) for i in self.level_ids], self.img_shape,
+                                                 dev, options.nms_rounds)
+        self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shape,
                                                    self.scale_factor, rounds=options.nms_rounds)
         if options.graphs:
             self._capture(options)
@@ -92,26 +97,14 @@ class ShapePlan:
     def _capture(self, options) -> None:
         """Each step becomes the replay of its graph, with the same signature."""
         with capture_flags(options):
-            pre = CapturedCall(self._normalize)
-            # All graphs replay in capture order, so they can share one memory pool.
-            pool = pre.graph.pool()
-            features = CapturedCall(self.features, pre.outputs, pool=pool)
-            proposals = CapturedCall(self.proposals, features.outputs, pool=pool)
-            bbox = CapturedCall(self.bbox_forward, proposals.outputs.rois, pool=pool)
-            detections = CapturedCall(self.detections, proposals.outputs, bbox.outputs, pool=pool)
-            masks = CapturedCall(self.mask_forward, self.mask_rois, self.mask_labels, pool=pool)
-        self._normalize, self.features, self.proposals = pre, features, proposals
+            pool, warmup = self.pool, options.warmup_calls
+            features = CapturedCall(self.features, self.normalized, pool=pool, warmup=warmup)
+            proposals = CapturedCall(self.proposals, features.outputs, pool=pool, warmup=warmup)
+            bbox = CapturedCall(self.bbox_forward, proposals.outputs.rois, pool=pool, warmup=warmup)
+            detections = CapturedCall(self.detections, proposals.outputs, bbox.outputs, pool=pool, warmup=warmup)
+            masks = CapturedCall(self.mask_forward, self.mask_rois, self.mask_labels, pool=pool, warmup=warmup)
+        self.features, self.proposals = features, proposals
         self.bbox_forward, self.detections, self.mask_forward = bbox, detections, masks
-
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(h, w, 3) uint8 BGR -> (1, 3, H_pad, W_pad) normalised; one pinned host-to-device copy."""
-        self.staging.copy_(torch.from_numpy(image))
-        self.image.copy_(self.staging, non_blocking=True)
-        return self._normalize()
-
-    def _normalize(self) -> torch.Tensor:
-        return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=self.normalized, stats=self.stats,
-                             resize=self.resize)
 
     def features(self, normalized: torch.Tensor) -> Features:
         features = Features(*self.net(normalized, self.anchors))

@@ -1,0 +1,70 @@
+"""What one photo size adds to the network plan it pads to: upload buffer, exact resize, metas."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..gpu_preprocess import image_metas, normalize_pad, resizer
+from .capture import CapturedCall, capture_flags
+
+
+class HostStaging:
+    """One pinned host buffer that every photo size's upload goes through, grown when a larger photo comes.
+
+    Pinned memory makes the upload asynchronous, but allocating it costs milliseconds
+    (cudaHostAlloc): one buffer shared by all sizes pays that once instead of per new size.
+    No graph reads it (the upload is a plain copy), so it may move when it grows.
+    """
+
+    def __init__(self, pinned: bool):
+        self.pinned = pinned
+        self.buffer = torch.empty(0, dtype=torch.uint8)
+        self.uploaded = torch.cuda.Event() if pinned else None  # the last copy out of the buffer
+
+    def upload(self, image: np.ndarray, dst: torch.Tensor) -> None:
+        """Copy ``image`` into the device tensor ``dst`` (same shape) through the pinned buffer."""
+        if self.pinned:
+            self.uploaded.synchronize()  # the previous image's copy must have left the buffer
+        size = image.size
+        if size > self.buffer.numel():
+            self.buffer = torch.empty(size, dtype=torch.uint8, pin_memory=self.pinned)
+        staged = self.buffer[:size].view(image.shape)
+        staged.copy_(torch.from_numpy(image))
+        dst.copy_(staged, non_blocking=True)
+        if self.pinned:
+            self.uploaded.record()
+
+
+class InputPlan:
+    """An (h, w) photo's preprocessing into ``network``'s static input, captured as one graph.
+
+    The step also writes the photo's ``img_shape`` and ``scale_factor`` into the network plan's
+    buffers, so the shared graphs clip and rescale for this photo.
+    """
+
+    def __init__(self, network, h: int, w: int, staging: HostStaging):
+        dev, spec, options = network.device, network.spec, network.options
+        self.network, self.spec, self.staging = network, spec, staging
+        self.metas = image_metas(spec, h, w)
+        if tuple(self.metas["pad_shape"][:2]) != network.pad_shape:
+            raise ValueError(f"a {w}x{h} photo pads to {self.metas['pad_shape'][:2]}, not {network.pad_shape}")
+        self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
+        self.resize = resizer(spec, h, w, dev)
+        new_h, new_w, _ = self.metas["img_shape"]
+        self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)
+        self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
+        if options.graphs:
+            with capture_flags(options):
+                self._normalize = CapturedCall(self._normalize, pool=network.pool, warmup=options.warmup_calls)
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(h, w, 3) uint8 BGR -> the network plan's (1, 3, H_pad, W_pad) input; one host-to-device copy."""
+        self.staging.upload(image, self.image)
+        return self._normalize()
+
+    def _normalize(self) -> torch.Tensor:
+        net = self.network
+        net.img_shape.copy_(self.img_shape)
+        net.scale_factor.copy_(self.scale_factor)
+        return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=net.normalized,
+                             stats=net.stats, resize=self.resize)

@@ -1,0 +1,107 @@
+"""The graph pipeline's plan cache: photos of many sizes, shared network plans, a bounded cache.
+
+Runs the eager (CPU) composition, which has the same plans and buffers as the CUDA-graph one;
+tests/test_stream_cuda.py repeats the cache checks with graphs on a GPU.
+"""
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_opt.gpu_preprocess import PreprocessSpec
+from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.options import GraphOptions
+from mmdet_opt.graphed.plan_cache import LRUCache
+from mmdet_opt.images import resize_to, sample_image
+from mmdet_opt.parity import compare
+from mmdet_opt.results import Detections
+from mmdet_opt.variants import get_variant, variant_model
+
+SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
+# Two 4:3 photos that resize to 256x192 (one network plan), a square and a portrait one (two more).
+FOUR_THREE = [(640, 480), (400, 300)]
+SQUARE, PORTRAIT = (500, 500), (300, 400)
+
+
+def test_lru_cache_keeps_the_recently_used():
+    evicted = []
+    cache = LRUCache(2, on_evict=evicted.append)
+    made = []
+
+    def make(name):
+        return lambda: made.append(name) or name
+
+    assert cache.get("a", make("a")) == "a"
+    cache.get("b", make("b"))
+    cache.get("a", make("a"))  # a is now the most recent
+    cache.get("c", make("c"))  # so b goes
+    assert made == ["a", "b", "c"] and evicted == ["b"] and cache.keys() == ["a", "c"]
+    assert (cache.hits, cache.misses, cache.evictions) == (1, 3, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        LRUCache(0)
+
+
+@pytest.fixture(scope="module")
+def graph_model(small_base_model):
+    return variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return {size: resize_to(sample_image("astronaut"), size) for size in FOUR_THREE + [SQUARE, PORTRAIT]}
+
+
+@pytest.fixture(scope="module")
+def stock(small_base_model, photos):
+    from mmdet.apis import inference_detector
+
+    model = copy.deepcopy(small_base_model)
+    with torch.no_grad():
+        return {size: Detections.from_mmdet(inference_detector(model, image), image.shape)
+                for size, image in photos.items()}
+
+
+def pipeline(graph_model, **options):
+    options = dataclasses.replace(GraphOptions().eager_fp32(), **options)
+    return GraphedPipeline(graph_model, PreprocessSpec.from_config(graph_model.cfg), options)
+
+
+def detect(pipe, image):
+    with torch.no_grad():
+        return Detections.from_mmdet(pipe(image), image.shape)
+
+
+@pytest.mark.slow
+def test_photos_of_one_padded_shape_share_a_plan_and_keep_their_own_results(graph_model, photos, stock):
+    """Two 4:3 sizes share one network plan; each still gets stock's result (its own img_shape and
+    scale_factor reach the shared steps), also when the other ran in between."""
+    pipe = pipeline(graph_model)
+    first = {size: detect(pipe, photos[size]) for size in FOUR_THREE}
+    assert len(pipe.plans) == 1 and len(pipe.photo_sizes) == 2
+    for size in FOUR_THREE:
+        report = compare(stock[size], first[size])
+        assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
+    again = detect(pipe, photos[FOUR_THREE[0]])
+    np.testing.assert_array_equal(again.boxes, first[FOUR_THREE[0]].boxes)
+    assert (pipe.plans.hits, pipe.plans.misses) == (1, 1)  # the second size found the plan built
+
+
+@pytest.mark.slow
+def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_model, photos, stock):
+    pipe = pipeline(graph_model, max_plans=2, max_photo_sizes=2)
+    order = [FOUR_THREE[0], SQUARE, PORTRAIT, FOUR_THREE[0]]  # the 4:3 plan is evicted, then needed again
+    results = []
+    for size in order:
+        results.append(detect(pipe, photos[size]))
+        assert len(pipe.plans) <= 2 and len(pipe.photo_sizes) <= 2
+    assert pipe.plans.evictions >= 1 and pipe.plans.misses == 4
+    # A plan's photo sizes leave with it: none may point at an evicted plan's buffers.
+    live = {id(pipe.plans.peek(key)) for key in pipe.plans.keys()}
+    assert all(id(pipe.photo_sizes.peek(key).network) in live for key in pipe.photo_sizes.keys())
+    np.testing.assert_array_equal(results[-1].boxes, results[0].boxes)
+    np.testing.assert_array_equal(results[-1].labels, results[0].labels)
+    for size, got in zip(order, results):
+        report = compare(stock[size], got)
+        assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
