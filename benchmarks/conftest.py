@@ -13,6 +13,10 @@ def pytest_addoption(parser):
         "--warmup-seconds", type=float, default=None,
         help="untimed calls continue until this long has passed, after --warmup-rounds "
              "(default 1.0 on GPU, 0 on CPU)")
+    parser.getgroup("mmdet-opt").addoption(
+        "--stream-images", type=int, default=None,
+        help="images in the stream benchmark (default 200 on GPU, photos up to 4032 px; 6 on CPU, up to "
+             "800 px); 30%% of them are distinct sizes (at least 3, at most 60)")
 
 
 @pytest.fixture(scope="session")

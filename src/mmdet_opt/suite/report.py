@@ -89,7 +89,14 @@ def markdown(data: dict) -> str:
     for line in (gpu_state_line(machine), throttle_warning(machine)):
         if line:
             lines += [line, ""]
-    for size, rows in sorted(medians(data).items(), key=lambda kv: _size_key(kv[0])):
+    streams = stream_markdown(data)
+    try:
+        stage_tables = medians(data)
+    except ReportError:
+        if not streams:
+            raise
+        stage_tables = {}  # a stream-only run
+    for size, rows in sorted(stage_tables.items(), key=lambda kv: _size_key(kv[0])):
         base = rows.get(BASELINE_VARIANT, {})
         columns = [c for c in COLUMNS if any(c in stages for stages in rows.values())]
         speedups = [(stage, title) for stage, title in SPEEDUPS if stage in columns]
@@ -103,8 +110,42 @@ def markdown(data: dict) -> str:
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.extend(throughput_markdown(data))
+    lines.extend(streams)
     lines.extend(parity_markdown(data))
     return "\n".join(lines)
+
+
+STREAM_COLUMNS = (
+    ("images/s", "images_per_second", "{:.3g}"),
+    ("p50 / p95 / p99 ms", ("p50_ms", "p95_ms", "p99_ms"), "{:.1f}"),
+    ("first call / cached, median ms", ("first_call_median_ms", "cached_call_median_ms"), "{:.1f}"),
+    ("first over cached, median / max", ("first_over_cached_median", "first_over_cached_max"), "{:.1f}x"),
+    ("new plans", "new_plans", "{}"),
+    ("peak GPU MiB alloc / reserved", ("peak_allocated_mib", "peak_reserved_mib"), "{:.0f}"),
+    ("peak / one shape (reserved)", "peak_over_single_shape", "{:.2f}x"),
+)
+
+
+def stream_markdown(data: dict) -> list:
+    """The stream benchmark: throughput with first calls, latency percentiles, memory (if the run has it)."""
+    rows = [(b["extra_info"], b["extra_info"]["stream_summary"]) for b in data["benchmarks"]
+            if isinstance(b.get("extra_info", {}).get("stream_summary"), dict)]
+    if not rows:
+        return []
+    info, summary = rows[0]
+    lines = [f"### Stream: {summary['images']} photos, {summary['distinct_sizes']} distinct sizes, "
+             f"@ {info.get('scale', '?')} (first calls included)", "",
+             "| variant | " + " | ".join(title for title, _, _ in STREAM_COLUMNS) + " | speed-up |",
+             "|---" * (len(STREAM_COLUMNS) + 2) + "|"]
+    base = next((s["images_per_second"] for i, s in rows if i["variant"] == BASELINE_VARIANT), None)
+    for info, summary in rows:
+        cells = []
+        for _, keys, fmt in STREAM_COLUMNS:
+            values = [summary.get(k) for k in ((keys,) if isinstance(keys, str) else keys)]
+            cells.append(" / ".join(fmt.format(v) for v in values) if all(v is not None for v in values) else "")
+        speedup = f"{summary['images_per_second'] / base:.2f}x" if base else ""
+        lines.append(f"| {info['variant']} | " + " | ".join(cells) + f" | {speedup} |")
+    return lines + [""]
 
 
 def parity_markdown(data: dict) -> list:

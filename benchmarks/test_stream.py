@@ -1,0 +1,58 @@
+"""A stream of photos of many sizes, first calls included: images/s, latency percentiles, GPU memory.
+
+Each variant gets a pipeline built for the stream, so its caches start empty and every new size's
+first-call cost is in the figures, as a user's first pass over a collection pays it. The whole
+stream is one timed round; the figures are in extra_info (and the report's stream table).
+"""
+import pytest
+import torch
+
+from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, stream_sizes
+
+STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph")
+GPU_STREAM, CPU_STREAM = (200, (320, 4032)), (6, (320, 800))
+
+
+@pytest.fixture(scope="session")
+def stream(settings, request):
+    count, long_side = GPU_STREAM if settings.on_gpu else CPU_STREAM
+    count = request.config.getoption("--stream-images") or count
+    distinct = min(count, 60, max(3, count * 3 // 10))
+    sizes = stream_sizes(count, distinct=distinct, seed=settings.seed, long_side=long_side)
+    scale = next((c.scale for c in settings.sizes if not c.natural), settings.sizes[0].scale)
+    return sizes, stream_images(sizes, seed=settings.seed), scale
+
+
+@pytest.mark.parametrize("stream_variant", STREAM_VARIANTS)
+def test_stream(benchmark, suite, settings, stream, stream_variant):
+    from mmdet.apis import inference_detector
+
+    variant = settings.variants.get(stream_variant)
+    if variant is None:
+        pytest.skip(settings.unavailable.get(stream_variant, f"{stream_variant} not selected (--variants)"))
+    sizes, images, scale = stream
+    outcome = {}
+
+    def whole_stream():
+        with GpuMemory(settings.device) as memory:
+            pipeline = variant.build(suite.base, scale)  # fresh: no size planned yet
+            if variant.name == "inference":
+                def run_one(image):
+                    with torch.no_grad():
+                        inference_detector(pipeline.model, image)
+            else:
+                run_one = pipeline
+            plans = getattr(pipeline, "plans", None)
+            run = run_stream(run_one, sizes, images, settings.device, plans, after_first=memory.mark_single)
+        run.memory = memory.figures
+        outcome["run"], outcome["pipeline"] = run, pipeline
+
+    benchmark.group = f"stream {len(sizes)} photos @ {scale[0]}x{scale[1]}"
+    benchmark.extra_info.update(variant=variant.name, stream=len(sizes), scale=f"{scale[0]}x{scale[1]}")
+    benchmark.pedantic(whole_stream, rounds=1, iterations=1)
+    summary = outcome["run"].summary()
+    plans = getattr(outcome["pipeline"], "plans", None)
+    if plans is not None:
+        summary.update(plans_kept=len(plans), plan_evictions=plans.evictions,
+                       max_plans=outcome["pipeline"].options.max_plans)
+    benchmark.extra_info["stream_summary"] = summary

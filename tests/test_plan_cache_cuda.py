@@ -1,0 +1,89 @@
+"""The plan cache with CUDA graphs: the bound holds, memory stays flat over a stream of shapes, and an
+evicted shape comes back with identical results (GPU only; the eager twin is test_plan_cache.py)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_opt.gpu_preprocess import PreprocessSpec
+from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.options import GraphOptions
+from mmdet_opt.images import resize_to, sample_image
+from mmdet_opt.results import Detections
+from mmdet_opt.variants import get_variant, variant_model
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
+# Five network shapes at that scale (4:3, 1:1, 3:4, 16:9, 9:16), and a second 4:3 photo size.
+SIZES = [(640, 480), (500, 500), (300, 400), (1280, 720), (720, 1280), (400, 300)]
+# Reserved memory may grow this much from one pass over the shapes to the next: the pool and the
+# caching allocator settle their blocks within the first passes (measured: docs/perf.md).
+FLAT_TOLERANCE_MIB = 16
+
+
+@pytest.fixture(scope="module")
+def graph_model(small_base_model):
+    return variant_model(small_base_model.cuda(), get_variant("inference_graph"), SMALL_SCALE)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return {size: resize_to(sample_image("coffee"), size) for size in SIZES}
+
+
+def pipeline(model, **options):
+    return GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), dataclasses.replace(GraphOptions(), **options))
+
+
+def detect(pipe, image):
+    with torch.no_grad():
+        return Detections.from_mmdet(pipe(image), image.shape)
+
+
+def assert_identical(a: Detections, b: Detections):
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.masks, b.masks)
+
+
+def test_bound_holds_and_an_evicted_shape_comes_back_identical(graph_model, photos):
+    pipe = pipeline(graph_model, max_plans=2, max_photo_sizes=3)
+    first = {}
+    for size in SIZES + SIZES:
+        got = detect(pipe, photos[size])
+        assert len(pipe.plans) <= 2 and len(pipe.photo_sizes) <= 3
+        if size in first:  # by now evicted and rebuilt (five shapes through two places)
+            assert_identical(got, first[size])
+        first.setdefault(size, got)
+    assert pipe.plans.evictions >= 8
+
+
+def test_reserved_memory_is_flat_over_passes(graph_model, photos):
+    pipe = pipeline(graph_model, max_plans=2, max_photo_sizes=3)
+    reserved = []
+    for _ in range(4):
+        for size in SIZES:
+            detect(pipe, photos[size])
+        torch.cuda.synchronize()
+        reserved.append(torch.cuda.memory_reserved() / 2**20)
+    print("reserved MiB after each pass:", [round(r, 1) for r in reserved])
+    assert reserved[-1] - reserved[1] <= FLAT_TOLERANCE_MIB, reserved
+
+
+def test_every_shape_kept_costs_more_than_a_bounded_cache(graph_model, photos):
+    """The bound is what keeps memory down: with room for every shape, more stays reserved."""
+    def peak(max_plans):
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        pipe = pipeline(graph_model, max_plans=max_plans)
+        for size in SIZES:
+            detect(pipe, photos[size])
+        used = torch.cuda.max_memory_allocated() - before
+        del pipe
+        return used
+
+    assert peak(1) < peak(len(SIZES))
