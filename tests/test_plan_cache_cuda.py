@@ -1,5 +1,6 @@
 """The plan cache with CUDA graphs: the bound holds, memory stays flat over a stream of shapes, and an
 evicted shape comes back with identical results (GPU only; the eager twin is test_plan_cache.py)."""
+import copy
 import dataclasses
 
 import numpy as np
@@ -24,7 +25,8 @@ FLAT_TOLERANCE_MIB = 16
 
 @pytest.fixture(scope="module")
 def graph_model(small_base_model):
-    return variant_model(small_base_model.cuda(), get_variant("inference_graph"), SMALL_SCALE)
+    on_gpu = copy.deepcopy(small_base_model).cuda()  # the session's base model stays on the CPU
+    return variant_model(on_gpu, get_variant("inference_graph"), SMALL_SCALE)
 
 
 @pytest.fixture(scope="module")
