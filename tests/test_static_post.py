@@ -156,3 +156,20 @@ def test_graph_pipeline_on_cpu_is_stock(graph_model, stock_astronaut, rounds):
     assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, str(report)
     np.testing.assert_allclose(np.sort(got.scores), np.sort(expected.scores), atol=1e-4)
     assert (pipe.fallbacks > 0) == (rounds == 1)
+
+
+@pytest.mark.parametrize("classes", [1, 80])
+def test_clipping_to_a_device_img_shape_is_mmdets(classes):
+    """Plans shared by photo sizes hold img_shape as a tensor; the clip must equal mmdet's, bit for bit."""
+    from mmdet.core.bbox.coder import DeltaXYWHBBoxCoder
+
+    from mmdet_opt.graphed.static_post import DeltaDecoder
+
+    decode = DeltaDecoder(DeltaXYWHBBoxCoder(target_stds=[0.1, 0.1, 0.2, 0.2]), "cpu")
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(50, 2, generator=g) * 300
+    rois = torch.cat([xy, xy + torch.rand(50, 2, generator=g) * 200], 1)
+    deltas = torch.randn(50, 4 * classes, generator=g) * 2
+    expected = decode(rois, deltas, (256, 341, 3))
+    assert torch.equal(decode(rois, deltas, torch.tensor([256.0, 341.0])), expected)
+    assert (expected[:, 0::2] == 341).any() and (expected == 0).any()  # both bounds were reached

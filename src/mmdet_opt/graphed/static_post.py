@@ -39,13 +39,20 @@ class DeltaDecoder:
         self.stds = torch.tensor(coder.stds, dtype=torch.float32, device=device)
 
     def __call__(self, rois, deltas, max_shape):
+        """``max_shape``: (h, w, ...) as mmdet takes it, or a device tensor (h, w) that a captured
+        graph reads at replay (mmdet's clamp would turn it into a Python number: a host sync)."""
         from mmdet.core.bbox.coder.delta_xywh_bbox_coder import delta2bbox
 
         c = self.coder
+        on_device = torch.is_tensor(max_shape)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # new_tensor(tensor) advises clone()
-            return delta2bbox(rois, deltas, self.means, self.stds, max_shape, WH_RATIO_CLIP,
-                              c.clip_border, c.add_ctr_clamp, c.ctr_clamp)
+            boxes = delta2bbox(rois, deltas, self.means, self.stds, None if on_device else max_shape,
+                               WH_RATIO_CLIP, c.clip_border, c.add_ctr_clamp, c.ctr_clamp)
+        if on_device and c.clip_border:  # mmdet's clamp(min=0, max=w or h), with the bounds on the device
+            limit = max_shape[:2].flip(0).repeat(boxes.shape[-1] // 2)  # w, h, w, h, ...
+            boxes = torch.minimum(boxes.clamp(min=0), limit)
+        return boxes
 
 
 def _plain_nms_threshold(nms_cfg) -> float:
