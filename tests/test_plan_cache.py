@@ -105,3 +105,16 @@ def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_mod
     for size, got in zip(order, results):
         report = compare(stock[size], got)
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
+
+
+@pytest.mark.slow
+def test_pad_to_scale_serves_every_landscape_photo_from_one_plan(graph_model, photos):
+    pipe = pipeline(graph_model, pad_to_scale=True)
+    for size in FOUR_THREE + [SQUARE]:
+        detect(pipe, photos[size])
+    assert pipe.plans.keys() == [(192, 320)]  # SMALL_SCALE's box, padded to 32
+    detect(pipe, photos[PORTRAIT])
+    assert pipe.plans.keys() == [(192, 320), (320, 192)]
+    # A photo that already fills the box gets exactly the result it gets without the option.
+    full = resize_to(sample_image("astronaut"), SMALL_SCALE)
+    np.testing.assert_array_equal(detect(pipe, full).boxes, detect(pipeline(graph_model), full).boxes)

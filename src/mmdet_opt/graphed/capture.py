@@ -27,6 +27,12 @@ class CapturedCall:
         # next graph's warm-up reads them.
         self.graph.replay()
 
+    def release(self) -> None:
+        """Free the graph and what it keeps alive now, not when the garbage collector next runs:
+        ``fn`` is often a bound method of the object that holds this call (a reference cycle)."""
+        self.graph.reset()
+        self.fn = self.inputs = self.outputs = None
+
     def __call__(self, *inputs):
         if len(inputs) != len(self.inputs) or any(a is not b for a, b in zip(inputs, self.inputs)):
             raise ValueError("a captured step reads the buffers it was captured with; pass those")

@@ -46,16 +46,22 @@ class InputPlan:
         dev, spec, options = network.device, network.spec, network.options
         self.network, self.spec, self.staging = network, spec, staging
         self.metas = image_metas(spec, h, w)
-        if tuple(self.metas["pad_shape"][:2]) != network.pad_shape:
-            raise ValueError(f"a {w}x{h} photo pads to {self.metas['pad_shape'][:2]}, not {network.pad_shape}")
+        new_h, new_w, _ = self.metas["img_shape"]
+        pad_h, pad_w = network.pad_shape
+        if new_h > pad_h or new_w > pad_w or pad_h % spec.size_divisor or pad_w % spec.size_divisor:
+            raise ValueError(f"a {w}x{h} photo resizes to {new_w}x{new_h}: it does not pad to {pad_w}x{pad_h}")
+        self.metas.update(pad_shape=(pad_h, pad_w, 3), batch_input_shape=(pad_h, pad_w))
         self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
         self.resize = resizer(spec, h, w, dev)
-        new_h, new_w, _ = self.metas["img_shape"]
         self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)
         self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
         if options.graphs:
             with capture_flags(options):
                 self._normalize = CapturedCall(self._normalize, pool=network.pool, warmup=options.warmup_calls)
+
+    def release(self) -> None:
+        if isinstance(self.__dict__.get("_normalize"), CapturedCall):
+            self.__dict__.pop("_normalize").release()
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(h, w, 3) uint8 BGR -> the network plan's (1, 3, H_pad, W_pad) input; one host-to-device copy."""

@@ -39,6 +39,11 @@ class GraphOptions:
     # when they resize and pad to the same shape (every 4:3 photo at 1333x800: 1088x800), so a photo
     # collection needs few; docs/perf.md ("Streams of many sizes") has the memory per plan.
     max_plans: int = 8
+    # Pad every landscape (and square) input to the test scale's padded box, every portrait one to its
+    # transpose, instead of to the next multiple of 32: two network plans serve every photo size. It
+    # costs compute on the padding and moves features near the right and bottom edges (parity:
+    # docs/parity.md, "Streams").
+    pad_to_scale: bool = False
     # Photo sizes whose upload buffer and resize graph are kept, over all plans.
     max_photo_sizes: int = 32
     # Eager calls of a step before its capture, so that lazy initialisation (cuBLAS/cuDNN handles,

@@ -106,6 +106,13 @@ class NetworkPlan:
         self.features, self.proposals = features, proposals
         self.bbox_forward, self.detections, self.mask_forward = bbox, detections, masks
 
+    def release(self) -> None:
+        """Drop this plan's graphs (see CapturedCall.release); the plan is not used after this."""
+        for step in ("features", "proposals", "bbox_forward", "detections", "mask_forward"):
+            call = self.__dict__.pop(step, None)
+            if isinstance(call, CapturedCall):
+                call.release()
+
     def features(self, normalized: torch.Tensor) -> Features:
         features = Features(*self.net(normalized, self.anchors))
         # mmcv's RoIAlign reads its input as NCHW whatever its strides, and needs fp32 (fed fp16

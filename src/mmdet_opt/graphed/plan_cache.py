@@ -37,8 +37,8 @@ class LRUCache(Generic[T]):
         """The value, without counting a use."""
         return self._values[key]
 
-    def remove(self, key: Hashable) -> None:
-        del self._values[key]
+    def remove(self, key: Hashable) -> T:
+        return self._values.pop(key)
 
     def _evict(self) -> None:
         _, value = self._values.popitem(last=False)
