@@ -8,7 +8,7 @@ shipped it does not compile against torch >= 2.10: its setup.py forces
 1. does nothing when an mmcv-full 1.7.2 whose ops run is already importable;
 2. installs a wheel from a wheelhouse (``--wheelhouse`` or ``MMCV_WHEELHOUSE``);
 3. installs a wheel this tool built earlier (user cache directory);
-4. downloads the sdist, patches it, builds a wheel (about 20 minutes on 2 cores),
+4. downloads the sdist, patches it, builds a wheel (10-26 minutes on 2 cores, measured),
    caches it and installs it.
 
 Every candidate wheel is checked by running ``RoIAlign`` and ``nms``: a wheel
@@ -219,7 +219,7 @@ def build_wheel(info: dict, cuda: bool, dest: Path) -> Path:
         env["CUDA_VISIBLE_DEVICES"] = ""  # mmcv's setup.py builds CUDA ops when it sees a GPU
     what = f"CUDA ops for sm_{info['arch'].replace('.', '')}" if cuda else "CPU ops"
     log(f"building mmcv-full {MMCV_VERSION} with {what} against torch {info['version']} "
-        f"using {jobs} jobs. This takes about 20 minutes on 2 cores (5 on 16); "
+        f"using {jobs} jobs. This took 10-26 minutes on 2 cores (6 on 16) where measured; "
         f"the wheel is cached in {dest} so it happens once per torch version.")
     with tempfile.TemporaryDirectory(prefix="mmcv-build-") as tmp:
         tmp = Path(tmp)
@@ -264,7 +264,7 @@ def ensure_mmcv(wheelhouse: str | None = None, cuda: bool | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mmdet_opt.mmcv_setup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheelhouse", default=os.environ.get("MMCV_WHEELHOUSE") or None,
                         help="directory with a prebuilt mmcv_full wheel to try first "
                              "(default: $MMCV_WHEELHOUSE)")

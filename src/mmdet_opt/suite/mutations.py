@@ -1,8 +1,8 @@
 """Deliberately broken pipelines: the parity check must be able to fail, and these show it does.
 
 Two kinds. Output mutations rewrite a correct result (mmdet's per-class ``(bbox_results,
-segm_results)``) the way a plausible bug would; ``Mutated(pipeline, fn)`` applies one after any
-pipeline. ``ChannelsLastFeatures`` and ``channels_last_model`` are real pipeline changes: the
+segm_results)``) the way a plausible bug would (``OUTPUT_MUTATIONS``). ``ChannelsLastFeatures``
+and ``channels_last_model`` are real pipeline changes: the
 memory-format pitfall the design notes describe, where mmcv's RoIAlign reads channels_last
 features as if they were NCHW, without an error.
 """
@@ -84,16 +84,6 @@ def roll_labels(result):
 
 
 OUTPUT_MUTATIONS = {f.__name__: f for f in (identity, transpose_masks, shift(8), roll_labels)}
-
-
-class Mutated:
-    """``pipeline`` with ``mutate`` applied to each result."""
-
-    def __init__(self, pipeline, mutate):
-        self.pipeline, self.mutate = pipeline, mutate
-
-    def __call__(self, image):
-        return self.mutate(self.pipeline(image))
 
 
 class ChannelsLastFeatures:
