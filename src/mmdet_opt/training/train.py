@@ -299,7 +299,8 @@ def run(args) -> dict:
           f"{checkpoint['parameters'] / 1e6:.2f}M parameters in {checkpoint['tensors']} tensors", flush=True)
     manifest = {
         "config": DEFAULT_CONFIG, "seed": args.seed, "iterations": done["iterations"], "batch": args.batch,
-        "lr": args.lr, "rois": args.rois, "size": list(args.size), "minutes_budget": args.minutes if args.iters is None else None,
+        "lr": args.lr, "rois": args.rois, "size": list(args.size),
+        "minutes_budget": args.minutes if args.iters is None else None,
         "train_minutes": round(done["train_minutes"], 3), "total_minutes": round((time.time() - started) / 60, 3),
         "workers": args.workers, "device": device_name(args.device), "torch": torch.__version__,
         "mmdet": mmdet.__version__, "mmcv": mmcv.__version__,
