@@ -183,8 +183,9 @@ def train(args) -> dict:
     loader = scene_loader(args.seed, (w, h), args.batch, args.workers, length)
 
     curve, window, last_print = [], [], 0.0
-    iteration, start = 0, time.perf_counter()
+    iteration, start = 0, None
     for batch in loader:
+        start = start or time.perf_counter()  # the clock starts once the workers are up
         elapsed = time.perf_counter() - start
         progress = elapsed / budget if budget else iteration / args.iters
         if progress >= 1.0:
