@@ -7,8 +7,8 @@ a tiny visible area are dropped from the annotations.
 
 Sizes are fractions of the image's short side, so a scene looks the same at any resolution: a
 3840x2304 scene resized by the test pipeline to 1333x800 is the same kind of picture as a
-1333x800 one. An object's diameter is log-uniform between 16/512 and 0.4 of the short side
-(16 to 205 px at 512x512). At the test scale (short side 800) the model sees objects 1.56 times
+1333x800 one. An object's diameter is log-uniform between 24/512 and 0.4 of the short side
+(24 to 205 px at 512x512). At the test scale (short side 800) the model sees objects 1.56 times
 larger than at 512, so training scenes use ``zoom`` (sizes times U(0.8, 1.6)) to cover that.
 """
 from __future__ import annotations
@@ -24,7 +24,9 @@ COCO_NAMES = ("sports_ball", "book", "kite", "frisbee", "stop_sign", "donut")
 LABELS = (32, 73, 33, 29, 11, 54)
 
 TRAIN_SIZE = (512, 512)
-MIN_DIAMETER = 16 / 512  # of the short side
+# Of the short side: 24 px at 512, so a compact shape's box (about 20x20) overlaps the smallest
+# RPN anchor (32x32) with IoU >= 0.3, which the RPN's assigner needs to give it a positive anchor.
+MIN_DIAMETER = 24 / 512
 MAX_DIAMETER = 0.4
 OBJECTS = (8, 30)
 MIN_VISIBLE = (8 / 512) ** 2  # of the short side squared: smaller visible parts are dropped
