@@ -220,7 +220,9 @@ def train(args) -> dict:
                 parts = " ".join(f"{k.replace('loss_', '')} {v:.3f}" for k, v in zip(terms, means[1:]))
                 print(f"it {iteration:5d}  {minutes:5.2f} min  {iteration / (minutes * 60):5.2f} it/s  "
                       f"loss {means[0]:.3f} ({parts})  lr {optimizer.param_groups[0]['lr']:.5f}", flush=True)
-    train_minutes = (time.perf_counter() - start) / 60
+    train_minutes = (time.perf_counter() - (start or time.perf_counter())) / 60
+    if window:  # the iterations since the last point (a time-budget run ends mid-window)
+        curve.append([iteration, round(train_minutes, 3), round(torch.stack(window).mean(0)[0].item(), 4)])
     del loader  # stops the persistent workers
     model.eval()
     trained = trained_names(model)
