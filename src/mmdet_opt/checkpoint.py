@@ -4,6 +4,10 @@ A checkpoint is named by a local path or an http(s) URL (``resolve_checkpoint``)
 downloaded once into ``~/.cache/mmdet-opt/checkpoints/`` (under ``$XDG_CACHE_HOME`` when set) and
 verified: against ``URL#sha256=<64 hex digits>`` when given, else against the sha256 prefix that
 mmdet (like torch.hub) puts in its file names, ``name_YYYYMMDD_hhmmss-<8 hex digits>.pth``.
+The name ``trained`` is the project's own checkpoint, committed in the package (``TRAINED``).
+
+A *partial* checkpoint (what ``python -m mmdet_opt.training`` writes) has ``meta["base"] =
+{"seed": S}``: it holds only the trained tensors, loaded over the synthetic weights of seed S.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from .user_cache import user_cache_dir
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 NAME_HASH = re.compile(r"-([0-9a-f]{8})\.pth$")  # the first 8 hex digits of the file's sha256
 FRAGMENT_HASH = re.compile(r"sha256=([0-9a-fA-F]{64})")
+TRAINED_NAME = "trained"
+TRAINED = Path(__file__).parent / "training" / "trained" / "trained_heads.pth"
 
 
 class CheckpointError(ValueError):
@@ -86,11 +92,16 @@ def is_url(spec: str | os.PathLike) -> bool:
 
 
 def resolve_checkpoint(spec: str | os.PathLike, download: bool = True) -> Path:
-    """The local checkpoint file that ``spec`` (a path, or an http(s) URL) names.
+    """The local checkpoint file that ``spec`` (a path, an http(s) URL, or ``trained``) names.
 
     A URL is downloaded once and then read from the cache. ``download=False`` checks the spec
     without using the network, for option checks: the path returned may not exist yet.
     """
+    if spec == TRAINED_NAME:
+        if not TRAINED.is_file():
+            raise CheckpointError(f"no trained checkpoint committed yet ({TRAINED}); make one with "
+                                  f"python -m mmdet_opt.training --out DIR and copy DIR's files there")
+        return TRAINED
     if is_url(spec):
         source = CheckpointURL.parse(spec)
         return source.fetch() if download else source.cache_path
@@ -143,11 +154,28 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     return state, meta
 
 
-def load_state_dict(model: torch.nn.Module, path: str | os.PathLike) -> dict:
-    """Load ``path`` into ``model`` strictly; return the checkpoint's meta dict."""
-    state, meta = read_checkpoint(path)
+def base_seed(meta: dict, path) -> int | None:
+    """The seed of the synthetic weights a partial checkpoint goes over; None for a full one."""
+    base = meta.get("base") if isinstance(meta, dict) else None
+    if base is None:
+        return None
+    if not isinstance(base, dict) or not isinstance(base.get("seed"), int):
+        raise CheckpointError(f"checkpoint {path}: meta['base'] must be {{'seed': <int>}}, got {base!r}")
+    return base["seed"]
+
+
+def load_state_dict(model: torch.nn.Module, path: str | os.PathLike, state=None, meta=None) -> dict:
+    """Load ``path`` into ``model`` strictly; return the checkpoint's meta dict.
+
+    A partial checkpoint (``base_seed`` not None) may omit keys, which keep the model's values;
+    its tensors are cast to the model's dtypes (they are stored in fp16). The model must already
+    hold the base weights. ``state``/``meta``: ``read_checkpoint(path)``, when already read.
+    """
+    if state is None:
+        state, meta = read_checkpoint(path)
+    partial = base_seed(meta, path) is not None
     expected = model.state_dict()
-    missing = expected.keys() - state.keys()
+    missing = set() if partial else expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()
     wrong_shape = [f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                    for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
@@ -160,5 +188,10 @@ def load_state_dict(model: torch.nn.Module, path: str | os.PathLike) -> dict:
         problems.append(f"{len(wrong_shape)} shape mismatches: {_summary(wrong_shape)}")
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model config: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+    if partial:
+        with torch.no_grad():
+            for k, v in state.items():
+                expected[k].copy_(v)  # casts to the model's dtype
+    else:
+        model.load_state_dict(state, strict=True)
     return meta if isinstance(meta, dict) else {}

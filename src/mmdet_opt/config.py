@@ -22,8 +22,12 @@ def mmdet_config_dir() -> Path:
     return Path(mmdet.__file__).parent / ".mim" / "configs"
 
 
-def load_config(config: str | os.PathLike | None = None, test_scale: tuple[int, int] | None = None):
-    """An mmcv Config for inference; ``test_scale`` (w, h) replaces the test pipeline's img_scale."""
+def load_config(config: str | os.PathLike | None = None, test_scale: tuple[int, int] | None = None,
+                training: bool = False):
+    """An mmcv Config for inference; ``test_scale`` (w, h) replaces the test pipeline's img_scale.
+
+    ``training=True`` keeps the model's train_cfg (assigners and samplers), which inference drops.
+    """
     import mmcv
 
     if config is None:
@@ -39,7 +43,8 @@ def load_config(config: str | os.PathLike | None = None, test_scale: tuple[int, 
         raise ConfigError(f"{config} is not a two-stage detector with a mask head")
     cfg.model.pretrained = None
     cfg.model.backbone.init_cfg = None  # never download torchvision://resnet50
-    cfg.model.train_cfg = None
+    if not training:
+        cfg.model.train_cfg = None
     if test_scale is not None:
         set_test_scale(cfg, test_scale)
     return cfg

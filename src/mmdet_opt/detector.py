@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-from .checkpoint import load_state_dict, resolve_checkpoint
+from .checkpoint import base_seed, load_state_dict, read_checkpoint, resolve_checkpoint
 from .config import load_config, set_test_scale
 
 # Target std of each logit layer's output on the calibration image, in the order they are
@@ -32,7 +32,8 @@ def build_detector(config=None, checkpoint: str | os.PathLike | None = None, dev
                    seed: int = 0, test_scale: tuple[int, int] | None = None):
     """The detector in eval mode on ``device``, with ``model.cfg`` set as mmdet's init_detector does.
 
-    ``checkpoint``: a local file or an http(s) URL (see ``checkpoint.resolve_checkpoint``).
+    ``checkpoint``: a local file, an http(s) URL or ``trained`` (see ``checkpoint.resolve_checkpoint``).
+    A partial checkpoint (see ``checkpoint``) goes over the synthetic weights of its base seed.
     """
     from mmdet.core import get_classes
     from mmdet.models import build_detector as mmdet_build_detector
@@ -45,7 +46,12 @@ def build_detector(config=None, checkpoint: str | os.PathLike | None = None, dev
     if checkpoint is None:
         synthetic_weights(model, cfg, seed)
     else:
-        meta = load_state_dict(model, resolve_checkpoint(checkpoint))
+        path = resolve_checkpoint(checkpoint)
+        state, meta = read_checkpoint(path)
+        seed = base_seed(meta, path)
+        if seed is not None:
+            synthetic_weights(model, cfg, seed)
+        meta = load_state_dict(model, path, state, meta)
         model.CLASSES = meta.get("CLASSES", model.CLASSES)
     model.cfg = cfg
     return model.to(device).eval()

@@ -1,0 +1,96 @@
+"""The held-out scenes as a COCO dataset, and COCO bbox/segm evaluation of mmdet results.
+
+Category ids are mmdet class index + 1; only the classes the scenes use are listed, so (as in
+COCO itself) detections of other classes are not counted against the model.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+
+from .scenes import COCO_NAMES, LABELS, Scene, heldout_scene
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A JSON-ready RLE (``counts`` as str) of one (H, W) mask."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def coco_dataset(scenes: list[Scene]) -> dict:
+    """A COCO instance-segmentation dict with image ids 0, 1, ... in the order of ``scenes``."""
+    images, annotations = [], []
+    for image_id, scene in enumerate(scenes):
+        h, w = scene.image.shape[:2]
+        images.append({"id": image_id, "width": w, "height": h, "file_name": f"heldout_{image_id:05d}.png"})
+        for mask, label, (x1, y1, x2, y2) in zip(scene.masks, scene.labels, scene.boxes.tolist()):
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
+                "segmentation": encode_mask(mask), "area": int(mask.sum()),
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": 0})
+    categories = [{"id": label + 1, "name": name} for label, name in sorted(zip(LABELS, COCO_NAMES))]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def heldout_split(count: int, size=(512, 512)) -> tuple[list[Scene], dict]:
+    scenes = [heldout_scene(i, size) for i in range(count)]
+    return scenes, coco_dataset(scenes)
+
+
+def detections_to_coco(results) -> list[dict]:
+    """mmdet results (per image ``(bbox_results, segm_results)``, per class) as COCO detections."""
+    dets = []
+    for image_id, (bbox_results, segm_results) in enumerate(results):
+        for label, (boxes, masks) in enumerate(zip(bbox_results, segm_results)):
+            for (x1, y1, x2, y2, score), mask in zip(np.asarray(boxes, np.float64).reshape(-1, 5), masks):
+                rle = mask if isinstance(mask, dict) else encode_mask(mask)
+                dets.append({"image_id": image_id, "category_id": label + 1, "score": float(score),
+                             "bbox": [x1, y1, x2 - x1, y2 - y1], "segmentation": rle})
+    return dets
+
+
+def evaluate(dataset: dict, results) -> dict:
+    """{"bbox_mAP", "bbox_AP50", "segm_mAP", "segm_AP50"} of ``results`` against ``dataset``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if len(results) != len(dataset["images"]):
+        raise ValueError(f"{len(results)} results for {len(dataset['images'])} images")
+    dets = detections_to_coco(results)
+    scores = {}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and tables
+        gt = COCO()
+        gt.dataset = dataset
+        gt.createIndex()
+        for kind in ("bbox", "segm"):
+            if not dets:  # loadRes cannot take an empty list
+                scores[f"{kind}_mAP"] = scores[f"{kind}_AP50"] = 0.0
+                continue
+            # loadRes reads a det with a "bbox" as a box (its segmentation becomes the box polygon)
+            drop = "segmentation" if kind == "bbox" else "bbox"
+            kind_dets = [{k: v for k, v in d.items() if k != drop} for d in dets]
+            evaluator = COCOeval(gt, gt.loadRes(kind_dets), kind)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+            scores[f"{kind}_mAP"] = max(float(evaluator.stats[0]), 0.0)
+            scores[f"{kind}_AP50"] = max(float(evaluator.stats[1]), 0.0)
+    return scores
+
+
+def ground_truth_results(scenes: list[Scene], classes: int = 80) -> list:
+    """The scenes' own annotations as mmdet results with score 1: a perfect detector's output."""
+    results = []
+    for scene in scenes:
+        bbox_results, segm_results = [], []
+        for c in range(classes):
+            keep = scene.labels == c
+            bbox_results.append(np.hstack([scene.boxes[keep], np.ones((keep.sum(), 1), np.float32)]))
+            segm_results.append(list(scene.masks[keep]))
+        results.append((bbox_results, segm_results))
+    return results

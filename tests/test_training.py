@@ -1,0 +1,153 @@
+"""The training recipe on CPU: scenes, COCO evaluation, a 2-iteration run and its checkpoint."""
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_opt.checkpoint import CheckpointError, load_state_dict, read_checkpoint, resolve_checkpoint
+from mmdet_opt.training import coco, scenes, train
+from mmdet_opt.training.__main__ import main, parse_args
+
+
+def test_scenes_are_reproducible_and_disjoint():
+    a, b = scenes.heldout_scene(3), scenes.heldout_scene(3)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.masks, b.masks)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(scenes.heldout_scene(3).image, scenes.training_scene(0, 3).image)
+    assert not np.array_equal(scenes.training_scene(0, 3).image, scenes.training_scene(1, 3).image)
+
+
+def test_labels_are_the_named_coco_classes():
+    from mmdet.core import get_classes
+
+    assert [get_classes("coco")[i] for i in scenes.LABELS] == list(scenes.COCO_NAMES)
+    assert len(set(scenes.LABELS)) == len(scenes.SHAPES)
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_masks_are_exact(index):
+    s = scenes.training_scene(0, index)
+    assert s.image.shape == (512, 512, 3) and s.image.dtype == np.uint8
+    assert s.masks.dtype == bool and s.masks.shape == (len(s), 512, 512)
+    assert 1 <= len(s) <= scenes.OBJECTS[1] and set(s.labels.tolist()) <= set(scenes.LABELS)
+    assert s.masks.sum((1, 2)).min() > 0
+    assert s.masks.sum(0).max() <= 1, "visible masks overlap"
+    for m, (x1, y1, x2, y2) in zip(s.masks, s.boxes.astype(int)):
+        assert m[y1:y2, x1:x2].sum() == m.sum()  # inside the box
+        inner = m[y1:y2, x1:x2]
+        assert inner[0].any() and inner[-1].any() and inner[:, 0].any() and inner[:, -1].any()  # tight
+
+
+def test_later_objects_occlude_earlier_ones(monkeypatch):
+    # Two concentric circles: the second, smaller one makes a hole in the first one's mask.
+    draws = iter([(0, 0.2, (100, 100)), (0, 0.1, (100, 100))])
+
+    def shape_mask(rng, shape, centre, r, w, h):
+        _, frac, c = next(draws)
+        yy, xx = np.mgrid[0:h, 0:w]
+        return (yy - c[1]) ** 2 + (xx - c[0]) ** 2 < (frac * w) ** 2
+
+    monkeypatch.setattr(scenes, "OBJECTS", (2, 2))
+    monkeypatch.setattr(scenes, "shape_mask", shape_mask)
+    s = scenes.draw_scene(0, (200, 200))
+    outer, inner = s.masks
+    assert inner[100, 100] and not outer[100, 100] and outer[100, 100 + 30]
+    assert not (outer & inner).any()
+
+
+@pytest.mark.parametrize("size", [(1333, 800), (96, 64)])
+def test_any_size(size):
+    s = scenes.heldout_scene(0, size)
+    assert s.image.shape == (size[1], size[0], 3) and s.masks.shape[1:] == (size[1], size[0])
+    assert len(s) >= 1
+
+
+def test_coco_perfect_predictions_score_one_and_degraded_lower():
+    split, dataset = coco.heldout_split(3, (256, 256))
+    json.dumps(dataset)  # JSON-ready
+    assert {a["category_id"] for a in dataset["annotations"]} <= {c["id"] for c in dataset["categories"]}
+    perfect = coco.ground_truth_results(split)
+    assert coco.evaluate(dataset, perfect) == {"bbox_mAP": 1.0, "bbox_AP50": 1.0, "segm_mAP": 1.0, "segm_AP50": 1.0}
+    shifted = [([b + np.array([5, 5, 5, 5, 0], np.float32) for b in boxes],
+                [[np.roll(m, 5, (0, 1)) for m in ms] for ms in masks]) for boxes, masks in perfect]
+    worse = coco.evaluate(dataset, shifted)
+    assert worse["bbox_mAP"] < 0.9 and worse["segm_mAP"] < 0.9
+    empty = [([np.zeros((0, 5), np.float32)] * 80, [[] for _ in range(80)]) for _ in split]
+    assert coco.evaluate(dataset, empty)["segm_mAP"] == 0.0
+
+
+def test_lr_schedule():
+    assert train.lr_at(0.02, 0, 0.0) == pytest.approx(0.02 * (train.WARMUP_RATIO + 0.999 / 200))
+    assert train.lr_at(0.02, 500, 0.0) == pytest.approx(0.02)
+    assert train.lr_at(0.02, 500, 0.5) == pytest.approx(0.01)
+    assert train.lr_at(0.02, 500, 1.0) == pytest.approx(0.0)
+
+
+def test_cli_rejects_sizes_the_fpn_cannot_take():
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x", "--size", "500", "--device", "cpu"])
+    assert parse_args(["--out", "x", "--size", "256", "--device", "cpu"]).size == (256, 256)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    assert main(["--out", str(out), "--iters", "2", "--batch", "2", "--workers", "0", "--device", "cpu",
+                 "--eval-images", "2", "--eval-stock", "0", "--size", "256", "--rois", "64"]) == 0
+    return out
+
+
+def test_training_writes_checkpoint_and_manifest(trained_dir):
+    manifest = json.loads((trained_dir / train.MANIFEST).read_text())
+    assert manifest["iterations"] == 2 and manifest["seed"] == 0
+    assert set(manifest["evaluation"]["heldout_256x256"]) >= {"bbox_mAP", "bbox_AP50", "segm_mAP", "segm_AP50"}
+    assert manifest["loss_curve"]["points"][-1][0] == 2
+    data = (trained_dir / train.CHECKPOINT).read_bytes()
+    assert manifest["checkpoint"]["bytes"] == len(data) < 25 * 2 ** 20
+    state, meta = read_checkpoint(trained_dir / train.CHECKPOINT)
+    assert meta["base"] == {"seed": 0}
+    assert all(v.dtype == torch.float16 for v in state.values())
+    assert not any(k.startswith(train.FROZEN) and ".bn" not in k and "downsample.1" not in k for k in state)
+    assert "roi_head.mask_head.conv_logits.weight" in state and "backbone.layer2.0.conv1.weight" in state
+
+
+def test_build_detector_loads_the_partial_checkpoint_over_the_seed(trained_dir, small_base_model):
+    from mmdet_opt.detector import build_detector
+
+    path = trained_dir / train.CHECKPOINT
+    state, _ = read_checkpoint(path)
+    loaded = build_detector(checkpoint=path).state_dict()
+    seeded = small_base_model.state_dict()  # seed 0: the test scale does not change the weights
+    assert loaded.keys() == seeded.keys()
+    for k, v in loaded.items():
+        expected = state[k].float() if k in state else seeded[k]
+        assert torch.equal(v, expected), k
+    assert any(not torch.equal(loaded[k], seeded[k]) for k in state)
+
+
+def test_partial_checkpoint_with_a_wrong_key_or_shape_is_refused(trained_dir, small_base_model, tmp_path):
+    state, meta = read_checkpoint(trained_dir / train.CHECKPOINT)
+    model = copy.deepcopy(small_base_model)
+    for name, bad in [("key", {**state, "roi_head.no_such.weight": torch.zeros(3)}),
+                      ("shape", {**state, "roi_head.mask_head.conv_logits.weight": torch.zeros(3, 3)})]:
+        path = tmp_path / f"{name}.pth"
+        torch.save({"state_dict": bad, "meta": meta}, path)
+        with pytest.raises(CheckpointError, match="unexpected keys" if name == "key" else "shape mismatch"):
+            load_state_dict(model, path)
+    path = tmp_path / "bad_base.pth"
+    torch.save({"state_dict": state, "meta": {"base": {"seed": "zero"}}}, path)
+    with pytest.raises(CheckpointError, match="seed"):
+        load_state_dict(model, path)
+
+
+def test_trained_name_resolves_to_the_committed_file(monkeypatch, tmp_path):
+    from mmdet_opt import checkpoint
+
+    monkeypatch.setattr(checkpoint, "TRAINED", tmp_path / "absent.pth")
+    with pytest.raises(CheckpointError, match="no trained checkpoint committed yet"):
+        resolve_checkpoint("trained")
+    (tmp_path / "absent.pth").write_bytes(b"x")
+    assert resolve_checkpoint("trained") == tmp_path / "absent.pth"
