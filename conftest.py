@@ -13,6 +13,8 @@ import pytest
 # The study's protocol cases (photo resized to the test scale), then photos at their own size.
 GPU_SIZES = "1333x800,3840x2304,4032x3024@1333x800,640x480@1333x800,4032x3024@3840x2304"
 CPU_SIZES = "640x384,1024x768@640x384"
+DEFAULT_PARITY_IMAGES = "astronaut,coffee,rocket"
+TRAINED_PARITY_IMAGES = "scene0,scene1,scene2"
 
 
 def pytest_addoption(parser):
@@ -34,8 +36,9 @@ def pytest_addoption(parser):
     group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (default 20 GPU, 3 CPU)")
     group.addoption("--warmup-rounds", type=int, default=None, help="untimed rounds first (default 5 GPU, 1 CPU)")
     group.addoption("--bench-image", default="astronaut", help="image the timings use")
-    group.addoption("--parity-images", default="astronaut,coffee,rocket",
-                    help="comma-separated images the parity tests use")
+    group.addoption("--parity-images", default=None,
+                    help=f"comma-separated images the parity tests use (default {DEFAULT_PARITY_IMAGES}; with "
+                         f"--checkpoint trained, held-out scenes {TRAINED_PARITY_IMAGES})")
     group.addoption("--parity-min-matched", type=float, default=None,
                     help="fraction of stock detections a variant must match (default 0.95; given, or with "
                          "--checkpoint, these fixed thresholds replace the rounding-spread rule)")
@@ -72,8 +75,8 @@ def _split(value: str) -> list:
 def _settings(config) -> Settings:
     from mmdet_opt.arguments import check_device, default_device
     from mmdet_opt.checkpoint import CheckpointError, resolve_checkpoint
-    from mmdet_opt.images import IMAGE_NAMES
-    from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED
+    from mmdet_opt.images import IMAGE_NAMES, is_image_name
+    from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED, TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
     from mmdet_opt.suite.cases import parse_case
     from mmdet_opt.variants import VARIANTS, VariantUnavailable, variant_for_device
 
@@ -93,11 +96,15 @@ def _settings(config) -> Settings:
             variants[name] = variant_for_device(name, device)
         except VariantUnavailable as exc:
             unavailable[name] = str(exc)
-    images = [opt("--bench-image")] + _split(opt("--parity-images"))
-    unknown = [i for i in images if i not in IMAGE_NAMES]
-    if unknown:
-        raise pytest.UsageError(f"unknown image {', '.join(unknown)}; known: {', '.join(IMAGE_NAMES)}")
     checkpoint = opt("--checkpoint")
+    trained = checkpoint == "trained"
+    # The project's trained model is judged on held-out scenes of what it was trained for.
+    parity_images = _split(opt("--parity-images") or (TRAINED_PARITY_IMAGES if trained else DEFAULT_PARITY_IMAGES))
+    images = [opt("--bench-image")] + parity_images
+    unknown = [i for i in images if not is_image_name(i)]
+    if unknown:
+        raise pytest.UsageError(f"unknown image {', '.join(unknown)}; known: {', '.join(IMAGE_NAMES)}, "
+                                "sceneN (held-out scenes)")
     if checkpoint:
         try:  # the form only: a URL is downloaded when the model is built, not for --collect-only
             resolve_checkpoint(checkpoint, download=False)
@@ -125,9 +132,9 @@ def _settings(config) -> Settings:
         rounds=rounds,
         warmup_rounds=warmup,
         bench_image=opt("--bench-image"),
-        parity_images=_split(opt("--parity-images")),
-        min_matched=opt("--parity-min-matched") or DEFAULT_MIN_MATCHED,
-        min_mask_iou=opt("--parity-min-mask-iou") or DEFAULT_MIN_MASK_IOU,
+        parity_images=parity_images,
+        min_matched=opt("--parity-min-matched") or (TRAINED_MIN_MATCHED if trained else DEFAULT_MIN_MATCHED),
+        min_mask_iou=opt("--parity-min-mask-iou") or (TRAINED_MIN_MASK_IOU if trained else DEFAULT_MIN_MASK_IOU),
         fixed_thresholds=bool(checkpoint or opt("--parity-min-matched") or opt("--parity-min-mask-iou")),
     )
 
@@ -209,6 +216,26 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     records = getattr(config, "_mmdet_opt_parity", None)
     if records:
         output_json["parity"] = records
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    """A run of parity tests alone still writes its figures to --benchmark-json.
+
+    pytest-benchmark writes nothing when no benchmark ran; the parity records (and the machine
+    and commit info) then go into the same JSON shape, with an empty benchmark list.
+    """
+    config = session.config
+    path, records = config.getoption("benchmark_json", None), getattr(config, "_mmdet_opt_parity", None)
+    bench_session = getattr(config, "_benchmarksession", None)
+    if not path or not records or bench_session is None or bench_session.benchmarks:
+        return
+    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    output = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=[], include_data=False,
+                                                       machine_info=bench_session.get_machine_info(),
+                                                       commit_info=commit_info)
+    config.hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=output)
+    bench_session.save_json(output)
 
 
 def pytest_sessionstart(session):

@@ -1,5 +1,8 @@
-"""Test images: photographs shipped with scikit-image, a seeded synthetic scene, and resizing."""
+"""Test images: photographs shipped with scikit-image, a seeded synthetic scene, held-out training
+scenes (``scene0``, ``scene1``, ...: what the project's trained model was scored on), and resizing."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -7,16 +10,31 @@ import numpy as np
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SYNTHETIC = "synthetic"
 IMAGE_NAMES = PHOTOS + (SYNTHETIC,)
+HELDOUT_SCENE = re.compile(r"scene(\d+)")
+HELDOUT_SIZE = (1333, 800)
 
 
-def sample_image(name: str) -> np.ndarray:
-    """A BGR uint8 (H, W, 3) image by name (see IMAGE_NAMES)."""
+def is_image_name(name: str) -> bool:
+    return name in IMAGE_NAMES or HELDOUT_SCENE.fullmatch(name) is not None
+
+
+def sample_image(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A BGR uint8 (H, W, 3) image by name (see IMAGE_NAMES, or ``sceneN``).
+
+    A held-out scene is drawn at ``size`` (w, h) (default 1333x800): its objects are fractions of
+    the short side, so it looks alike at any size. The others come at their own size.
+    """
+    match = HELDOUT_SCENE.fullmatch(name)
+    if match:
+        from .training.scenes import heldout_scene
+
+        return heldout_scene(int(match.group(1)), size=tuple(size or HELDOUT_SIZE)).image
     if name == SYNTHETIC:
         from .detector import calibration_image
 
         return calibration_image(seed=7, size=(800, 600))
     if name not in PHOTOS:
-        raise ValueError(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
+        raise ValueError(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}, sceneN (held-out scenes)")
     from skimage import data
 
     rgb = getattr(data, name)()

@@ -93,9 +93,9 @@ def markdown(data: dict) -> str:
     try:
         stage_tables = medians(data)
     except ReportError:
-        if not streams:
+        if not streams and not data.get("parity"):
             raise
-        stage_tables = {}  # a stream-only run
+        stage_tables = {}  # a stream-only or parity-only run
     for size, rows in sorted(stage_tables.items(), key=lambda kv: _size_key(kv[0])):
         base = rows.get(BASELINE_VARIANT, {})
         columns = [c for c in COLUMNS if any(c in stages for stages in rows.values())]

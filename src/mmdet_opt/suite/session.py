@@ -53,7 +53,7 @@ class Suite:
         """The named image at the case's photo size (the study's protocol: the test scale itself)."""
         key = (name, as_case(case).image)
         if key not in self._images:
-            self._images[key] = resize_to(sample_image(name), key[1])
+            self._images[key] = resize_to(sample_image(name, size=key[1]), key[1])
         return self._images[key]
 
     def reference(self, case: Case | tuple[int, int], image_name: str, exact: bool = False) -> Detections:
