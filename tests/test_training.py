@@ -151,3 +151,12 @@ def test_trained_name_resolves_to_the_committed_file(monkeypatch, tmp_path):
         resolve_checkpoint("trained")
     (tmp_path / "absent.pth").write_bytes(b"x")
     assert resolve_checkpoint("trained") == tmp_path / "absent.pth"
+
+
+def test_a_slow_run_still_reaches_its_peak_learning_rate():
+    from mmdet_opt.training.train import WARMUP_FRACTION, lr_at
+
+    # 86 iterations in a time budget: the warm-up ends at WARMUP_FRACTION of the time, not at iteration 200.
+    assert lr_at(0.02, 10, WARMUP_FRACTION) > 0.019
+    assert lr_at(0.02, 0, 0.0) < 0.001
+    assert lr_at(0.02, 199, 0.01) > 0.019  # a fast run: 200 iterations come first

@@ -27,6 +27,7 @@ FROZEN = ("backbone.layer3.", "backbone.layer4.", "roi_head.bbox_head.shared_fcs
 CHECKPOINT = "trained_heads.pth"
 MANIFEST = "manifest.json"
 WARMUP_ITERS, WARMUP_RATIO = 200, 0.001
+WARMUP_FRACTION = 0.05  # of the run: the warm-up ends by then, however few iterations it made
 MOMENTUM, WEIGHT_DECAY, CLIP_NORM = 0.9, 1e-4, 35.0
 PROGRESS_SECONDS = 20.0
 CURVE_EVERY = 25  # iterations per loss-curve point
@@ -159,8 +160,13 @@ def image_metas(n: int, h: int, w: int) -> list[dict]:
 
 
 def lr_at(base_lr: float, iteration: int, progress: float, warmup: int = WARMUP_ITERS) -> float:
-    """Linear warm-up over ``warmup`` iterations, times a cosine from 1 to 0 over ``progress`` in [0, 1]."""
-    warm = min(1.0, (iteration + 1) / max(warmup, 1))
+    """Linear warm-up over ``warmup`` iterations or the first WARMUP_FRACTION of the run, whichever
+    ends first, times a cosine from 1 to 0 over ``progress`` in [0, 1].
+
+    The fraction bounds a slow run's warm-up: a 3.5-minute H100 run that made 86 iterations never
+    left a 200-iteration warm-up (peak lr 0.0018 of 0.02).
+    """
+    warm = min(1.0, max((iteration + 1) / max(warmup, 1), progress / WARMUP_FRACTION))
     return base_lr * (WARMUP_RATIO + (1 - WARMUP_RATIO) * warm) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -183,9 +189,17 @@ def train(args) -> dict:
     loader = scene_loader(args.seed, (w, h), args.batch, args.workers, length)
 
     curve, window, last_print = [], [], 0.0
-    iteration, start = 0, None
-    for batch in loader:
-        start = start or time.perf_counter()  # the clock starts once the workers are up
+    iteration, start, data_wait = 0, None, 0.0
+    batches = iter(loader)
+    while True:
+        asked = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            break
+        if start is None:
+            start = time.perf_counter()  # the clock starts once the workers are up
+        else:
+            data_wait += time.perf_counter() - asked  # the step waited for scenes this long
         elapsed = time.perf_counter() - start
         progress = elapsed / budget if budget else iteration / args.iters
         if progress >= 1.0:
@@ -219,7 +233,8 @@ def train(args) -> dict:
                 last_print = time.perf_counter() - start
                 parts = " ".join(f"{k.replace('loss_', '')} {v:.3f}" for k, v in zip(terms, means[1:]))
                 print(f"it {iteration:5d}  {minutes:5.2f} min  {iteration / (minutes * 60):5.2f} it/s  "
-                      f"loss {means[0]:.3f} ({parts})  lr {optimizer.param_groups[0]['lr']:.5f}", flush=True)
+                      f"loss {means[0]:.3f} ({parts})  lr {optimizer.param_groups[0]['lr']:.5f}  "
+                      f"waiting for scenes {data_wait / (minutes * 60):.0%}", flush=True)
     train_minutes = (time.perf_counter() - (start or time.perf_counter())) / 60
     if window:  # the iterations since the last point (a time-budget run ends mid-window)
         curve.append([iteration, round(train_minutes, 3), round(torch.stack(window).mean(0)[0].item(), 4)])
@@ -230,7 +245,8 @@ def train(args) -> dict:
         for name, p in model.named_parameters():
             if name in trained:
                 p.copy_(p.half())
-    return dict(model=model, iterations=iteration, train_minutes=train_minutes, curve=curve)
+    return dict(model=model, iterations=iteration, train_minutes=train_minutes, curve=curve,
+                data_wait_fraction=round(data_wait / max(train_minutes * 60, 1e-9), 3))
 
 
 @torch.no_grad()
@@ -304,7 +320,8 @@ def run(args) -> dict:
         "config": DEFAULT_CONFIG, "seed": args.seed, "iterations": done["iterations"], "batch": args.batch,
         "lr": args.lr, "rois": args.rois, "size": list(args.size),
         "minutes_budget": args.minutes if args.iters is None else None,
-        "train_minutes": round(done["train_minutes"], 3), "total_minutes": round((time.time() - started) / 60, 3),
+        "train_minutes": round(done["train_minutes"], 3), "data_wait_fraction": done["data_wait_fraction"],
+        "total_minutes": round((time.time() - started) / 60, 3),
         "workers": args.workers, "device": device_name(args.device), "torch": torch.__version__,
         "mmdet": mmdet.__version__, "mmcv": mmcv.__version__,
         "recipe": {"optimizer": "SGD", "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY, "clip_norm": CLIP_NORM,
