@@ -175,7 +175,10 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True  # one input size throughout
+    # Off: the images have one size, but the mask head sees a different number of positive RoIs at
+    # every iteration, and autotuning reruns for each new count. With it on, a 3.5-minute H100 run
+    # made 0.4-0.7 it/s while scenes came 10x faster than that (docs/training.md).
+    torch.backends.cudnn.benchmark = False
     w, h = args.size
     model = build_training_model(args.seed, device, args.rois)
     params = [p for p in model.parameters() if p.requires_grad]
