@@ -9,7 +9,7 @@ import torch
 
 from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, stream_sizes
 
-STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph", "inference_graph_padded")
+STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph")
 GPU_STREAM, CPU_STREAM = (200, (320, 4032)), (6, (320, 800))
 
 

@@ -91,9 +91,6 @@ VARIANTS = {v.name: v for v in (
             summary="+ raw 28x28 masks, pasted on demand"),
     Variant("inference_graph", gpu_preprocess=True, raw_mask=True, graph=GraphOptions(),
             summary="GPU-resident: fp16 CUDA graphs for the static part, raw masks"),
-    Variant("inference_graph_padded", gpu_preprocess=True, raw_mask=True,
-            graph=replace(GraphOptions(), pad_to_scale=True),
-            summary="inference_graph with every photo padded to the test scale's box: two plans for any stream"),
 )}
 
 
