@@ -59,6 +59,10 @@ def test_nightly_benchmarks_on_a_gpu_runner_and_gates_on_regressions():
     assert baselines.is_dir() and any(baselines.glob("[0-9][0-9][0-9][0-9]_*.json"))
     assert 'mmdet_opt.suite.report --history "$BASELINES" out/run.json' in commands
     assert "--chart out/history.svg > out/history.md" in commands
+    # Strict parity on the project's trained model, whenever its checkpoint is in the repository.
+    (trained,) = [s for s in job["steps"] if "--checkpoint trained" in s.get("run", "")]
+    assert "benchmarks/test_parity.py" in trained["run"]
+    assert "src/mmdet_opt/training/trained/trained_heads.pth" in trained["if"]
     # The artifacts are wanted most when the gate fails.
     (upload,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload["if"] == "always()"
