@@ -2,11 +2,12 @@
 
 At batch 1 the GPU mostly waits for Python: kernel launches, host syncs, CPU-side work. This
 pipeline does the same work as mmdet's, but every step has a fixed shape, so each is captured
-once per input shape as a CUDA graph (``capture``) and replayed; the host waits once, when the
+once per network input shape as a CUDA graph (``capture``) and replayed; the host waits once, when the
 result is copied back. The whole flow, for one uint8 image (``GraphedPipeline.__call__``)::
 
-    plan = self.plan(h, w)                          # ShapePlan: buffers + graphs for this shape
-    img = plan.preprocess(image)                    # pinned upload; normalise and pad on the GPU
+    photo = self.plan(h, w)                         # InputPlan of this photo size, over the
+    plan = photo.network                            # NetworkPlan of its padded shape (LRU caches)
+    img = photo.preprocess(image)                   # pinned upload; exact resize, normalise, pad
     features = plan.features(img)                   # fp16 backbone (BatchNorm folded, fused
                                                     # conv+ReLU), FPN, RPN convs, per-level top-k;
                                                     # levels copied into one fp32 LevelCanvas
@@ -20,9 +21,10 @@ result is copied back. The whole flow, for one uint8 image (``GraphedPipeline.__
     return boxes[:count], masks[:count]             # raw masks, pasted on demand (``paste``)
 
 Modules: ``options`` (GraphOptions, each default with its measured reason), ``plan`` (one
-shape's buffers and steps), ``pipeline`` (the stages the suite times), ``feature_net``, ``fused``
-(cuDNN-fused convs), ``level_canvas``, ``static_post`` and ``static_nms`` (data-dependent steps
-over static shapes), ``capture``. docs/architecture.md draws the flow; docs/perf.md has the
+network shape's buffers and steps), ``input_plan`` (what a photo size adds), ``plan_cache``
+(LRU), ``pipeline`` (the stages the suite times), ``feature_net``, ``fused`` (cuDNN-fused convs),
+``level_canvas``, ``static_post`` and ``static_nms`` (data-dependent steps over static shapes),
+``capture``. docs/architecture.md draws the flow; docs/perf.md has the
 measurements behind each choice.
 """
 from .options import GraphOptions
