@@ -42,7 +42,8 @@ def test_stream(benchmark, suite, settings, stream, stream_variant):
                         inference_detector(pipeline.model, image)
             else:
                 run_one = pipeline
-            plans = getattr(pipeline, "plans", None)
+            shapes = getattr(pipeline, "shapes", None)  # a graph pipeline's plan caches
+            plans = shapes.networks if shapes is not None else None
             run = run_stream(run_one, sizes, images, settings.device, plans, after_first=memory.mark_single)
         run.memory = memory.figures
         outcome["run"], outcome["pipeline"] = run, pipeline
@@ -51,8 +52,9 @@ def test_stream(benchmark, suite, settings, stream, stream_variant):
     benchmark.extra_info.update(variant=variant.name, stream=len(sizes), scale=f"{scale[0]}x{scale[1]}")
     benchmark.pedantic(whole_stream, rounds=1, iterations=1)
     summary = outcome["run"].summary()
-    plans = getattr(outcome["pipeline"], "plans", None)
-    if plans is not None:
+    shapes = getattr(outcome["pipeline"], "shapes", None)
+    if shapes is not None:
+        plans = shapes.networks
         summary.update(plans_kept=len(plans), plan_evictions=plans.evictions,
                        max_plans=outcome["pipeline"].options.max_plans)
     benchmark.extra_info["stream_summary"] = summary

@@ -79,13 +79,13 @@ def test_photos_of_one_padded_shape_share_a_plan_and_keep_their_own_results(grap
     scale_factor reach the shared steps), also when the other ran in between."""
     pipe = pipeline(graph_model)
     first = {size: detect(pipe, photos[size]) for size in FOUR_THREE}
-    assert len(pipe.plans) == 1 and len(pipe.photo_sizes) == 2
+    assert len(pipe.shapes.networks) == 1 and len(pipe.shapes.photos) == 2
     for size in FOUR_THREE:
         report = compare(stock[size], first[size])
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
     again = detect(pipe, photos[FOUR_THREE[0]])
     np.testing.assert_array_equal(again.boxes, first[FOUR_THREE[0]].boxes)
-    assert (pipe.plans.hits, pipe.plans.misses) == (1, 1)  # the second size found the plan built
+    assert (pipe.shapes.networks.hits, pipe.shapes.networks.misses) == (1, 1)  # the second size found the plan built
 
 
 @pytest.mark.slow
@@ -95,11 +95,11 @@ def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_mod
     results = []
     for size in order:
         results.append(detect(pipe, photos[size]))
-        assert len(pipe.plans) <= 2 and len(pipe.photo_sizes) <= 2
-    assert pipe.plans.evictions >= 1 and pipe.plans.misses == 4
+        assert len(pipe.shapes.networks) <= 2 and len(pipe.shapes.photos) <= 2
+    assert pipe.shapes.networks.evictions >= 1 and pipe.shapes.networks.misses == 4
     # A plan's photo sizes leave with it: none may point at an evicted plan's buffers.
-    live = {id(pipe.plans.peek(key)) for key in pipe.plans.keys()}
-    assert all(id(pipe.photo_sizes.peek(key).network) in live for key in pipe.photo_sizes.keys())
+    live = {id(pipe.shapes.networks.peek(key)) for key in pipe.shapes.networks.keys()}
+    assert all(id(pipe.shapes.photos.peek(key).network) in live for key in pipe.shapes.photos.keys())
     np.testing.assert_array_equal(results[-1].boxes, results[0].boxes)
     np.testing.assert_array_equal(results[-1].labels, results[0].labels)
     for size, got in zip(order, results):
@@ -112,9 +112,9 @@ def test_pad_to_scale_serves_every_landscape_photo_from_one_plan(graph_model, ph
     pipe = pipeline(graph_model, pad_to_scale=True)
     for size in FOUR_THREE + [SQUARE]:
         detect(pipe, photos[size])
-    assert pipe.plans.keys() == [(192, 320)]  # SMALL_SCALE's box, padded to 32
+    assert pipe.shapes.networks.keys() == [(192, 320)]  # SMALL_SCALE's box, padded to 32
     detect(pipe, photos[PORTRAIT])
-    assert pipe.plans.keys() == [(192, 320), (320, 192)]
+    assert pipe.shapes.networks.keys() == [(192, 320), (320, 192)]
     # A photo that already fills the box gets exactly the result it gets without the option.
     full = resize_to(sample_image("astronaut"), SMALL_SCALE)
     np.testing.assert_array_equal(detect(pipe, full).boxes, detect(pipeline(graph_model), full).boxes)

@@ -55,11 +55,11 @@ def test_bound_holds_and_an_evicted_shape_comes_back_identical(graph_model, phot
     first = {}
     for size in SIZES + SIZES:
         got = detect(pipe, photos[size])
-        assert len(pipe.plans) <= 2 and len(pipe.photo_sizes) <= 3
+        assert len(pipe.shapes.networks) <= 2 and len(pipe.shapes.photos) <= 3
         if size in first:  # by now evicted and rebuilt (five shapes through two places)
             assert_identical(got, first[size])
         first.setdefault(size, got)
-    assert pipe.plans.evictions >= 8
+    assert pipe.shapes.networks.evictions >= 8
 
 
 def test_reserved_memory_is_flat_over_passes(graph_model, photos):

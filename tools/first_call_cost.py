@@ -34,7 +34,7 @@ def plan_parts(pipe, image):
     eager = dataclasses.replace(pipe.options, graphs=False)
     parts = {}
     plan, parts["buffers, anchors, selectors"] = timed(
-        lambda: NetworkPlan(pipe.model, pipe.net, pipe.spec, eager, pad_h, pad_w, pipe.pool))
+        lambda: NetworkPlan(pipe.model, pipe.net, pipe.spec, eager, pad_h, pad_w, torch.cuda.graph_pool_handle()))
     photo, parts["photo: upload buffer, resize tables"] = timed(lambda: InputPlan(plan, h, w, HostStaging(True)))
     with torch.no_grad():
         img, parts["eager: preprocess"] = timed(lambda: photo.preprocess(image))
@@ -76,10 +76,10 @@ def main():
     for rnd in range(2):
         for size, image in images.items():
             for call in range(1 if rnd else 2):
-                plans, photos = pipe.plans.misses, pipe.photo_sizes.misses
+                plans, photos = pipe.shapes.networks.misses, pipe.shapes.photos.misses
                 _, ms = timed(lambda image=image: pipe(image))
-                built = ("network plan" if pipe.plans.misses > plans else
-                         "photo size" if pipe.photo_sizes.misses > photos else "-")
+                built = ("network plan" if pipe.shapes.networks.misses > plans else
+                         "photo size" if pipe.shapes.photos.misses > photos else "-")
                 pad = image_metas(pipe.spec, *image.shape[:2])["pad_shape"]
                 print(f"  {size[0]:>5d}x{size[1]:<4d} {pad[1]:>4d}x{pad[0]:<4d} {call + 1 + 2 * rnd:>5d} "
                       f"{built:>16s} {ms:8.2f}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..gpu_preprocess import PreprocessSpec, image_metas
+from ..gpu_preprocess import PreprocessSpec
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import group_by_class
@@ -14,7 +14,7 @@ from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
 from .plan import Features, NetworkPlan, Proposals, fill_rois
-from .plan_cache import LRUCache
+from .plan_cache import ShapePlans
 
 
 @dataclass
@@ -46,36 +46,13 @@ class GraphedPipeline:
         self.mask_post = self.eager.mask_post
         self.fallbacks = 0
         # All graphs of all plans share one memory pool: they are replayed one at a time.
-        self.pool = torch.cuda.graph_pool_handle() if options.graphs else None
-        self.staging = HostStaging(pinned=self.device.type == "cuda")
-        self.plans = LRUCache(options.max_plans, on_evict=self._drop_photo_sizes)
-        self.photo_sizes = LRUCache(options.max_photo_sizes, on_evict=InputPlan.release)
+        pool = torch.cuda.graph_pool_handle() if options.graphs else None
+        self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, self.net, spec, options, pad_h, pad_w, pool),
+                                 spec, options, HostStaging(pinned=self.device.type == "cuda"))
 
     def plan(self, h: int, w: int) -> InputPlan:
         """The plan of an (h, w) photo: built on its first call, kept while recently used."""
-        def network_plan():
-            pad_h, pad_w = self.network_shape(h, w)
-            return self.plans.get((pad_h, pad_w), lambda: NetworkPlan(self.model, self.net, self.spec, self.options,
-                                                                       pad_h, pad_w, self.pool))
-
-        return self.photo_sizes.get((h, w), lambda: InputPlan(network_plan(), h, w, self.staging))
-
-    def network_shape(self, h: int, w: int) -> tuple[int, int]:
-        """The padded (H, W) the network sees for an (h, w) photo: the next multiple of the config's
-        size divisor, or with ``pad_to_scale`` the test scale's padded box (transposed for portraits)."""
-        pad_h, pad_w, _ = image_metas(self.spec, h, w)["pad_shape"]
-        if not self.options.pad_to_scale:
-            return pad_h, pad_w
-        d = self.spec.size_divisor
-        short, long = (-(-s // d) * d for s in sorted(self.spec.scale))
-        return (long, short) if pad_h > pad_w else (short, long)
-
-    def _drop_photo_sizes(self, network: NetworkPlan) -> None:
-        """An evicted network plan takes the photo sizes that write into its buffers with it."""
-        for key in self.photo_sizes.keys():
-            if self.photo_sizes.peek(key).network is network:
-                self.photo_sizes.remove(key).release()
-        network.release()
+        return self.shapes.photo(h, w)
 
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> PlannedInputs:

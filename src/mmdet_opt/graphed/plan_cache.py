@@ -1,9 +1,12 @@
-"""A bounded least-recently-used cache: the plans of the shapes a stream has seen lately."""
+"""Bounded least-recently-used caches: the plans of the shapes a stream has seen lately."""
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Callable, Generic, TypeVar
+
+from ..gpu_preprocess import image_metas
+from .input_plan import InputPlan
 
 T = TypeVar("T")
 
@@ -58,3 +61,39 @@ class LRUCache(Generic[T]):
 
     def keys(self) -> list:
         return list(self._values)
+
+
+class ShapePlans:
+    """Network plans by padded shape, and the photo sizes over them, each cache bounded by ``options``.
+
+    ``make_network(pad_h, pad_w)`` builds a network plan. An evicted network plan takes the photo
+    sizes that write into its buffers with it, and both free their graphs at once.
+    """
+
+    def __init__(self, make_network, spec, options, staging):
+        self.make_network, self.spec, self.options, self.staging = make_network, spec, options, staging
+        self.networks = LRUCache(options.max_plans, on_evict=self._drop_network)
+        self.photos = LRUCache(options.max_photo_sizes, on_evict=InputPlan.release)
+
+    def photo(self, h: int, w: int) -> InputPlan:
+        def build():
+            pad = self.network_shape(h, w)
+            return InputPlan(self.networks.get(pad, lambda: self.make_network(*pad)), h, w, self.staging)
+
+        return self.photos.get((h, w), build)
+
+    def network_shape(self, h: int, w: int) -> tuple[int, int]:
+        """The padded (H, W) the network sees for an (h, w) photo: the next multiple of the config's
+        size divisor, or with ``pad_to_scale`` the test scale's padded box (transposed for portraits)."""
+        pad_h, pad_w, _ = image_metas(self.spec, h, w)["pad_shape"]
+        if not self.options.pad_to_scale:
+            return pad_h, pad_w
+        d = self.spec.size_divisor
+        short, long = (-(-s // d) * d for s in sorted(self.spec.scale))
+        return (long, short) if pad_h > pad_w else (short, long)
+
+    def _drop_network(self, network) -> None:
+        for key in self.photos.keys():
+            if self.photos.peek(key).network is network:
+                self.photos.remove(key).release()
+        network.release()
