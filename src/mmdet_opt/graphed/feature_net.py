@@ -31,13 +31,28 @@ class FeatureNet(nn.Module):
         return min(level_size, self.nms_pre) if self.nms_pre > 0 else level_size
 
     def forward(self, img: torch.Tensor, anchors: list):
+        feats, cls_scores, bbox_preds = self.convolutions(img)
+        return (feats, *self.top_k(cls_scores, bbox_preds, anchors))
+
+    def forward_batch(self, img: torch.Tensor, anchors: list):
+        """``forward`` over a batch: FPN levels for all images, then per image its (scores, deltas,
+        anchors) lists, each image ranked as ``forward`` ranks one."""
+        feats, cls_scores, bbox_preds = self.convolutions(img)
+        per_image = [self.top_k([c[b:b + 1] for c in cls_scores], [r[b:b + 1] for r in bbox_preds], anchors)
+                     for b in range(len(img))]
+        return feats, per_image
+
+    def convolutions(self, img: torch.Tensor):
+        """FPN levels, and the RPN head's objectness and deltas per level."""
         x = img.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats = fpn_forward(self.neck, [f.to(self.head_dtype) for f in self.backbone(x)])
-        cls_scores, bbox_preds = rpn_head_forward(self.rpn_head, feats)
-        # RPNHead._get_bboxes_single's per-level ranking, which has static shapes; every level comes
-        # out sorted by descending score (the NMS after it wants that order).
+        return (feats, *rpn_head_forward(self.rpn_head, feats))
+
+    def top_k(self, cls_scores: list, bbox_preds: list, anchors: list):
+        """RPNHead._get_bboxes_single's per-level ranking of image 0, which has static shapes; every
+        level comes out sorted by descending score (the NMS after it wants that order)."""
         scores, deltas, kept_anchors = [], [], []
         for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
             score = cls[0].permute(1, 2, 0).reshape(-1).float().sigmoid()
@@ -46,4 +61,4 @@ class FeatureNet(nn.Module):
             scores.append(score)
             deltas.append(delta[order])
             kept_anchors.append(anc[order])
-        return feats, scores, deltas, kept_anchors
+        return scores, deltas, kept_anchors

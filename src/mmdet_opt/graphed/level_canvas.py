@@ -19,12 +19,12 @@ import torch
 
 
 class LevelCanvas:
-    """FPN levels side by side in one (1, C, H, W) float32 tensor, for RoI extractors over them.
+    """FPN levels side by side in one (batch, C, H, W) float32 tensor, for RoI extractors over them.
 
     ``level_sizes``: (height, width) of each level, finest first; ``strides``: theirs.
     """
 
-    def __init__(self, level_sizes: list, strides: list, channels: int, device):
+    def __init__(self, level_sizes: list, strides: list, channels: int, device, batch: int = 1):
         self.strides = [int(s) for s in strides]
         self.slots = []  # canvas (y, x) of each level's pixel (0, 0), and the level's height, width
         x = 1
@@ -32,7 +32,7 @@ class LevelCanvas:
             self.slots.append((1, x, h, w))
             x += w + 2
         height = max(h for h, _ in level_sizes) + 2
-        self.tensor = torch.zeros((1, channels, height, x - 1), device=device)
+        self.tensor = torch.zeros((batch, channels, height, x - 1), device=device)  # one canvas per image
         self.origins = torch.tensor([(x0, y0, x0, y0) for y0, x0, _, _ in self.slots],
                                     dtype=torch.float32, device=device)
         self.scales = torch.tensor([1.0 / s for s in self.strides], dtype=torch.float32, device=device)
@@ -48,7 +48,7 @@ class LevelCanvas:
             canvas[:, :, y - 1:y + h + 1, x + w] = canvas[:, :, y - 1:y + h + 1, x + w - 1]
 
     def extract(self, extractor, rois: torch.Tensor) -> torch.Tensor:
-        """``extractor(feats, rois)`` for (N, 5) RoIs of image 0, read from the filled canvas."""
+        """``extractor(feats, rois)`` for (N, 5) RoIs (column 0: the image), read from the filled canvas."""
         num_levels = extractor.num_inputs
         if list(extractor.featmap_strides[:num_levels]) != self.strides[:num_levels]:
             raise ValueError(f"extractor strides {extractor.featmap_strides} are not the canvas' {self.strides}")

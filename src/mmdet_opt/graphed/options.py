@@ -47,6 +47,8 @@ class GraphOptions:
     pad_to_scale: bool = False
     # Photo sizes whose upload buffer and resize graph are kept, over all plans.
     max_photo_sizes: int = 32
+    # Photos of one network shape run as one batch by ``detect_batch`` (more are split).
+    max_batch: int = 16
     # Eager calls of a step before its capture, so that lazy initialisation (cuBLAS/cuDNN handles,
     # workspaces) happens outside it; one suffices (docs/perf.md, "First call of a new shape").
     warmup_calls: int = 1

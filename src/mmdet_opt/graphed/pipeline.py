@@ -10,6 +10,7 @@ from ..gpu_preprocess import PreprocessSpec
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import group_by_class
+from .batch import BatchPlan, detect_batch
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
@@ -47,8 +48,10 @@ class GraphedPipeline:
         self.fallbacks = 0
         # All graphs of all plans share one memory pool: they are replayed one at a time.
         pool = torch.cuda.graph_pool_handle() if options.graphs else None
-        self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, self.net, spec, options, pad_h, pad_w, pool),
-                                 spec, options, HostStaging(pinned=self.device.type == "cuda"))
+        net = self.net
+        self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
+                                 spec, options, HostStaging(pinned=self.device.type == "cuda"),
+                                 lambda pad_h, pad_w, n: BatchPlan(model, net, spec, options, pad_h, pad_w, n, pool))
 
     def plan(self, h: int, w: int) -> InputPlan:
         """The plan of an (h, w) photo: built on its first call, kept while recently used."""
@@ -129,6 +132,10 @@ class GraphedPipeline:
         n = fill_rois(plan.mask_rois, boxes)
         mask_pred, _ = plan.mask_forward(plan.mask_rois, plan.mask_labels)
         return MaskForward(mask_pred[:n], boxes, plan.scale_factor.clone())  # the buffer is the next photo's
+
+    def detect_batch(self, images: list) -> list:
+        """Results for ``images``, the photos of each network shape run as one batch (batch.py)."""
+        return detect_batch(self, images)
 
     def __call__(self, image: np.ndarray):
         inputs = self.preprocess(image)

@@ -127,8 +127,7 @@ class NetworkPlan:
         return Proposals(self.rois, self.roi_count, exact)
 
     def bbox_forward(self, rois: torch.Tensor):
-        roi_head = self.model.roi_head
-        return roi_head.bbox_head(self.canvas.extract(roi_head.bbox_roi_extractor, rois))
+        return bbox_head_forward(self.model, self.canvas, rois)
 
     def detections(self, proposals: Proposals, bbox_out) -> Detections:
         boxes, labels, count, exact = self.select_detections(proposals.rois, proposals.count, *bbox_out)
@@ -137,6 +136,17 @@ class NetworkPlan:
         return Detections(boxes, labels, count, exact, self.mask_rois, self.mask_labels)
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
-        mask_head = self.model.roi_head.mask_head
-        mask_pred = mask_head_forward(mask_head, self.canvas.extract(self.model.roi_head.mask_roi_extractor, mask_rois))
-        return mask_pred, raw_class_masks(mask_pred, mask_labels, mask_head.class_agnostic)
+        return masks_forward(self.model, self.canvas, mask_rois, mask_labels)
+
+
+def bbox_head_forward(model, canvas: LevelCanvas, rois: torch.Tensor):
+    """(cls_score, bbox_pred) of the bbox head over ``rois``, read from the filled canvas."""
+    roi_head = model.roi_head
+    return roi_head.bbox_head(canvas.extract(roi_head.bbox_roi_extractor, rois))
+
+
+def masks_forward(model, canvas: LevelCanvas, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
+    """(mask_pred, own-class 28x28 probabilities) of the mask head over ``mask_rois``."""
+    mask_head = model.roi_head.mask_head
+    mask_pred = mask_head_forward(mask_head, canvas.extract(model.roi_head.mask_roi_extractor, mask_rois))
+    return mask_pred, raw_class_masks(mask_pred, mask_labels, mask_head.class_agnostic)

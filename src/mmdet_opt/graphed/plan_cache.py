@@ -64,16 +64,23 @@ class LRUCache(Generic[T]):
 
 
 class ShapePlans:
-    """Network plans by padded shape, and the photo sizes over them, each cache bounded by ``options``.
+    """Network plans by padded shape, the photo sizes over them, and batch plans by (shape, batch size),
+    each cache bounded by ``options``.
 
     ``make_network(pad_h, pad_w)`` builds a network plan. An evicted network plan takes the photo
     sizes that write into its buffers with it, and both free their graphs at once.
     """
 
-    def __init__(self, make_network, spec, options, staging):
+    def __init__(self, make_network, spec, options, staging, make_batch=None):
         self.make_network, self.spec, self.options, self.staging = make_network, spec, options, staging
+        self.make_batch = make_batch
         self.networks = LRUCache(options.max_plans, on_evict=self._drop_network)
         self.photos = LRUCache(options.max_photo_sizes, on_evict=InputPlan.release)
+        self.batches = LRUCache(options.max_plans, on_evict=lambda plan: plan.release())
+
+    def batch(self, pad: tuple[int, int], size: int):
+        """The batch plan for ``size`` photos that pad to ``pad`` (batch.py)."""
+        return self.batches.get((*pad, size), lambda: self.make_batch(*pad, size))
 
     def photo(self, h: int, w: int) -> InputPlan:
         def build():

@@ -1,0 +1,177 @@
+"""N photos of one network shape through one set of graphs: a real batch.
+
+The backbone, FPN and RPN convolutions run at batch N. Proposal selection and the detections'
+NMS run per image over static shapes, inside the same graphs. The RoI heads run once over every
+image's RoIs: column 0 of a RoI is its image's index into the batched LevelCanvas. Each photo
+keeps its own ``img_shape`` and ``scale_factor`` (a slot of the plan's buffers), so photos of
+different sizes that pad to the same shape share a batch. The steps, in replay order:
+
+    load(slot, image)                     eager: upload, exact resize, normalise into the slot
+    features(normalized)                  -> (levels, per image: scores, deltas, anchors)
+    proposals(features)                   -> (N*P, 5) RoIs, counts (N,), exact (N,)
+    bbox_forward(rois)                    -> (cls_score, deltas) over N*P rows
+    detections(proposals, bbox_out)       -> per image boxes, labels, count, exact; mask RoIs
+    mask_forward(mask_rois, mask_labels)  -> (mask_pred, probs) over N*D rows
+
+``detect_batch`` groups a list of photos by network shape and runs each group as such a batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
+from ..inputs import prepare_image
+from ..raw_mask_head import group_by_class
+from .capture import CapturedCall, capture_flags
+from .level_canvas import LevelCanvas
+from .plan import bbox_head_forward, masks_forward
+from .static_post import DetectionSelector, ProposalSelector
+
+
+class BatchPlan:
+    """Buffers and steps for ``batch`` images padded to (pad_h, pad_w); see the module docstring."""
+
+    def __init__(self, model, net, spec, options, pad_h: int, pad_w: int, batch: int, pool=None):
+        dev = next(model.parameters()).device
+        self.model, self.net, self.spec, self.device, self.batch = model, net, spec, dev, batch
+        self.pad_shape = (pad_h, pad_w)
+        self.normalized = torch.zeros((batch, 3, pad_h, pad_w), device=dev)
+        self.img_shapes = torch.tensor([[pad_h, pad_w]] * batch, dtype=torch.float32, device=dev)
+        self.scale_factors = torch.ones((batch, 4), dtype=torch.float32, device=dev)
+        self.stats = mean_std(spec, dev)
+        self.resizers: dict = {}  # by photo size; a batch mostly repeats a few
+        prior_generator = model.rpn_head.prior_generator
+        sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
+        self.anchors = prior_generator.grid_priors(sizes, device=dev)
+        level_sizes = [net.kept_per_level(len(a)) for a in self.anchors]
+        roi_head = model.roi_head
+        extractor = roi_head.bbox_roi_extractor
+        self.canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels,
+                                  dev, batch)
+        self.per_image_rois = model.rpn_head.test_cfg.max_per_img
+        self.per_image_dets = roi_head.test_cfg.max_per_img
+        self.rois = torch.zeros((batch * self.per_image_rois, 5), device=dev)
+        self.roi_counts = torch.zeros((batch,), dtype=torch.long, device=dev)
+        self.mask_rois = torch.zeros((batch * self.per_image_dets, 5), device=dev)
+        self.mask_labels = torch.zeros((batch * self.per_image_dets,), dtype=torch.long, device=dev)
+        # Each image's RoIs and mask RoIs point at its own canvas.
+        self.image_index = torch.arange(batch, device=dev, dtype=torch.float32)
+        self.select_proposals = [ProposalSelector(model.rpn_head, level_sizes, self.img_shapes[b], dev,
+                                                  options.nms_rounds) for b in range(batch)]
+        self.select_detections = [DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shapes[b],
+                                                    self.scale_factors[b], rounds=options.nms_rounds)
+                                  for b in range(batch)]
+        if options.graphs:
+            with capture_flags(options):
+                kw = dict(pool=pool, warmup=options.warmup_calls)
+                self.features = CapturedCall(self.features, self.normalized, **kw)
+                self.proposals = CapturedCall(self.proposals, self.features.outputs, **kw)
+                self.bbox_forward = CapturedCall(self.bbox_forward, self.proposals.outputs[0], **kw)
+                self.detections = CapturedCall(self.detections, self.proposals.outputs, self.bbox_forward.outputs,
+                                               **kw)
+                self.mask_forward = CapturedCall(self.mask_forward, self.mask_rois, self.mask_labels, **kw)
+
+    def release(self) -> None:
+        for step in ("features", "proposals", "bbox_forward", "detections", "mask_forward"):
+            call = self.__dict__.pop(step, None)
+            if isinstance(call, CapturedCall):
+                call.release()
+
+    def load(self, slot: int, image: np.ndarray, staging) -> dict:
+        """Upload ``image`` and preprocess it into ``slot`` (eagerly); return its img_metas."""
+        h, w = image.shape[:2]
+        metas = image_metas(self.spec, h, w)
+        metas.update(pad_shape=(*self.pad_shape, 3), batch_input_shape=self.pad_shape)
+        if (h, w) not in self.resizers:
+            self.resizers[h, w] = resizer(self.spec, h, w, self.device)
+        uploaded = torch.empty((h, w, 3), dtype=torch.uint8, device=self.device)
+        staging.upload(image, uploaded)
+        normalize_pad(self.spec, uploaded.permute(2, 0, 1), metas, out=self.normalized[slot:slot + 1],
+                      stats=self.stats, resize=self.resizers[h, w])
+        self.img_shapes[slot].copy_(torch.tensor(metas["img_shape"][:2], dtype=torch.float32))
+        self.scale_factors[slot].copy_(torch.from_numpy(metas["scale_factor"]))
+        return metas
+
+    def features(self, normalized: torch.Tensor):
+        levels, per_image = self.net.forward_batch(normalized, self.anchors)
+        self.canvas.fill(levels)
+        return levels, per_image
+
+    def proposals(self, features):
+        _, per_image = features
+        p, exact = self.per_image_rois, []
+        for b, (select, (scores, deltas, anchors)) in enumerate(zip(self.select_proposals, per_image)):
+            selected, count, converged = select(scores, deltas, anchors)
+            self.rois[b * p:(b + 1) * p].copy_(selected)
+            self.roi_counts[b].copy_(count)
+            exact.append(converged)
+        self.rois[:, 0].copy_(self.image_index.repeat_interleave(p))
+        return self.rois, self.roi_counts, torch.stack(exact)
+
+    def bbox_forward(self, rois: torch.Tensor):
+        return bbox_head_forward(self.model, self.canvas, rois)
+
+    def detections(self, proposals, bbox_out):
+        rois, counts, _ = proposals
+        cls_score, bbox_pred = bbox_out
+        p, d = self.per_image_rois, self.per_image_dets
+        outputs = []
+        for b, select in enumerate(self.select_detections):
+            rows = slice(b * p, (b + 1) * p)
+            boxes, labels, count, exact = select(rois[rows], counts[b], cls_score[rows], bbox_pred[rows])
+            self.mask_rois[b * d:(b + 1) * d, 1:].copy_(boxes[:, :4] * self.scale_factors[b])
+            self.mask_labels[b * d:(b + 1) * d].copy_(labels)
+            outputs.append((boxes, labels, count, exact))
+        self.mask_rois[:, 0].copy_(self.image_index.repeat_interleave(d))
+        return tuple(torch.stack(x) for x in zip(*outputs))  # boxes (N, D, 5), labels, counts, exact
+
+    def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
+        return masks_forward(self.model, self.canvas, mask_rois, mask_labels)
+
+    def run(self):
+        """Every step on the loaded slots; per image (boxes, labels, probs), or None where a static
+        step could not vouch for its result (the caller redoes that image alone). One host sync."""
+        from mmdet.core import bbox2result
+
+        props = self.proposals(self.features(self.normalized))
+        boxes, labels, counts, exact = self.detections(props, self.bbox_forward(props[0]))
+        _, probs = self.mask_forward(self.mask_rois, self.mask_labels)
+        counts, exact = torch.stack([counts, (exact & props[2]).long()]).tolist()
+        num_classes = self.model.roi_head.bbox_head.num_classes
+        boxes, labels, probs = boxes.cpu().numpy(), labels.cpu().numpy(), probs.float().cpu().numpy()
+        d, results = self.per_image_dets, []
+        for b, (n, ok) in enumerate(zip(counts, exact)):
+            if not ok:
+                results.append(None)
+                continue
+            results.append((bbox2result(boxes[b, :n], labels[b, :n], num_classes),
+                            group_by_class(probs[b * d:b * d + n], labels[b, :n], num_classes)))
+        return results
+
+
+def detect_batch(pipeline, images: list) -> list:
+    """mmdet-style results for ``images``, run as batches of the photos that pad to one network shape
+    (at most ``options.max_batch`` at a time); a photo alone in its shape runs the single-image path."""
+    images = [prepare_image(image, pipeline.model.cfg) for image in images]
+    groups: dict = {}
+    for i, image in enumerate(images):
+        groups.setdefault(pipeline.shapes.network_shape(*image.shape[:2]), []).append(i)
+    results = [None] * len(images)
+    size = pipeline.options.max_batch
+    for pad, members in groups.items():
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            if len(chunk) == 1:
+                results[chunk[0]] = pipeline(images[chunk[0]])
+                continue
+            plan = pipeline.shapes.batch(pad, len(chunk))
+            with torch.no_grad():
+                for slot, i in enumerate(chunk):
+                    plan.load(slot, images[i], pipeline.shapes.staging)
+                outputs = plan.run()
+            for i, out in zip(chunk, outputs):
+                if out is None:  # rare: NMS unsettled or candidates cut short; mmdet's code decides
+                    out = pipeline(images[i])
+                results[i] = out
+    return results
