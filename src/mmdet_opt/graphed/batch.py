@@ -23,7 +23,7 @@ import torch
 from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
 from ..inputs import prepare_image
 from ..raw_mask_head import group_by_class
-from .capture import CapturedCall, capture_flags
+from .capture import CapturedCall, capture_flags, release_steps
 from .level_canvas import LevelCanvas
 from .plan import bbox_head_forward, masks_forward
 from .static_post import DetectionSelector, ProposalSelector
@@ -73,10 +73,7 @@ class BatchPlan:
                 self.mask_forward = CapturedCall(self.mask_forward, self.mask_rois, self.mask_labels, **kw)
 
     def release(self) -> None:
-        for step in ("features", "proposals", "bbox_forward", "detections", "mask_forward"):
-            call = self.__dict__.pop(step, None)
-            if isinstance(call, CapturedCall):
-                call.release()
+        release_steps(self)
 
     def load(self, slot: int, image: np.ndarray, staging) -> dict:
         """Upload ``image`` and preprocess it into ``slot`` (eagerly); return its img_metas."""
@@ -130,24 +127,24 @@ class BatchPlan:
         return masks_forward(self.model, self.canvas, mask_rois, mask_labels)
 
     def run(self):
-        """Every step on the loaded slots; per image (boxes, labels, probs), or None where a static
-        step could not vouch for its result (the caller redoes that image alone). One host sync."""
-        from mmdet.core import bbox2result
-
+        """Every step on the loaded slots; per image an mmdet result, or None where a static step
+        could not vouch for its result (the caller redoes that image alone). One host sync."""
         props = self.proposals(self.features(self.normalized))
         boxes, labels, counts, exact = self.detections(props, self.bbox_forward(props[0]))
         _, probs = self.mask_forward(self.mask_rois, self.mask_labels)
         counts, exact = torch.stack([counts, (exact & props[2]).long()]).tolist()
-        num_classes = self.model.roi_head.bbox_head.num_classes
-        boxes, labels, probs = boxes.cpu().numpy(), labels.cpu().numpy(), probs.float().cpu().numpy()
-        d, results = self.per_image_dets, []
-        for b, (n, ok) in enumerate(zip(counts, exact)):
-            if not ok:
-                results.append(None)
-                continue
-            results.append((bbox2result(boxes[b, :n], labels[b, :n], num_classes),
-                            group_by_class(probs[b * d:b * d + n], labels[b, :n], num_classes)))
-        return results
+        return per_image_results(boxes, labels, probs.view(self.batch, self.per_image_dets, *probs.shape[1:]),
+                                 counts, exact, self.model.roi_head.bbox_head.num_classes)
+
+
+def per_image_results(boxes, labels, probs, counts: list, exact: list, num_classes: int) -> list:
+    """mmdet's (bbox_results, segm_results) per image from (N, D, ...) static outputs; None where not exact."""
+    from mmdet.core import bbox2result
+
+    boxes, labels, probs = boxes.cpu().numpy(), labels.cpu().numpy(), probs.float().cpu().numpy()
+    return [(bbox2result(boxes[b, :n], labels[b, :n], num_classes),
+             group_by_class(probs[b, :n], labels[b, :n], num_classes)) if ok else None
+            for b, (n, ok) in enumerate(zip(counts, exact))]
 
 
 def detect_batch(pipeline, images: list) -> list:

@@ -40,6 +40,17 @@ class CapturedCall:
         return self.outputs
 
 
+STEPS = ("features", "proposals", "bbox_forward", "detections", "mask_forward")
+
+
+def release_steps(plan, steps=STEPS) -> None:
+    """Free a plan's captured steps now (``CapturedCall.release``); the plan is not used after this."""
+    for step in steps:
+        call = plan.__dict__.pop(step, None)
+        if isinstance(call, CapturedCall):
+            call.release()
+
+
 @contextlib.contextmanager
 def matmul_tf32(enabled: bool):
     previous = torch.backends.cuda.matmul.allow_tf32

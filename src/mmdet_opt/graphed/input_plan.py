@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..gpu_preprocess import image_metas, normalize_pad, resizer
-from .capture import CapturedCall, capture_flags
+from .capture import CapturedCall, capture_flags, release_steps
 
 
 class HostStaging:
@@ -60,8 +60,7 @@ class InputPlan:
                 self._normalize = CapturedCall(self._normalize, pool=network.pool, warmup=options.warmup_calls)
 
     def release(self) -> None:
-        if isinstance(self.__dict__.get("_normalize"), CapturedCall):
-            self.__dict__.pop("_normalize").release()
+        release_steps(self, ("_normalize",))
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(h, w, 3) uint8 BGR -> the network plan's (1, 3, H_pad, W_pad) input; one host-to-device copy."""

@@ -14,7 +14,7 @@ from .batch import BatchPlan, detect_batch
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
-from .plan import Features, NetworkPlan, Proposals, fill_rois
+from .plan import Features, NetworkPlan, Proposals, fill_rois, mmdet_detections
 from .plan_cache import ShapePlans
 
 
@@ -111,19 +111,8 @@ class GraphedPipeline:
                 group_by_class(probs.float().cpu().numpy(), labels, num_classes))
 
     def _mmdet_detections(self, feats: Features, inputs: PlannedInputs):
-        """mmdet's own proposal selection, box decoding and multiclass NMS (exact, with host syncs)."""
-        from mmdet.core import multiclass_nms
-
         self.fallbacks += 1
-        plan, rpn, meta = inputs.plan, self.model.rpn_head, inputs.img_metas[0]
-        proposals = rpn._bbox_post_process(feats.scores, feats.deltas, feats.anchors, plan.level_ids, rpn.test_cfg,
-                                           meta["img_shape"])
-        n = fill_rois(plan.rois, proposals[:, :4])
-        cls_score, bbox_pred = plan.bbox_forward(plan.rois)
-        bbox_head, cfg = self.model.roi_head.bbox_head, self.model.roi_head.test_cfg
-        bboxes, scores = bbox_head.get_bboxes(plan.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
-                                              meta["scale_factor"], rescale=True, cfg=None)
-        return multiclass_nms(bboxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
+        return mmdet_detections(self.model, inputs.plan, feats, inputs.img_metas[0])
 
     @torch.no_grad()
     def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:

@@ -21,7 +21,7 @@ import torch
 
 from ..gpu_preprocess import mean_std
 from ..raw_mask_head import raw_class_masks
-from .capture import CapturedCall, capture_flags
+from .capture import CapturedCall, capture_flags, release_steps
 from .fused import mask_head_forward
 from .level_canvas import LevelCanvas
 from .static_post import DetectionSelector, ProposalSelector
@@ -107,11 +107,7 @@ class NetworkPlan:
         self.bbox_forward, self.detections, self.mask_forward = bbox, detections, masks
 
     def release(self) -> None:
-        """Drop this plan's graphs (see CapturedCall.release); the plan is not used after this."""
-        for step in ("features", "proposals", "bbox_forward", "detections", "mask_forward"):
-            call = self.__dict__.pop(step, None)
-            if isinstance(call, CapturedCall):
-                call.release()
+        release_steps(self)
 
     def features(self, normalized: torch.Tensor) -> Features:
         features = Features(*self.net(normalized, self.anchors))
@@ -150,3 +146,19 @@ def masks_forward(model, canvas: LevelCanvas, mask_rois: torch.Tensor, mask_labe
     mask_head = model.roi_head.mask_head
     mask_pred = mask_head_forward(mask_head, canvas.extract(model.roi_head.mask_roi_extractor, mask_rois))
     return mask_pred, raw_class_masks(mask_pred, mask_labels, mask_head.class_agnostic)
+
+
+def mmdet_detections(model, plan: NetworkPlan, feats: Features, meta: dict):
+    """mmdet's own proposal selection, box decoding and multiclass NMS for the image of ``meta``
+    (exact, with host syncs): what the pipeline falls back to where a static step is not."""
+    from mmdet.core import multiclass_nms
+
+    rpn = model.rpn_head
+    proposals = rpn._bbox_post_process(feats.scores, feats.deltas, feats.anchors, plan.level_ids, rpn.test_cfg,
+                                       meta["img_shape"])
+    n = fill_rois(plan.rois, proposals[:, :4])
+    cls_score, bbox_pred = plan.bbox_forward(plan.rois)
+    bbox_head, cfg = model.roi_head.bbox_head, model.roi_head.test_cfg
+    bboxes, scores = bbox_head.get_bboxes(plan.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
+                                          meta["scale_factor"], rescale=True, cfg=None)
+    return multiclass_nms(bboxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
