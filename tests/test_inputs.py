@@ -269,8 +269,8 @@ def metas_key(meta):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", list(ODD))
-def test_odd_images_agree_with_stock(case, pipelines, reference_model, tmp_path):
+@pytest.mark.parametrize("odd", list(ODD))
+def test_odd_images_agree_with_stock(odd, pipelines, reference_model, tmp_path):
     """Stock mmdet reads the image from a file; every variant gets the array in its odd form.
 
     - the stock variant gives stock's detections exactly;
@@ -283,7 +283,7 @@ def test_odd_images_agree_with_stock(case, pipelines, reference_model, tmp_path)
 
     from mmdet_opt.images import sample_image
 
-    image = ODD[case](sample_image("astronaut"))
+    image = ODD[odd](sample_image("astronaut"))
     path = written(tmp_path, "odd.png", image)
     with torch.no_grad():
         stock = Detections.from_mmdet(inference_detector(reference_model, path), image.shape)
