@@ -26,3 +26,9 @@ def drop_cuda_home_notice() -> None:
 def ignore_mmcv_v2_notice() -> None:
     """mmcv 1.x warns at every import that 2.0 will rename it: news about a release we do not use."""
     warnings.filterwarnings("ignore", message=MMCV_V2_NOTICE, category=UserWarning)
+
+
+def ignore_invalid_escape_warnings() -> None:
+    """Python 3.12 compiles mmdet's docstrings with a SyntaxWarning per invalid escape sequence
+    (printed with the docstring's first lines) wherever no .pyc was written: not about a run."""
+    warnings.filterwarnings("ignore", message=r"invalid escape sequence", category=SyntaxWarning)
