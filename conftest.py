@@ -218,6 +218,34 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         output_json["parity"] = records
 
 
+def _run_json(config, benchmarks) -> dict:
+    """The run as pytest-benchmark writes it to --benchmark-json, with this suite's parity records."""
+    bench_session = config._benchmarksession
+    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    output = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=benchmarks, include_data=False,
+                                                       machine_info=bench_session.get_machine_info(),
+                                                       commit_info=commit_info)
+    config.hook.pytest_benchmark_update_json(config=config, benchmarks=benchmarks, output_json=output)
+    return output
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config):
+    """After pytest-benchmark's tables: the study's tables, with each variant's speed-up over stock."""
+    bench_session = getattr(config, "_benchmarksession", None)
+    benchmarks = [b for b in getattr(bench_session, "benchmarks", []) if not b.has_error]
+    if not benchmarks or bench_session.disabled:
+        return
+    from mmdet_opt.suite.report import ReportError, markdown
+
+    try:
+        text = markdown(_run_json(config, benchmarks))
+    except ReportError:  # no stage, stream or parity figures in this run
+        return
+    terminalreporter.write_sep("=", "mmdet-opt report (medians in ms; speed-up over stock)")
+    terminalreporter.write_line(text)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):
     """A run of parity tests alone still writes its figures to --benchmark-json.
@@ -230,12 +258,7 @@ def pytest_sessionfinish(session):
     bench_session = getattr(config, "_benchmarksession", None)
     if not path or not records or bench_session is None or bench_session.benchmarks:
         return
-    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
-    output = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=[], include_data=False,
-                                                       machine_info=bench_session.get_machine_info(),
-                                                       commit_info=commit_info)
-    config.hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=output)
-    bench_session.save_json(output)
+    bench_session.save_json(_run_json(config, []))
 
 
 def pytest_sessionstart(session):

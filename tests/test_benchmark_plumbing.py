@@ -59,3 +59,32 @@ def test_compare_fail_without_a_baseline_is_not_silent(pytester, tmp_path):
     result = run(pytester, tmp_path / "empty", 0.001, *GATE)
     assert result.ret != 0
     output(result).fnmatch_lines(["*--benchmark-compare-fail requires valid --benchmark-compare*"])
+
+
+TWO_VARIANTS = """
+import time
+
+import pytest
+
+@pytest.mark.parametrize("name,delay", [("inference", 0.02), ("inference_raw_mask_fp32", 0.01)])
+def test_total(benchmark, name, delay):
+    benchmark.extra_info.update(variant=name, size="640x384", stage="total")
+    benchmark.pedantic(time.sleep, args=(delay,), rounds=5, iterations=1)
+"""
+
+
+def test_a_bench_run_ends_with_the_speed_up_over_stock(pytester, tmp_path):
+    """The project's conftest prints the study's tables after pytest-benchmark's own, speed-ups included."""
+    from pathlib import Path
+
+    pytester.makeconftest((Path(__file__).parents[1] / "conftest.py").read_text())
+    pytester.makepyfile(test_stub=TWO_VARIANTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--device", "cpu",
+                                           f"--benchmark-storage=file://{tmp_path}")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*mmdet-opt report*", "### 640x384", "| variant | total | speed-up |",
+                                 "| inference | * | 1.00x |"])
+    (row,) = [line for line in result.outlines if line.startswith("| inference_raw_mask_fp32 |")]
+    assert 1.5 < float(row.split("|")[3].strip().rstrip("x")) < 2.5, row  # half the sleep: about 2x
+    disabled = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--device", "cpu", "--benchmark-disable")
+    assert "mmdet-opt report" not in disabled.stdout.str()
