@@ -70,3 +70,17 @@ def test_canvas_rejects_an_extractor_of_other_strides():
     canvas = LevelCanvas(level_sizes(), [8, 16, 32, 64], 8, "cpu")
     with pytest.raises(ValueError, match="strides"):
         canvas.extract(extractor(7), rois_inside_image(0, 10))
+
+
+def test_a_batched_canvas_extracts_each_rois_own_image():
+    """Batch of two (graphed/batch.py), fp16 channels_last levels: column 0 of a RoI picks its image."""
+    ext = extractor(7)
+    first, second = ([f.half() for f in features(seed)] for seed in (3, 4))
+    canvas = LevelCanvas(level_sizes(), STRIDES, 8, "cpu", batch=2)
+    canvas.fill([torch.cat([a, b]).contiguous(memory_format=torch.channels_last) for a, b in zip(first, second)])
+    rois = rois_inside_image(5, 100)
+    on_second = rois.clone()
+    on_second[:, 0] = 1
+    got = canvas.extract(ext, torch.cat([rois, on_second]))
+    torch.testing.assert_close(got[:100], ext([f.float() for f in first], rois), **TOLERANCE)
+    torch.testing.assert_close(got[100:], ext([f.float() for f in second], rois), **TOLERANCE)

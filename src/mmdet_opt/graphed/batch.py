@@ -55,8 +55,10 @@ class BatchPlan:
         self.roi_counts = torch.zeros((batch,), dtype=torch.long, device=dev)
         self.mask_rois = torch.zeros((batch * self.per_image_dets, 5), device=dev)
         self.mask_labels = torch.zeros((batch * self.per_image_dets,), dtype=torch.long, device=dev)
-        # Each image's RoIs and mask RoIs point at its own canvas.
-        self.image_index = torch.arange(batch, device=dev, dtype=torch.float32)
+        # Column 0 of each image's RoIs and mask RoIs: its index into the canvas (made before any capture).
+        index = torch.arange(batch, device=dev, dtype=torch.float32)
+        self.roi_images = index.repeat_interleave(self.per_image_rois)
+        self.mask_roi_images = index.repeat_interleave(self.per_image_dets)
         self.select_proposals = [ProposalSelector(model.rpn_head, level_sizes, self.img_shapes[b], dev,
                                                   options.nms_rounds) for b in range(batch)]
         self.select_detections = [DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shapes[b],
@@ -103,7 +105,7 @@ class BatchPlan:
             self.rois[b * p:(b + 1) * p].copy_(selected)
             self.roi_counts[b].copy_(count)
             exact.append(converged)
-        self.rois[:, 0].copy_(self.image_index.repeat_interleave(p))
+        self.rois[:, 0].copy_(self.roi_images)
         return self.rois, self.roi_counts, torch.stack(exact)
 
     def bbox_forward(self, rois: torch.Tensor):
@@ -120,7 +122,7 @@ class BatchPlan:
             self.mask_rois[b * d:(b + 1) * d, 1:].copy_(boxes[:, :4] * self.scale_factors[b])
             self.mask_labels[b * d:(b + 1) * d].copy_(labels)
             outputs.append((boxes, labels, count, exact))
-        self.mask_rois[:, 0].copy_(self.image_index.repeat_interleave(d))
+        self.mask_rois[:, 0].copy_(self.mask_roi_images)
         return tuple(torch.stack(x) for x in zip(*outputs))  # boxes (N, D, 5), labels, counts, exact
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):

@@ -69,9 +69,12 @@ def nchw(feat: torch.Tensor) -> torch.Tensor:
     pixel's other channels into NaN). Not for fp32 input: TF32 would round it.
     """
     n, c, h, w = feat.shape
-    if feat.dtype not in (torch.float16, torch.bfloat16) or n != 1 or feat.is_contiguous() \
+    if feat.dtype not in (torch.float16, torch.bfloat16) or feat.is_contiguous() \
             or not feat.is_contiguous(memory_format=torch.channels_last):
         return feat
-    rows = feat.permute(0, 2, 3, 1).reshape(h * w, c)  # channels_last memory as it is: (H*W, C)
     eye = torch.eye(c, dtype=feat.dtype, device=feat.device)
-    return torch.mm(eye, rows.t()).view(1, c, h, w)
+    if n == 1:
+        rows = feat.permute(0, 2, 3, 1).reshape(h * w, c)  # channels_last memory as it is: (H*W, C)
+        return torch.mm(eye, rows.t()).view(1, c, h, w)
+    rows = feat.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a batch (batch.py): one product per image
+    return torch.matmul(eye, rows.transpose(1, 2)).view(n, c, h, w)
