@@ -20,12 +20,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
+from ..gpu_preprocess import mean_std, normalize_pad, resizer
 from ..inputs import prepare_image
 from ..raw_mask_head import group_by_class
-from .capture import CapturedCall, capture_flags, release_steps
-from .level_canvas import LevelCanvas
-from .plan import bbox_head_forward, masks_forward
+from .capture import release_steps
+from .input_plan import photo_metas
+from .plan import anchors_and_canvas, bbox_head_forward, capture_steps, masks_forward
+from .plan_cache import LRUCache
 from .static_post import DetectionSelector, ProposalSelector
 
 
@@ -40,15 +41,10 @@ class BatchPlan:
         self.img_shapes = torch.tensor([[pad_h, pad_w]] * batch, dtype=torch.float32, device=dev)
         self.scale_factors = torch.ones((batch, 4), dtype=torch.float32, device=dev)
         self.stats = mean_std(spec, dev)
-        self.resizers: dict = {}  # by photo size; a batch mostly repeats a few
-        prior_generator = model.rpn_head.prior_generator
-        sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
-        self.anchors = prior_generator.grid_priors(sizes, device=dev)
+        self.resizers = LRUCache(options.max_photo_sizes)  # by photo size
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev, batch)
         level_sizes = [net.kept_per_level(len(a)) for a in self.anchors]
         roi_head = model.roi_head
-        extractor = roi_head.bbox_roi_extractor
-        self.canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels,
-                                  dev, batch)
         self.per_image_rois = model.rpn_head.test_cfg.max_per_img
         self.per_image_dets = roi_head.test_cfg.max_per_img
         self.rois = torch.zeros((batch * self.per_image_rois, 5), device=dev)
@@ -65,14 +61,7 @@ class BatchPlan:
                                                     self.scale_factors[b], rounds=options.nms_rounds)
                                   for b in range(batch)]
         if options.graphs:
-            with capture_flags(options):
-                kw = dict(pool=pool, warmup=options.warmup_calls)
-                self.features = CapturedCall(self.features, self.normalized, **kw)
-                self.proposals = CapturedCall(self.proposals, self.features.outputs, **kw)
-                self.bbox_forward = CapturedCall(self.bbox_forward, self.proposals.outputs[0], **kw)
-                self.detections = CapturedCall(self.detections, self.proposals.outputs, self.bbox_forward.outputs,
-                                               **kw)
-                self.mask_forward = CapturedCall(self.mask_forward, self.mask_rois, self.mask_labels, **kw)
+            capture_steps(self, options, pool)
 
     def release(self) -> None:
         release_steps(self)
@@ -80,14 +69,12 @@ class BatchPlan:
     def load(self, slot: int, image: np.ndarray, staging) -> dict:
         """Upload ``image`` and preprocess it into ``slot`` (eagerly); return its img_metas."""
         h, w = image.shape[:2]
-        metas = image_metas(self.spec, h, w)
-        metas.update(pad_shape=(*self.pad_shape, 3), batch_input_shape=self.pad_shape)
-        if (h, w) not in self.resizers:
-            self.resizers[h, w] = resizer(self.spec, h, w, self.device)
+        metas = photo_metas(self.spec, h, w, self.pad_shape)
+        resize = self.resizers.get((h, w), lambda: resizer(self.spec, h, w, self.device))
         uploaded = torch.empty((h, w, 3), dtype=torch.uint8, device=self.device)
         staging.upload(image, uploaded)
         normalize_pad(self.spec, uploaded.permute(2, 0, 1), metas, out=self.normalized[slot:slot + 1],
-                      stats=self.stats, resize=self.resizers[h, w])
+                      stats=self.stats, resize=resize)
         self.img_shapes[slot].copy_(torch.tensor(metas["img_shape"][:2], dtype=torch.float32))
         self.scale_factors[slot].copy_(torch.from_numpy(metas["scale_factor"]))
         return metas

@@ -8,6 +8,17 @@ from ..gpu_preprocess import image_metas, normalize_pad, resizer
 from .capture import CapturedCall, capture_flags, release_steps
 
 
+def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> dict:
+    """The img_metas of an (h, w) photo in a plan padded to ``pad_shape`` (which must hold it)."""
+    metas = image_metas(spec, h, w)
+    new_h, new_w, _ = metas["img_shape"]
+    pad_h, pad_w = pad_shape
+    if new_h > pad_h or new_w > pad_w or pad_h % spec.size_divisor or pad_w % spec.size_divisor:
+        raise ValueError(f"a {w}x{h} photo resizes to {new_w}x{new_h}: it does not pad to {pad_w}x{pad_h}")
+    metas.update(pad_shape=(pad_h, pad_w, 3), batch_input_shape=(pad_h, pad_w))
+    return metas
+
+
 class HostStaging:
     """One pinned host buffer that every photo size's upload goes through, grown when a larger photo comes.
 
@@ -45,12 +56,8 @@ class InputPlan:
     def __init__(self, network, h: int, w: int, staging: HostStaging):
         dev, spec, options = network.device, network.spec, network.options
         self.network, self.spec, self.staging = network, spec, staging
-        self.metas = image_metas(spec, h, w)
+        self.metas = photo_metas(spec, h, w, network.pad_shape)
         new_h, new_w, _ = self.metas["img_shape"]
-        pad_h, pad_w = network.pad_shape
-        if new_h > pad_h or new_w > pad_w or pad_h % spec.size_divisor or pad_w % spec.size_divisor:
-            raise ValueError(f"a {w}x{h} photo resizes to {new_w}x{new_h}: it does not pad to {pad_w}x{pad_h}")
-        self.metas.update(pad_shape=(pad_h, pad_w, 3), batch_input_shape=(pad_h, pad_w))
         self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
         self.resize = resizer(spec, h, w, dev)
         self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)

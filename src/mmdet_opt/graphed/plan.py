@@ -74,14 +74,10 @@ class NetworkPlan:
         self.img_shape = torch.tensor([pad_h, pad_w], dtype=torch.float32, device=dev)  # (h, w) resized
         self.scale_factor = torch.ones(4, dtype=torch.float32, device=dev)
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
-        prior_generator = model.rpn_head.prior_generator
-        sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
-        self.anchors = prior_generator.grid_priors(sizes, device=dev)
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev)
         self.level_ids = [torch.full((net.kept_per_level(len(a)),), i, dtype=torch.long, device=dev)
                           for i, a in enumerate(self.anchors)]
         roi_head = model.roi_head
-        extractor = roi_head.bbox_roi_extractor
-        self.canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, dev)
         self.rois = torch.zeros((model.rpn_head.test_cfg.max_per_img, 5), device=dev)
         self.roi_count = torch.zeros((), dtype=torch.long, device=dev)
         max_detections = roi_head.test_cfg.max_per_img
@@ -92,19 +88,7 @@ class NetworkPlan:
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shape,
                                                    self.scale_factor, rounds=options.nms_rounds)
         if options.graphs:
-            self._capture(options)
-
-    def _capture(self, options) -> None:
-        """Each step becomes the replay of its graph, with the same signature."""
-        with capture_flags(options):
-            pool, warmup = self.pool, options.warmup_calls
-            features = CapturedCall(self.features, self.normalized, pool=pool, warmup=warmup)
-            proposals = CapturedCall(self.proposals, features.outputs, pool=pool, warmup=warmup)
-            bbox = CapturedCall(self.bbox_forward, proposals.outputs.rois, pool=pool, warmup=warmup)
-            detections = CapturedCall(self.detections, proposals.outputs, bbox.outputs, pool=pool, warmup=warmup)
-            masks = CapturedCall(self.mask_forward, self.mask_rois, self.mask_labels, pool=pool, warmup=warmup)
-        self.features, self.proposals = features, proposals
-        self.bbox_forward, self.detections, self.mask_forward = bbox, detections, masks
+            capture_steps(self, options, pool)
 
     def release(self) -> None:
         release_steps(self)
@@ -133,6 +117,31 @@ class NetworkPlan:
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
         return masks_forward(self.model, self.canvas, mask_rois, mask_labels)
+
+
+def anchors_and_canvas(model, pad_h: int, pad_w: int, device, batch: int = 1):
+    """The RPN's anchors per level for a (pad_h, pad_w) input, and a LevelCanvas for ``batch`` images."""
+    prior_generator = model.rpn_head.prior_generator
+    sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
+    extractor = model.roi_head.bbox_roi_extractor
+    canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, device,
+                         batch)
+    return prior_generator.grid_priors(sizes, device=device), canvas
+
+
+def capture_steps(plan, options, pool) -> None:
+    """Each of a plan's five network steps becomes the replay of its graph, with the same signature.
+
+    The plan (NetworkPlan, BatchPlan) has ``normalized``, ``mask_rois``, ``mask_labels`` and the
+    steps of the module docstring; each step's outputs are the next one's captured inputs.
+    """
+    with capture_flags(options):
+        kw = dict(pool=pool, warmup=options.warmup_calls)
+        plan.features = CapturedCall(plan.features, plan.normalized, **kw)
+        plan.proposals = CapturedCall(plan.proposals, plan.features.outputs, **kw)
+        plan.bbox_forward = CapturedCall(plan.bbox_forward, plan.proposals.outputs[0], **kw)  # the RoIs
+        plan.detections = CapturedCall(plan.detections, plan.proposals.outputs, plan.bbox_forward.outputs, **kw)
+        plan.mask_forward = CapturedCall(plan.mask_forward, plan.mask_rois, plan.mask_labels, **kw)
 
 
 def bbox_head_forward(model, canvas: LevelCanvas, rois: torch.Tensor):

@@ -49,13 +49,6 @@ class LRUCache(Generic[T]):
         if self.on_evict is not None:
             self.on_evict(value)
 
-    def clear(self) -> None:
-        while self._values:
-            self._evict()
-
-    def __contains__(self, key) -> bool:
-        return key in self._values
-
     def __len__(self) -> int:
         return len(self._values)
 
