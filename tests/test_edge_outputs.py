@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 from mmdet_opt.detector import build_detector
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.parity import compare
-from mmdet_opt.paste import box_regions, encode_rle, paste_masks, paste_masks_at_box
+from mmdet_opt.paste import box_regions, encode_rle, host_masks, paste_masks, paste_masks_at_box, region_rles
 from mmdet_opt.pipeline import stage_calls
 from mmdet_opt.results import Detections
 from mmdet_opt.variants import Variant, get_variant
@@ -147,6 +147,19 @@ def test_full_image_paste_matches_stock(device, boxes):
     assert expected.any(), "the probabilities should put some pixels in"
     assert np.array_equal(paste_masks(probs, b, H, W).cpu().numpy(), expected)
     assert np.array_equal(decoded(encode_rle(probs, b, H, W)), expected)
+    # What users get on the host: pasted per box region, the same pixels and the same RLE bytes.
+    assert np.array_equal(host_masks(probs, b, H, W), expected)
+    assert region_rles(probs, b, H, W) == encode_rle(probs, b, H, W)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_region_rle_of_runs_that_cross_columns_and_end_the_image(device):
+    """Certain masks over full-height boxes: runs go on from one column into the next and end
+    with the image, which COCO writes without a boundary."""
+    probs = torch.ones(4, 28, 28, device=device)
+    boxes = torch.tensor([[0, 0, W, H], [2, 0, W / 2, H], [0.3, 0, 5, H], [W - 3.5, 0, W, H]], device=device)
+    assert region_rles(probs, boxes, H, W) == encode_rle(probs, boxes, H, W)
+    assert np.array_equal(host_masks(probs, boxes, H, W), paste_masks(probs, boxes, H, W).cpu().numpy())
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -19,7 +19,7 @@ import torch
 
 from mmdet_opt import paste
 from mmdet_opt.images import resize_to, sample_image
-from mmdet_opt.paste import BYTES_PER_PIXEL, encode_rle, num_chunks, paste_masks
+from mmdet_opt.paste import BYTES_PER_PIXEL, encode_rle, host_masks, num_chunks, paste_masks, region_rles
 from mmdet_opt.results import Detections
 from mmdet_opt.variants import Variant, get_variant
 
@@ -74,6 +74,8 @@ def test_chunked_results_equal_unchunked(k, device, monkeypatch):
         assert encode_rle(probs, boxes, H, W, max_chunk_bytes=limit) == unchunked_rle
         assert len(calls) == chunks and sum(calls) == N
         assert torch.equal(real_paste(probs, boxes, H, W, max_chunk_bytes=limit), whole)
+        assert np.array_equal(host_masks(probs, boxes, H, W, max_chunk_bytes=limit), whole.cpu().numpy())
+        assert region_rles(probs, boxes, H, W, max_chunk_bytes=limit) == unchunked_rle
 
 
 # --- the per-chunk bound ------------------------------------------------------------------------

@@ -5,6 +5,11 @@ centres relative to its box; we call it rather than re-deriving it, so pixels ma
 ``FCNMaskHead.get_seg_masks`` exactly for the same probabilities. Full-image pasting is done in
 chunks sized so that the float32 working set stays under ``max_chunk_bytes`` (as mmdet's
 GPU_MEM_LIMIT does): 100 masks at 7680x4320 would otherwise need 13 GB.
+
+What users get on the host (``full_image_masks``, ``coco_rles``) is pasted per box region
+(``paste_in_regions``): a pixel outside its box's region is never >= 0.5 (mmdet's skip_empty
+relies on the same fact), so only the regions are computed, copied and, for RLE, scanned on the
+device; the full-image host array is zeros elsewhere.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
 
 DEFAULT_CHUNK_BYTES = 1024**3  # mmdet's GPU_MEM_LIMIT
@@ -96,6 +102,115 @@ def encode_rle(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
     return rles
 
 
+def pixel_regions(boxes: torch.Tensor, img_h: int, img_w: int) -> torch.Tensor:
+    """(N, 4) int64 (x0, y0, x1, y1): each box's pixels, +-1, clipped; mmdet's skip_empty region."""
+    x0y0 = (boxes[:, :2].floor() - 1).clamp(min=0)
+    x1y1 = (boxes[:, 2:].ceil() + 1).clamp(max=boxes.new_tensor([img_w, img_h]))
+    return torch.cat([x0y0, torch.maximum(x1y1, x0y0)], dim=1).long()
+
+
+def degenerate(boxes: torch.Tensor) -> torch.Tensor:
+    """Zero-width or zero-height boxes: stock pastes their centre line over its whole pasted
+    region, the whole image on a GPU, so they cannot be pasted per region there."""
+    return (boxes[:, 2] == boxes[:, 0]) | (boxes[:, 3] == boxes[:, 1])
+
+
+def paste_in_regions(masks: torch.Tensor, boxes: torch.Tensor, regions: torch.Tensor, threshold: float = 0.5):
+    """(windows, inside): (N, hmax, wmax) bool, mask i pasted over ``regions[i]`` (its top-left at
+    [0, 0]) and False beyond it; ``inside`` marks each window's region. Pixel for pixel
+    ``_do_paste_mask``'s arithmetic, per mask."""
+    sizes = regions[:, 2:] - regions[:, :2]  # (w, h)
+    wmax, hmax = (int(v) for v in sizes.max(0).values.tolist())
+    rows = torch.arange(hmax, device=masks.device)
+    cols = torch.arange(wmax, device=masks.device)
+    x0, y0, x1, y1 = torch.split(boxes, 1, dim=1)
+    img_y = ((regions[:, 1:2] + rows).to(torch.float32) + 0.5 - y0) / (y1 - y0) * 2 - 1
+    img_x = ((regions[:, 0:1] + cols).to(torch.float32) + 0.5 - x0) / (x1 - x0) * 2 - 1
+    img_x[torch.isinf(img_x)] = 0  # as _do_paste_mask does for a zero-width box
+    img_y[torch.isinf(img_y)] = 0
+    n = len(masks)
+    grid = torch.stack([img_x[:, None, :].expand(n, hmax, wmax), img_y[:, :, None].expand(n, hmax, wmax)], dim=3)
+    pasted = F.grid_sample(masks[:, None].to(torch.float32), grid, align_corners=False)[:, 0] >= threshold
+    inside = (rows < sizes[:, 1:2])[:, :, None] & (cols < sizes[:, 0:1])[:, None, :]
+    return pasted & inside, inside
+
+
+def _by_region(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int):
+    """(indices pasted over the whole image: stock's GPU paste of degenerate boxes; the rest as
+    chunks of (indices, regions, windows, inside), each chunk's float working set bounded)."""
+    whole = degenerate(boxes) if masks.device.type != "cpu" else torch.zeros_like(boxes[:, 0], dtype=torch.bool)
+    return whole.nonzero()[:, 0], _region_chunks(masks, boxes, (~whole).nonzero()[:, 0], img_h, img_w,
+                                                 max_chunk_bytes)
+
+
+def _region_chunks(masks, boxes, part, img_h: int, img_w: int, max_chunk_bytes: int):
+    if not len(part):
+        return
+    regions = pixel_regions(boxes[part], img_h, img_w)
+    wmax, hmax = (max(1, int(v)) for v in (regions[:, 2:] - regions[:, :2]).max(0).values.tolist())
+    # On a CPU one mask at a time, as stock does there: a window as large as the largest region
+    # would cost every mask that region's area.
+    chunks = len(part) if part.device.type == "cpu" else num_chunks(len(part), hmax, wmax, max_chunk_bytes)
+    for k in torch.chunk(torch.arange(len(part), device=part.device), chunks):
+        inds = part[k]
+        yield (inds, regions[k], *paste_in_regions(masks[inds], boxes[inds], regions[k]))
+
+
+def host_masks(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
+    """(N, img_h, img_w) bool on the host, equal to ``paste_masks(...).cpu().numpy()`` (stock's
+    pixels on the masks' device); only the box regions are pasted and copied."""
+    masks = _as_tensor(masks)
+    boxes = _as_tensor(boxes, masks.device)
+    out = np.zeros((len(masks), img_h, img_w), bool)  # pages stay unwritten outside the regions
+    whole, chunks = _by_region(masks, boxes, img_h, img_w, max_chunk_bytes)
+    if len(whole):
+        out[whole.cpu().numpy()] = paste_masks(masks[whole], boxes[whole], img_h, img_w,
+                                               max_chunk_bytes=max_chunk_bytes).cpu().numpy()
+    for inds, regions, windows, inside in chunks:
+        bits = windows[inside].cpu().numpy()  # the regions' pixels, one after another, row by row
+        offset = 0
+        for i, (x0, y0, x1, y1) in zip(inds.tolist(), regions.tolist()):
+            h, w = y1 - y0, x1 - x0
+            out[i, y0:y1, x0:x1] = bits[offset:offset + h * w].reshape(h, w)
+            offset += h * w
+    return out
+
+
+def region_rles(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[dict]:
+    """COCO RLEs equal to ``encode_rle``'s: the run boundaries are found on the device inside each
+    box region (column-major, as COCO counts), and only they come to the host."""
+    from pycocotools import mask as mask_utils
+
+    masks = _as_tensor(masks)
+    boxes = _as_tensor(boxes, masks.device)
+    rles: list = [None] * len(masks)
+    whole, chunks = _by_region(masks, boxes, img_h, img_w, max_chunk_bytes)
+    if len(whole):
+        for i, rle in zip(whole.tolist(), encode_rle(masks[whole], boxes[whole], img_h, img_w, max_chunk_bytes)):
+            rles[i] = rle
+    for inds, regions, windows, _ in chunks:
+        # A zero row above and below each region column: a run starts where a pixel differs from
+        # the one before it in column-major order.
+        columns = F.pad(windows, (0, 0, 1, 1)).transpose(1, 2)
+        k, col, row = (columns[:, :, 1:] != columns[:, :, :-1]).nonzero().unbind(1)
+        starts = ((regions[k, 0] + col) * img_h + regions[k, 1] + row).cpu().numpy()
+        per_mask = torch.bincount(k, minlength=len(inds)).cpu().numpy()
+        for i, bounds in zip(inds.tolist(), np.split(starts, np.cumsum(per_mask)[:-1])):
+            counts = {"size": [img_h, img_w], "counts": _counts(bounds, img_h * img_w)}
+            rles[i] = mask_utils.frPyObjects(counts, img_h, img_w)
+    return rles
+
+
+def _counts(bounds: np.ndarray, total: int) -> list[int]:
+    """COCO counts (zeros first) from sorted run starts. A run that ends at the bottom of a column
+    and one that starts at the top of the next give the same position twice: no boundary. A run
+    that ends with the image needs no boundary either."""
+    twice = np.flatnonzero(bounds[1:] == bounds[:-1])
+    bounds = np.delete(bounds, np.concatenate([twice, twice + 1]))
+    bounds = bounds[bounds < total]
+    return np.diff(np.concatenate([[0], bounds, [total]])).tolist()
+
+
 def _flat(result):
     """(masks list, (N, 4) boxes) of an mmdet result ``(bbox_results, segm_results)``, class by class."""
     bbox_results, segm_results = result
@@ -113,7 +228,7 @@ def full_image_masks(result, image_shape, device="cpu"):
     h, w = image_shape[:2]
     if not masks or masks[0].shape == (h, w):
         return masks
-    return paste_masks(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w).cpu().numpy()
+    return host_masks(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w)
 
 
 def coco_rles(result, image_shape, device="cpu") -> list[dict]:
@@ -125,4 +240,4 @@ def coco_rles(result, image_shape, device="cpu") -> list[dict]:
     h, w = image_shape[:2]
     if not masks or masks[0].shape == (h, w):
         return [mask_utils.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0] for m in masks]
-    return encode_rle(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w)
+    return region_rles(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w)
