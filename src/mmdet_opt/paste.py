@@ -186,7 +186,8 @@ def region_rles(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEF
     rles: list = [None] * len(masks)
     whole, chunks = _by_region(masks, boxes, img_h, img_w, max_chunk_bytes)
     if len(whole):
-        for i, rle in zip(whole.tolist(), encode_rle(masks[whole], boxes[whole], img_h, img_w, max_chunk_bytes)):
+        for i, rle in zip(whole.tolist(), encode_rle(masks[whole], boxes[whole], img_h, img_w,
+                                                           max_chunk_bytes=max_chunk_bytes)):
             rles[i] = rle
     for inds, regions, windows, _ in chunks:
         # A zero row above and below each region column: a run starts where a pixel differs from
