@@ -412,7 +412,8 @@ def test_history_of_the_committed_baselines(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     rows = [line for line in lines if line.startswith("| 0")]
     assert [row.split(" | ")[0] for row in rows] == [f"| {n:04d} {sha}" for n, sha in (
-        (1, "unknown"), (2, "unknown"), (3, "3d146a1*"), (4, "536fd90*"), (5, "536fd90*"), (6, "536fd90*"))]
+        (1, "unknown"), (2, "unknown"), (3, "3d146a1*"), (4, "536fd90*"), (5, "536fd90*"), (6, "536fd90*"),
+        (7, "8d6b7ed"), (8, "8d6b7ed"), (9, "8d6b7ed"))]
     header = next(line for line in lines if line.startswith("| run |"))
     assert "inference_graph 1333x800" in header and "inference 3840x2304" in header
     assert rows[0].split(" | ")[header.split(" | ").index("inference_graph 1333x800")] == ""  # not in 0001
