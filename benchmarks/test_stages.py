@@ -34,7 +34,7 @@ def sync(device: str):
 
 
 @pytest.mark.parametrize("stage", STAGES + OUTPUT_STAGES)
-def test_stage(benchmark, calls, variant, case, stage, settings, request, warm_up):
+def test_stage(benchmark, calls, variant, case, stage, settings, request, warm_up, timed_rounds):
     stage_fns, n_dets = calls(variant, case)
     if stage not in stage_fns:
         pytest.skip(f"{stage}: no detections on {settings.bench_image}, so no mask stages")
@@ -55,7 +55,7 @@ def test_stage(benchmark, calls, variant, case, stage, settings, request, warm_u
         benchmark.extra_info["injected_delay_ms"] = request.config.getoption("--inject-delay-ms")
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    warm_up(timed)
-    benchmark.pedantic(timed, setup=lambda: sync(device), rounds=settings.rounds, iterations=1)
+    rounds = timed_rounds(benchmark, settings.rounds, warm_up(timed))
+    benchmark.pedantic(timed, setup=lambda: sync(device), rounds=rounds, iterations=1)
     if device.startswith("cuda"):
         benchmark.extra_info["peak_gpu_mem_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)

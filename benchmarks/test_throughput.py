@@ -31,7 +31,7 @@ def skip_unless_batch_fits(run_one, batch: int, case) -> None:
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("throughput_variant", THROUGHPUT_VARIANTS)
-def test_throughput(benchmark, suite, settings, case, throughput_variant, batch, warm_up):
+def test_throughput(benchmark, suite, settings, case, throughput_variant, batch, warm_up, timed_rounds):
     from mmdet.apis import inference_detector
 
     if case.natural:
@@ -66,9 +66,8 @@ def test_throughput(benchmark, suite, settings, case, throughput_variant, batch,
     benchmark.group = f"{case} throughput batch {batch}"
     benchmark.extra_info.update(variant=variant.name, size=case.id, batch=batch,
                                 image=settings.bench_image)
-    rounds = max(5, settings.rounds // batch)
     try:
-        warm_up(timed)
+        rounds = timed_rounds(benchmark, max(5, settings.rounds // batch), warm_up(timed))
         benchmark.pedantic(timed, rounds=rounds, iterations=1)
     except torch.OutOfMemoryError as exc:
         torch.cuda.empty_cache()
