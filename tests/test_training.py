@@ -70,7 +70,13 @@ def test_coco_perfect_predictions_score_one_and_degraded_lower():
     json.dumps(dataset)  # JSON-ready
     assert {a["category_id"] for a in dataset["annotations"]} <= {c["id"] for c in dataset["categories"]}
     perfect = coco.ground_truth_results(split)
-    assert coco.evaluate(dataset, perfect) == {"bbox_mAP": 1.0, "bbox_AP50": 1.0, "segm_mAP": 1.0, "segm_AP50": 1.0}
+    scores = coco.evaluate(dataset, perfect)
+    assert set(scores) == {f"{k}_{n}" for k in ("bbox", "segm") for n in coco.STATS}
+    areas = {a["area"] for a in dataset["annotations"]}
+    assert min(areas) < 32 ** 2 < max(areas), "the split should hold small and larger objects"
+    # Every area range with objects scores 1; one without any (COCOeval's -1) counts as 0.
+    large = 1.0 if max(areas) > 96 ** 2 else 0.0
+    assert all(v == (large if k.endswith("_large") else 1.0) for k, v in scores.items()), scores
     shifted = [([b + np.array([5, 5, 5, 5, 0], np.float32) for b in boxes],
                 [[np.roll(m, 5, (0, 1)) for m in ms] for ms in masks]) for boxes, masks in perfect]
     worse = coco.evaluate(dataset, shifted)

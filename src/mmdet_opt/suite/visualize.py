@@ -30,16 +30,18 @@ class VisualizeError(ValueError):
     """A bad option: reported as one line, without a traceback."""
 
 
-def load_image(spec: str) -> np.ndarray:
-    """A sample image by name, or an image file read through the front door every variant uses."""
-    from ..images import IMAGE_NAMES, sample_image
+def load_image(spec: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A sample image by name (a held-out scene ``sceneN`` drawn at ``size``), or an image file read
+    through the front door every variant uses."""
+    from ..images import IMAGE_NAMES, is_image_name, sample_image
     from ..inputs import ImageInputError
     from ..inputs import load_image as read_image
 
-    if spec in IMAGE_NAMES:
-        return sample_image(spec)
+    if is_image_name(spec):
+        return sample_image(spec, size)
     if not Path(spec).is_file():
-        raise VisualizeError(f"--image: {spec!r} is neither a file nor a sample ({', '.join(IMAGE_NAMES)})")
+        raise VisualizeError(f"--image: {spec!r} is neither a file nor a sample "
+                             f"({', '.join(IMAGE_NAMES)}, sceneN: a held-out training scene)")
     try:
         return read_image(spec)
     except ImageInputError as exc:
@@ -151,7 +153,7 @@ def detect(args):
             resolve_checkpoint(args.checkpoint, download=False)
         except CheckpointError as exc:
             raise VisualizeError(f"--checkpoint: {exc}") from None
-    image = resize_to(load_image(args.image), size)  # the study's protocol, as the suite does
+    image = resize_to(load_image(args.image, size), size)  # the study's protocol, as the suite does
     try:
         base = build_detector(checkpoint=args.checkpoint, device=device, seed=args.seed)
     except (CheckpointError, ConfigError) as exc:
@@ -191,7 +193,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true",
                    help="draw the variant's composition without fp16 (the default on a CPU, where fp16 cannot run)")
     p.add_argument("--image", default="astronaut",
-                   help=f"a sample, one of {', '.join(IMAGE_NAMES)}, or an image file (default: %(default)s)")
+                   help=f"a sample, one of {', '.join(IMAGE_NAMES)}, sceneN (held-out scene N of the "
+                        "trained model's data, drawn at --size), or an image file (default: %(default)s)")
     p.add_argument("--size", default="1333x800", help="WxH the image is resized to (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--checkpoint", default=None,

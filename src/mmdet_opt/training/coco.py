@@ -54,8 +54,13 @@ def detections_to_coco(results) -> list[dict]:
     return dets
 
 
+# COCOeval.stats positions
+STATS = {"mAP": 0, "AP50": 1, "mAP_small": 3, "mAP_medium": 4, "mAP_large": 5}
+
+
 def evaluate(dataset: dict, results) -> dict:
-    """{"bbox_mAP", "bbox_AP50", "segm_mAP", "segm_AP50"} of ``results`` against ``dataset``."""
+    """{"bbox_mAP", "bbox_AP50", "segm_mAP", "segm_AP50"} of ``results`` against ``dataset``, and
+    COCO's mAP by object area (``*_mAP_small`` < 32^2 px, ``_medium``, ``_large`` > 96^2 px)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -69,7 +74,7 @@ def evaluate(dataset: dict, results) -> dict:
         gt.createIndex()
         for kind in ("bbox", "segm"):
             if not dets:  # loadRes cannot take an empty list
-                scores[f"{kind}_mAP"] = scores[f"{kind}_AP50"] = 0.0
+                scores.update({f"{kind}_{name}": 0.0 for name in STATS})
                 continue
             # loadRes reads a det with a "bbox" as a box (its segmentation becomes the box polygon)
             drop = "segmentation" if kind == "bbox" else "bbox"
@@ -78,8 +83,8 @@ def evaluate(dataset: dict, results) -> dict:
             evaluator.evaluate()
             evaluator.accumulate()
             evaluator.summarize()
-            scores[f"{kind}_mAP"] = max(float(evaluator.stats[0]), 0.0)
-            scores[f"{kind}_AP50"] = max(float(evaluator.stats[1]), 0.0)
+            # COCOeval's -1 means no object of that kind (or area) to score: counted as 0.
+            scores.update({f"{kind}_{name}": max(float(evaluator.stats[i]), 0.0) for name, i in STATS.items()})
     return scores
 
 
