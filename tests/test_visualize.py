@@ -113,3 +113,10 @@ def test_on_a_cpu_a_variant_is_drawn_as_its_cpu_composition_saying_so(capsys):
     # A variant that is nothing but fp16 has no CPU composition: one line says why.
     with pytest.raises(VisualizeError, match="CUDA-only"):
         resolve_variant("inference_fp16", fp32=False, device="cpu")
+
+
+def test_a_held_out_scene_is_an_image_name_here_too():
+    """``--image scene0`` as in the suite's --parity-images: drawn at the requested size."""
+    from mmdet_opt.suite.visualize import load_image
+
+    assert load_image("scene0", (320, 192)).shape == (192, 320, 3)
