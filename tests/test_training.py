@@ -166,3 +166,29 @@ def test_a_slow_run_still_reaches_its_peak_learning_rate():
     assert lr_at(0.02, 10, WARMUP_FRACTION) > 0.019
     assert lr_at(0.02, 0, 0.0) < 0.001
     assert lr_at(0.02, 199, 0.01) > 0.019  # a fast run: 200 iterations come first
+
+
+def test_training_goes_on_from_an_earlier_checkpoint(trained_dir, tmp_path):
+    """--init: the earlier run's tensors are where training starts, and the iterations add up."""
+    import hashlib
+
+    earlier = trained_dir / train.CHECKPOINT
+    model = train.build_training_model(0, "cpu", 64, str(earlier))
+    state = torch.load(earlier, weights_only=True)["state_dict"]
+    now = model.state_dict()
+    assert state and all(torch.equal(now[k], v.float()) for k, v in state.items())
+    out = tmp_path / "more"
+    assert main(["--out", str(out), "--iters", "1", "--batch", "2", "--workers", "0", "--device", "cpu",
+                 "--eval-images", "1", "--eval-stock", "0", "--size", "256", "--rois", "64",
+                 "--init", str(earlier)]) == 0
+    manifest = json.loads((out / train.MANIFEST).read_text())
+    assert manifest["iterations"] == 1 and manifest["iterations_total"] == 3
+    assert manifest["init"]["sha256"] == hashlib.sha256(earlier.read_bytes()).hexdigest()
+    assert torch.load(out / train.CHECKPOINT, weights_only=True)["meta"]["iterations"] == 3
+
+
+def test_going_on_over_another_seed_is_refused(trained_dir):
+    with pytest.raises(CheckpointError, match="seed 0, not --seed 1"):
+        train.build_training_model(1, "cpu", 64, str(trained_dir / train.CHECKPOINT))
+    with pytest.raises(SystemExit):  # a missing file is the parser's one-line error
+        parse_args(["--out", "x", "--device", "cpu", "--init", str(trained_dir / "no-such.pth")])

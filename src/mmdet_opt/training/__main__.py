@@ -33,6 +33,9 @@ def parse_args(argv=None):
     p.add_argument("--eval-stock", type=int, default=20,
                    help="held-out 1333x800 scenes evaluated through mmdet's inference_detector (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the base weights and of the scenes")
+    p.add_argument("--init", default=None,
+                   help="go on from an earlier run's checkpoint (a path, or 'trained' for the committed one); "
+                        "its iterations add up in the manifest")
     args = p.parse_args(argv)
     from ..arguments import check_device, default_device
 
@@ -40,6 +43,13 @@ def parse_args(argv=None):
         args.device = check_device(args.device or default_device())
     except ValueError as exc:
         p.error(str(exc))
+    if args.init is not None:
+        from ..checkpoint import CheckpointError, resolve_checkpoint
+
+        try:
+            resolve_checkpoint(args.init, download=False)
+        except CheckpointError as exc:
+            p.error(f"--init: {exc}")
     if args.iters is not None and args.iters < 1 or args.batch < 1 or args.workers < 0:
         p.error("--iters and --batch must be at least 1, --workers at least 0")
     return args

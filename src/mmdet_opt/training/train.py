@@ -33,10 +33,11 @@ PROGRESS_SECONDS = 20.0
 CURVE_EVERY = 25  # iterations per loss-curve point
 
 
-def build_training_model(seed: int, device: str, rois: int | None = None):
+def build_training_model(seed: int, device: str, rois: int | None = None, init: str | None = None):
     """The seeded calibrated detector, rebuilt with the config's train_cfg, in train mode.
 
-    ``rois``: RoIs sampled per image for the RoI heads (the config's 512 when None).
+    ``rois``: RoIs sampled per image for the RoI heads (the config's 512 when None). ``init``: a
+    checkpoint of an earlier run (a path or ``trained``) whose tensors training goes on from.
     """
     from mmdet.models import build_detector as mmdet_build_detector
 
@@ -52,10 +53,28 @@ def build_training_model(seed: int, device: str, rois: int | None = None):
     model.CLASSES, model.cfg = base.CLASSES, base.cfg
     model.backbone.frozen_stages = -1  # else ResNet.train() freezes the stem and layer1 again
     restart_logit_layers(model, seed)
+    if init is not None:
+        continue_from(model, init, seed)
     trained = trained_names(model)
     for name, p in model.named_parameters():
         p.requires_grad_(name in trained)
     return model.to(device).train()
+
+
+def continue_from(model, init: str, seed: int) -> dict:
+    """Load an earlier run's checkpoint over the seeded model; return its meta. It must have been
+    trained over the same seed with the same frozen tensors, or the two runs would not add up."""
+    from ..checkpoint import CheckpointError, load_state_dict, read_checkpoint, resolve_checkpoint
+
+    path = resolve_checkpoint(init)
+    state, meta = read_checkpoint(path)
+    if (meta.get("base") or {}).get("seed") != seed:
+        raise CheckpointError(f"--init {init}: trained over seed {(meta.get('base') or {}).get('seed')}, "
+                              f"not --seed {seed}")
+    if meta.get("frozen") != list(FROZEN):
+        raise CheckpointError(f"--init {init}: its frozen tensors {meta.get('frozen')} are not this "
+                              f"recipe's {list(FROZEN)}")
+    return load_state_dict(model, path, state, meta)
 
 
 @torch.no_grad()
@@ -180,7 +199,7 @@ def train(args) -> dict:
     # made 0.4-0.7 it/s while scenes came 10x faster than that (docs/training.md).
     torch.backends.cudnn.benchmark = False
     w, h = args.size
-    model = build_training_model(args.seed, device, args.rois)
+    model = build_training_model(args.seed, device, args.rois, args.init)
     params = [p for p in model.parameters() if p.requires_grad]
     print(f"trainable: {sum(p.numel() for p in params) / 1e6:.2f}M parameters in {len(params)} tensors "
           f"(of {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M)", flush=True)
@@ -283,6 +302,18 @@ def save_checkpoint(model, out: Path, meta: dict) -> dict:
             "tensors": len(state), "parameters": sum(v.numel() for v in state.values())}
 
 
+def init_summary(init: str | None) -> dict | None:
+    """What a run went on from: the checkpoint, its sha256 and the iterations already in it."""
+    if init is None:
+        return None
+    from ..checkpoint import read_checkpoint, resolve_checkpoint
+
+    path = resolve_checkpoint(init)
+    _, meta = read_checkpoint(path)
+    return {"checkpoint": init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "iterations_total": int(meta.get("iterations", 0))}
+
+
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -314,13 +345,16 @@ def run(args) -> dict:
     for name, scores in evaluation.items():
         print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float)),
               flush=True)
-    meta = {"base": {"seed": args.seed}, "config": DEFAULT_CONFIG, "iterations": done["iterations"],
+    before = init_summary(args.init)
+    total = done["iterations"] + (before["iterations_total"] if before else 0)
+    meta = {"base": {"seed": args.seed}, "config": DEFAULT_CONFIG, "iterations": total,
             "frozen": list(FROZEN)}
     checkpoint = save_checkpoint(model, out, meta)
     print(f"checkpoint: {out / CHECKPOINT}, {checkpoint['bytes'] / 2 ** 20:.1f} MiB, "
           f"{checkpoint['parameters'] / 1e6:.2f}M parameters in {checkpoint['tensors']} tensors", flush=True)
     manifest = {
-        "config": DEFAULT_CONFIG, "seed": args.seed, "iterations": done["iterations"], "batch": args.batch,
+        "config": DEFAULT_CONFIG, "seed": args.seed, "iterations": done["iterations"],
+        "iterations_total": total, "init": before, "batch": args.batch,
         "lr": args.lr, "rois": args.rois, "size": list(args.size),
         "minutes_budget": args.minutes if args.iters is None else None,
         "train_minutes": round(done["train_minutes"], 3), "data_wait_fraction": done["data_wait_fraction"],
