@@ -1,6 +1,7 @@
 """Where a variant's time goes on the CPU side and the GPU side: torch.profiler over N runs.
 
     python tools/profile_stages.py --variant inference_graph --size 1333x800 [--rows 25]
+    python tools/profile_stages.py --batch 8 --sort self_cuda_time_total   # detect_batch of 8 photos
 """
 import argparse
 import dataclasses
@@ -19,6 +20,9 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--sort", default="self_cpu_time_total", help="e.g. self_cuda_time_total")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="photos per call through the pipeline's detect_batch (inference_graph; default 1: "
+                             "one photo per call); the table is then per call of N photos")
     parser.add_argument("--no-graphs", action="store_true",
                         help="inference_graph run eagerly, so each kernel is charged to the op that launched it")
     args = parser.parse_args()
@@ -29,12 +33,18 @@ def main():
         variant = dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, graphs=False))
     pipeline = suite.pipeline(variant, size)
     image = suite.image(args.image, size)
+    if args.batch > 1 and not hasattr(pipeline, "detect_batch"):
+        parser.error(f"--batch: {args.variant} has no detect_batch (inference_graph has)")
+
+    def call():
+        return pipeline.detect_batch([image] * args.batch) if args.batch > 1 else pipeline(image)
+
     for _ in range(5):
-        pipeline(image)
+        call()
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(args.runs):
-            pipeline(image)
+            call()
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by=args.sort, row_limit=args.rows))
 
