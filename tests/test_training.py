@@ -173,7 +173,9 @@ def test_training_goes_on_from_an_earlier_checkpoint(trained_dir, tmp_path):
     import hashlib
 
     earlier = trained_dir / train.CHECKPOINT
-    model = train.build_training_model(0, "cpu", 64, str(earlier))
+    model = train.build_training_model(0, "cpu", 64)
+    summary = train.continue_from(model, str(earlier), 0)
+    assert summary["iterations_total"] == 2
     state = torch.load(earlier, weights_only=True)["state_dict"]
     now = model.state_dict()
     assert state and all(torch.equal(now[k], v.float()) for k, v in state.items())
@@ -189,6 +191,6 @@ def test_training_goes_on_from_an_earlier_checkpoint(trained_dir, tmp_path):
 
 def test_going_on_over_another_seed_is_refused(trained_dir):
     with pytest.raises(CheckpointError, match="seed 0, not --seed 1"):
-        train.build_training_model(1, "cpu", 64, str(trained_dir / train.CHECKPOINT))
+        train.continue_from(train.build_training_model(1, "cpu", 64), str(trained_dir / train.CHECKPOINT), 1)
     with pytest.raises(SystemExit):  # a missing file is the parser's one-line error
         parse_args(["--out", "x", "--device", "cpu", "--init", str(trained_dir / "no-such.pth")])

@@ -33,11 +33,10 @@ PROGRESS_SECONDS = 20.0
 CURVE_EVERY = 25  # iterations per loss-curve point
 
 
-def build_training_model(seed: int, device: str, rois: int | None = None, init: str | None = None):
+def build_training_model(seed: int, device: str, rois: int | None = None):
     """The seeded calibrated detector, rebuilt with the config's train_cfg, in train mode.
 
-    ``rois``: RoIs sampled per image for the RoI heads (the config's 512 when None). ``init``: a
-    checkpoint of an earlier run (a path or ``trained``) whose tensors training goes on from.
+    ``rois``: RoIs sampled per image for the RoI heads (the config's 512 when None).
     """
     from mmdet.models import build_detector as mmdet_build_detector
 
@@ -53,8 +52,6 @@ def build_training_model(seed: int, device: str, rois: int | None = None, init: 
     model.CLASSES, model.cfg = base.CLASSES, base.cfg
     model.backbone.frozen_stages = -1  # else ResNet.train() freezes the stem and layer1 again
     restart_logit_layers(model, seed)
-    if init is not None:
-        continue_from(model, init, seed)
     trained = trained_names(model)
     for name, p in model.named_parameters():
         p.requires_grad_(name in trained)
@@ -62,19 +59,21 @@ def build_training_model(seed: int, device: str, rois: int | None = None, init: 
 
 
 def continue_from(model, init: str, seed: int) -> dict:
-    """Load an earlier run's checkpoint over the seeded model; return its meta. It must have been
+    """Load an earlier run's checkpoint (a path or ``trained``) over the seeded training model, and
+    say what it was: the checkpoint, its sha256, the iterations already in it. It must have been
     trained over the same seed with the same frozen tensors, or the two runs would not add up."""
-    from ..checkpoint import CheckpointError, load_state_dict, read_checkpoint, resolve_checkpoint
+    from ..checkpoint import CheckpointError, base_seed, load_state_dict, read_checkpoint, resolve_checkpoint
 
     path = resolve_checkpoint(init)
     state, meta = read_checkpoint(path)
-    if (meta.get("base") or {}).get("seed") != seed:
-        raise CheckpointError(f"--init {init}: trained over seed {(meta.get('base') or {}).get('seed')}, "
-                              f"not --seed {seed}")
+    if base_seed(meta, path) != seed:
+        raise CheckpointError(f"--init {init}: trained over seed {base_seed(meta, path)}, not --seed {seed}")
     if meta.get("frozen") != list(FROZEN):
         raise CheckpointError(f"--init {init}: its frozen tensors {meta.get('frozen')} are not this "
                               f"recipe's {list(FROZEN)}")
-    return load_state_dict(model, path, state, meta)
+    load_state_dict(model, path, state, meta)
+    return {"checkpoint": init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "iterations_total": int(meta.get("iterations", 0))}
 
 
 @torch.no_grad()
@@ -199,7 +198,8 @@ def train(args) -> dict:
     # made 0.4-0.7 it/s while scenes came 10x faster than that (docs/training.md).
     torch.backends.cudnn.benchmark = False
     w, h = args.size
-    model = build_training_model(args.seed, device, args.rois, args.init)
+    model = build_training_model(args.seed, device, args.rois)
+    before = continue_from(model, args.init, args.seed) if args.init is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
     print(f"trainable: {sum(p.numel() for p in params) / 1e6:.2f}M parameters in {len(params)} tensors "
           f"(of {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M)", flush=True)
@@ -267,7 +267,7 @@ def train(args) -> dict:
         for name, p in model.named_parameters():
             if name in trained:
                 p.copy_(p.half())
-    return dict(model=model, iterations=iteration, train_minutes=train_minutes, curve=curve,
+    return dict(model=model, iterations=iteration, train_minutes=train_minutes, curve=curve, init=before,
                 data_wait_fraction=round(data_wait / max(train_minutes * 60, 1e-9), 3))
 
 
@@ -302,18 +302,6 @@ def save_checkpoint(model, out: Path, meta: dict) -> dict:
             "tensors": len(state), "parameters": sum(v.numel() for v in state.values())}
 
 
-def init_summary(init: str | None) -> dict | None:
-    """What a run went on from: the checkpoint, its sha256 and the iterations already in it."""
-    if init is None:
-        return None
-    from ..checkpoint import read_checkpoint, resolve_checkpoint
-
-    path = resolve_checkpoint(init)
-    _, meta = read_checkpoint(path)
-    return {"checkpoint": init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "iterations_total": int(meta.get("iterations", 0))}
-
-
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -345,7 +333,7 @@ def run(args) -> dict:
     for name, scores in evaluation.items():
         print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float)),
               flush=True)
-    before = init_summary(args.init)
+    before = done["init"]
     total = done["iterations"] + (before["iterations_total"] if before else 0)
     meta = {"base": {"seed": args.seed}, "config": DEFAULT_CONFIG, "iterations": total,
             "frozen": list(FROZEN)}
