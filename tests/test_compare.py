@@ -208,6 +208,33 @@ def test_command_exit_status_in_a_subprocess(runs):
     assert "1 compared: 1 REGRESSED" in done.stdout
 
 
+def test_a_move_the_rerun_does_not_repeat_is_not_reproduced(runs, capsys, tmp_path):
+    base, same, slow = runs
+    flagged = tmp_path / "flagged.txt"
+    assert gate.main([base, slow, "--flagged-out", str(flagged)]) == 1
+    assert flagged.read_text().splitlines() == ["benchmarks/test_stages.py::t_total"]
+    capsys.readouterr()
+    assert gate.main([base, slow, "--confirm", same, "--flagged-out", str(flagged)]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("| t_total |")]
+    assert f"| {gate.NOT_REPRODUCED} |" in row and "rerun: unchanged" in row
+    assert flagged.read_text() == ""
+
+
+def test_a_move_the_rerun_repeats_still_fails(runs, capsys, tmp_path):
+    base, _, slow = runs
+    again = write(tmp_path / "again.json", run(bench("t_total", noisy(7.0, seed=5))))  # only the flagged one
+    assert gate.main([base, slow, "--confirm", again]) == 1
+    out = capsys.readouterr().out
+    assert "1 REGRESSED, 1 unchanged" in out and "Rerun: " in out
+
+
+def test_a_benchmark_missing_from_the_rerun_keeps_its_verdict(runs, tmp_path):
+    base, _, slow = runs
+    other = write(tmp_path / "other.json", run(bench("t_backbone", noisy(3.0))))
+    assert gate.main([base, slow, "--confirm", other]) == 1
+
+
 def test_latest_in_picks_the_highest_numbered_run(tmp_path, runs, capsys):
     base, same, _ = runs
     stored = tmp_path / "stored"

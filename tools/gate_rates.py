@@ -10,12 +10,13 @@ The runs are ``--benchmark-json`` files of one GPU, some unchanged, some timed w
 - detection at each delay D: every run slowed by D against every unchanged run, the share where it
   REGRESSED.
 
-Each rate is given twice: the gate (median, floor and U test) and the median rule alone (the old
-``--benchmark-compare-fail=median:10%``), from the same runs. Pairs share runs, so they are not
-independent: a rate over U unchanged runs rests on U runs, not on U x (U - 1) pairs.
+Each rate is given three ways, from the same runs: the gate with a rerun (``compare --confirm``: a
+move counts only when another run of the same kind, standing in for the rerun, moved too; over
+every ordered triple), the gate on one run (median, floor and U test), and the median rule alone
+(the old ``--benchmark-compare-fail=median:10%``). Pairs share runs, so they are not independent: a
+rate over U unchanged runs rests on U runs, not on U x (U - 1) pairs.
 """
 import argparse
-import itertools
 import sys
 from collections import defaultdict
 
@@ -29,16 +30,42 @@ def without_rounds(run: dict) -> dict:
     return {**run, "benchmarks": benchmarks}
 
 
-def regressions(pairs: list, rule: Rule, expression: str | None) -> tuple:
-    """({benchmark: times REGRESSED by the gate}, {... by the median alone}, {benchmark: pairs judged})."""
-    gate, median, judged = defaultdict(int), defaultdict(int), defaultdict(int)
-    for base, new in pairs:
-        for counts, (b, n) in ((gate, (base, new)), (median, (without_rounds(base), without_rounds(new)))):
-            for c in compare_runs(b, n, rule, expression).comparisons:
-                counts[c.name] += c.verdict == REGRESSED
-                if counts is gate:
-                    judged[c.name] += 1
-    return gate, median, judged
+def flags(base: dict, new: dict, rule: Rule, expression: str | None) -> tuple:
+    """(names REGRESSED by the gate, by the median alone, all names judged)."""
+    gate = compare_runs(base, new, rule, expression).comparisons
+    median = compare_runs(without_rounds(base), without_rounds(new), rule, expression).comparisons
+    return ({c.name for c in gate if c.verdict == REGRESSED}, {c.name for c in median if c.verdict == REGRESSED},
+            [c.name for c in gate])
+
+
+def rates(baselines: list, news: list, rule: Rule, expression: str | None) -> dict:
+    """{benchmark: (confirmed, pairs..., single, median, pairs)} over every baseline against every other
+    new run, each confirmed by every third run of ``news``."""
+    cache = {}
+
+    def judged(b, n):
+        if (b, n) not in cache:
+            cache[b, n] = flags(baselines[b], news[n], rule, expression)
+        return cache[b, n]
+
+    same = baselines is news
+    counts = defaultdict(lambda: [0, 0, 0, 0, 0])  # confirmed, triples, gate, median, pairs
+    for b in range(len(baselines)):
+        candidates = [n for n in range(len(news)) if not (same and n == b)]
+        for n in candidates:
+            gate, median, names = judged(b, n)
+            for name in names:
+                counts[name][4] += 1
+                counts[name][2] += name in gate
+                counts[name][3] += name in median
+            for r in candidates:
+                if r == n:
+                    continue
+                again = judged(b, r)[0]
+                for name in names:
+                    counts[name][1] += 1
+                    counts[name][0] += name in gate and name in again
+    return counts
 
 
 def main(argv=None) -> int:
@@ -64,19 +91,21 @@ def main(argv=None) -> int:
         print("error: need at least two unchanged runs (without --inject-delay-ms)", file=sys.stderr)
         return 2
 
-    columns = {"false alarms": regressions(list(itertools.permutations(unchanged, 2)), rule, args.expression)}
+    columns = {"false alarms": rates(unchanged, unchanged, rule, args.expression)}
     for delay in sorted(slowed):
-        pairs = [(base, new) for base in unchanged for new in slowed[delay]]
-        columns[f"detected at +{delay:g} ms"] = regressions(pairs, rule, args.expression)
-    names = list(next(iter(columns.values()))[2])
+        columns[f"detected at +{delay:g} ms"] = rates(unchanged, slowed[delay], rule, args.expression)
+    names = list(next(iter(columns.values())))
     print(f"{len(unchanged)} unchanged runs, slowed runs: "
           + (", ".join(f"{len(v)} at +{d:g} ms" for d, v in sorted(slowed.items())) or "none")
-          + ". Each cell: the gate / the median rule alone, out of the pairs judged.\n")
+          + ". Each cell: the gate with a rerun (out of the triples) / the gate on one run / the median rule "
+            "alone (out of the pairs).\n")
     print("| benchmark | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name in names:
-        cells = [f"{gate[name]}/{judged[name]} / {median[name]}/{judged[name]}" if judged[name] else ""
-                 for gate, median, judged in columns.values()]
+        cells = []
+        for counts in columns.values():
+            confirmed, triples, gate, median, pairs = counts.get(name, [0] * 5)
+            cells.append(f"{confirmed}/{triples} / {gate}/{pairs} / {median}/{pairs}" if pairs else "")
         print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 

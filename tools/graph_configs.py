@@ -1,6 +1,9 @@
 """Compare inference_graph configurations in one run: total time (median) and parity per image.
 
-    python tools/graph_configs.py [--sizes 1333x800,3840x2304] [--runs 30] [--vary tf32,fp16_layers=4/3/2]
+    python tools/graph_configs.py [--sizes 1333x800,640x480@1333x800] [--runs 30] [--vary tf32,fp16_layers=4/3/2]
+
+``--sizes`` takes the suite's cases: the protocol size, or a photo size @ the test scale. Each
+case first prints stock against strict-fp32 stock per image: the spread rounding alone gives.
 
 ``--vary`` names GraphOptions fields: ``name`` tries False and True, ``name=a/b/c`` the integer
 values given. Every combination runs, the other options at their defaults (``--vary ""``: defaults only).
@@ -18,6 +21,7 @@ from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
+from mmdet_opt.suite.cases import parse_case
 from mmdet_opt.suite.session import Suite
 from mmdet_opt.variants import get_variant, variant_model
 
@@ -50,7 +54,11 @@ def main():
     args = parser.parse_args()
     suite = Suite("cuda")
     for size_text in args.sizes.split(","):
-        size = tuple(int(v) for v in size_text.split("x"))
+        case = parse_case(size_text)
+        size = case.scale
+        spread = [f"{name} {compare(suite.reference(case, name), suite.reference(case, name, exact=True)).brief()}"
+                  for name in args.images.split(",")]
+        print(f"{case} stock vs strict-fp32 stock | " + ", ".join(spread), flush=True)
         model = variant_model(suite.base, get_variant("inference_graph"), size)
         spec = PreprocessSpec.from_config(model.cfg)
         names, choices = zip(*(option_values(item) for item in args.vary.split(","))) if args.vary else ((), ())
@@ -58,12 +66,12 @@ def main():
             options = dict(zip(names, values))
             pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), **options))
             images = args.images.split(",")
-            first = suite.image(images[0], size)
+            first = suite.image(images[0], case)
             ms = median_ms(lambda pipe=pipe, first=first: pipe(first), args.runs)
             reports = []
             for name in images:
-                img = suite.image(name, size)
-                rep = compare(suite.reference(size, name), Detections.from_mmdet(pipe(img), img.shape))
+                img = suite.image(name, case)
+                rep = compare(suite.reference(case, name), Detections.from_mmdet(pipe(img), img.shape))
                 reports.append(f"{name} {rep.brief()}")
             label = " ".join(f"{k}={v}" for k, v in options.items())
             print(f"{size_text} {label}: total {ms:.2f} ms, fallbacks {pipe.fallbacks} | " + ", ".join(reports),

@@ -1,0 +1,62 @@
+"""The photo stream through inference_graph at several plan-cache bounds, in one process.
+
+    python tools/stream_plans.py [--max-plans 8,3,2] [--images 200] [--stock]
+
+Per bound: images/s (first calls included), p50/p95/p99, network plans built, and peak reserved
+GPU memory over what one shape needs; ``--stock`` also times stock mmdet on the same stream. The
+stream is the suite's (``benchmarks/test_stream.py``, seed 0, 1333x800).
+"""
+import argparse
+import dataclasses
+import gc
+
+import torch
+
+from mmdet_opt.gpu_preprocess import PreprocessSpec
+from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.options import GraphOptions
+from mmdet_opt.suite.session import Suite
+from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, stream_sizes
+from mmdet_opt.variants import get_variant, variant_model
+
+SCALE = (1333, 800)
+SHOWN = ("images_per_second", "p50_ms", "p95_ms", "p99_ms", "new_plans", "first_over_cached_new_plan_median",
+         "single_shape_reserved_mib", "peak_reserved_mib", "peak_over_single_shape")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max-plans", default="8,3,2")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--stock", action="store_true")
+    args = parser.parse_args()
+    suite = Suite("cuda")
+    distinct = min(args.images, 60, max(3, args.images * 3 // 10))  # as the suite's stream
+    sizes = stream_sizes(args.images, distinct=distinct, long_side=(320, 4032))
+    images = stream_images(sizes)
+    print(f"{len(sizes)} photos, {len(set(sizes))} sizes, on {torch.cuda.get_device_name()}", flush=True)
+    if args.stock:
+        from mmdet.apis import inference_detector
+
+        model = variant_model(suite.base, get_variant("inference"), SCALE)
+        with torch.no_grad():
+            run = run_stream(lambda image: inference_detector(model, image), sizes, images, "cuda")
+        print("stock:", {k: v for k, v in run.summary().items() if k in SHOWN}, flush=True)
+        del model
+    model = variant_model(suite.base, get_variant("inference_graph"), SCALE)
+    spec = PreprocessSpec.from_config(model.cfg)
+    for bound in (int(v) for v in args.max_plans.split(",")):
+        with GpuMemory("cuda") as memory:
+            pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), max_plans=bound))
+            run = run_stream(pipe, sizes, images, "cuda", pipe.shapes.networks, after_first=memory.mark_single)
+            for key in pipe.shapes.networks.keys():  # free the graphs before the next bound runs
+                pipe.shapes.networks.on_evict(pipe.shapes.networks.remove(key))
+            del pipe
+            gc.collect()
+        run.memory = memory.figures
+        print(f"max_plans={bound}:", {k: v for k, v in run.summary().items() if k in SHOWN}, flush=True)
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
