@@ -62,3 +62,37 @@ def test_fpn_forward_is_mmdets(small_base_model, device, shape, strict_fp32):
     assert len(got) == len(expected) == neck.num_outs
     for got_level, expected_level in zip(got, expected, strict=True):
         torch.testing.assert_close(got_level, expected_level, rtol=1e-4, atol=1e-4)
+
+
+def test_mixed_precision_stages_need_the_fused_path(small_base_model):
+    unfused = FusedResNet(fold_batchnorm(copy.deepcopy(small_base_model.backbone)), fused=False)
+    assert not unfused.fusable
+    with pytest.raises(ValueError, match="fused ResNet path"):
+        unfused.keep_float32_from(2)
+
+
+@needs_cuda
+@torch.no_grad()
+def test_unfused_convs_call_no_fused_kernel_and_agree(small_base_model, strict_fp32, monkeypatch):
+    """``GraphOptions.fused_convs=False``: the backbone, RPN head and mask head run as mmdet's modules."""
+    backbone = copy.deepcopy(small_base_model.backbone).cuda().eval()
+    fused = FusedResNet(fold_batchnorm(copy.deepcopy(backbone)))
+    x = random_input(1, 3, 192, 320)
+    expected = fused(x)
+    rpn_head = copy.deepcopy(small_base_model.rpn_head).cuda().eval()
+    mask_head = copy.deepcopy(small_base_model.roi_head.mask_head).cuda().eval()
+    rois = random_input(20, 256, 14, 14)
+    expected_masks = mask_head_forward(mask_head, rois)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a fused cuDNN kernel was called")
+
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", refuse)
+    monkeypatch.setattr(torch, "cudnn_convolution_add_relu", refuse)
+    unfused = FusedResNet(fold_batchnorm(copy.deepcopy(backbone)), fused=False)
+    for got, want in zip(unfused(x), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    feats = [random_input(1, 256, 48 // 2**i, 80 // 2**i) for i in range(5)]
+    scores, _ = rpn_head_forward(rpn_head, feats, fused=False)
+    assert len(scores) == len(feats)
+    torch.testing.assert_close(mask_head_forward(mask_head, rois, fused=False), expected_masks, rtol=1e-4, atol=1e-4)

@@ -56,11 +56,14 @@ def main():
     parser.add_argument("--sizes", default="4032x3024,640x480,1920x1080,3000x2000,1080x1920,2048x2048",
                         type=lambda s: [parse_size(p) for p in s.split(",")])
     parser.add_argument("--warmup-calls", type=int, default=None, help="GraphOptions.warmup_calls (default: its own)")
+    parser.add_argument("--unfused", action="store_true", help="GraphOptions.fused_convs=False (no fusion kernels)")
     args = parser.parse_args()
     suite = Suite("cuda")
     variant = suite.variant("inference_graph")
     if args.warmup_calls is not None:
         variant = dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, warmup_calls=args.warmup_calls))
+    if args.unfused:
+        variant = dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, fused_convs=False))
     photo = sample_image("astronaut")
     images = {size: resize_to(photo, size) for size in args.sizes}
     pipe = suite.pipeline(variant, args.scale)

@@ -113,7 +113,7 @@ class BatchPlan:
         return tuple(torch.stack(x) for x in zip(*outputs))  # boxes (N, D, 5), labels, counts, exact
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
-        return masks_forward(self.model, self.canvas, mask_rois, mask_labels)
+        return masks_forward(self.model, self.canvas, mask_rois, mask_labels, self.net.fused)
 
     def run(self):
         """Every step on the loaded slots; per image an mmdet result, or None where a static step

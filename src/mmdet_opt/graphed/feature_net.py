@@ -13,10 +13,10 @@ class FeatureNet(nn.Module):
     """Image -> (FPN levels, and per level the RPN's top-k scores, deltas and anchors)."""
 
     def __init__(self, model, dtype: torch.dtype, head_dtype: torch.dtype, channels_last: bool,
-                 fp16_layers: int | None = None):
+                 fp16_layers: int | None = None, fused: bool = True):
         super().__init__()
-        self.dtype, self.head_dtype = dtype, head_dtype
-        self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone))).to(dtype)
+        self.dtype, self.head_dtype, self.fused = dtype, head_dtype, fused
+        self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone)), fused).to(dtype)
         if fp16_layers is not None:
             self.backbone.keep_float32_from(fp16_layers)
         self.neck = copy.deepcopy(model.neck).to(head_dtype)
@@ -48,7 +48,7 @@ class FeatureNet(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats = fpn_forward(self.neck, [f.to(self.head_dtype) for f in self.backbone(x)])
-        return (feats, *rpn_head_forward(self.rpn_head, feats))
+        return (feats, *rpn_head_forward(self.rpn_head, feats, self.fused))
 
     def top_k(self, cls_scores: list, bbox_preds: list, anchors: list):
         """RPNHead._get_bboxes_single's per-level ranking of image 0, which has static shapes; every

@@ -53,10 +53,10 @@ class FusedResNet(nn.Module):
     single cuDNN kernels: at 3840x2304 every separate ReLU or add is a full pass over a
     hundreds-of-MB activation. Falls back to the module's own forward off CUDA."""
 
-    def __init__(self, resnet: nn.Module):
+    def __init__(self, resnet: nn.Module, fused: bool = True):
         super().__init__()
         self.resnet = resnet
-        self.fusable = not resnet.deep_stem and not any(
+        self.fusable = fused and not resnet.deep_stem and not any(
             getattr(m, "with_plugins", False) or getattr(m, "with_dcn", False) for m in resnet.modules())
 
     def keep_float32_from(self, index: int):
@@ -66,7 +66,8 @@ class FusedResNet(nn.Module):
         reaches every FPN level through the top-down path.
         """
         if index < len(self.resnet.res_layers) and not self.fusable:
-            raise ValueError("mixed-precision stages need the fused ResNet path (no deep stem, DCN or plugins)")
+            raise ValueError("mixed-precision stages need the fused ResNet path (fused convolutions; no deep "
+                             "stem, DCN or plugins)")
         for name in self.resnet.res_layers[index:]:
             getattr(self.resnet, name).float()
 
@@ -93,9 +94,9 @@ class FusedResNet(nn.Module):
         return tuple(outs)
 
 
-def rpn_head_forward(rpn_head, feats):
+def rpn_head_forward(rpn_head, feats, fused: bool = True):
     """``RPNHead.forward``: per level ``rpn_conv`` + ReLU (fused here), then the two 1x1 heads."""
-    if not (feats[0].is_cuda and isinstance(rpn_head.rpn_conv, nn.Conv2d)):
+    if not (fused and feats[0].is_cuda and isinstance(rpn_head.rpn_conv, nn.Conv2d)):
         return rpn_head(feats)
     cls_scores, bbox_preds = [], []
     for feat in feats:
@@ -105,9 +106,9 @@ def rpn_head_forward(rpn_head, feats):
     return cls_scores, bbox_preds
 
 
-def mask_head_forward(mask_head, x):
+def mask_head_forward(mask_head, x, fused: bool = True):
     """``FCNMaskHead.forward`` with each ConvModule (conv + ReLU, no norm) as one fused kernel."""
-    fusable = all(not m.with_norm and m.with_activation and isinstance(m.activate, nn.ReLU)
+    fusable = fused and all(not m.with_norm and m.with_activation and isinstance(m.activate, nn.ReLU)
                   and m.order == ("conv", "norm", "act") for m in mask_head.convs)
     if not (x.is_cuda and fusable):
         return mask_head(x)

@@ -23,6 +23,10 @@ class GraphOptions:
     # How many residual stages run in fp16 (None: all). Keeping stage 4 or stages 3-4 in fp32 did not
     # lift the one low parity case (coffee@1333: 0.9642 / 0.9653 against 0.9606), so all are fp16.
     fp16_layers: int | None = None
+    # conv + bias + ReLU (and + residual add) as single cuDNN kernels (fused.py). cuDNN builds these
+    # runtime-fusion kernels per new convolution shape: most of the ~300 ms first call of a new
+    # network shape (docs/perf.md, "Streams of many sizes"). False runs the convolutions unfused.
+    fused_convs: bool = True
     # Backbone in channels_last, the layout cuDNN's fp16 kernels want on Hopper.
     channels_last: bool = True
     # TF32 in the RoI heads' matrix products, baked in at capture (stock mmdet runs with TF32 too).
