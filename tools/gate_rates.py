@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections import defaultdict
 
-from mmdet_opt.suite.compare import REGRESSED, Rule, compare_runs, injected_delay
+from mmdet_opt.suite.compare import REGRESSED, Rule, compare_runs, confirmed, injected_delay
 from mmdet_opt.suite.report import ReportError, load_run
 
 
@@ -30,41 +30,37 @@ def without_rounds(run: dict) -> dict:
     return {**run, "benchmarks": benchmarks}
 
 
-def flags(base: dict, new: dict, rule: Rule, expression: str | None) -> tuple:
-    """(names REGRESSED by the gate, by the median alone, all names judged)."""
-    gate = compare_runs(base, new, rule, expression).comparisons
-    median = compare_runs(without_rounds(base), without_rounds(new), rule, expression).comparisons
-    return ({c.name for c in gate if c.verdict == REGRESSED}, {c.name for c in median if c.verdict == REGRESSED},
-            [c.name for c in gate])
+def regressed(result) -> set:
+    return {c.name for c in result.comparisons if c.verdict == REGRESSED}
 
 
 def rates(baselines: list, news: list, rule: Rule, expression: str | None) -> dict:
-    """{benchmark: (confirmed, pairs..., single, median, pairs)} over every baseline against every other
-    new run, each confirmed by every third run of ``news``."""
+    """{benchmark: [with a rerun, triples, gate, median alone, pairs]}: every baseline against every
+    other run of ``news``, and each such pair confirmed (``compare.confirmed``) by every third one."""
     cache = {}
 
-    def judged(b, n):
+    def judged(b, n):  # (the gate's Result, the median rule's Result)
         if (b, n) not in cache:
-            cache[b, n] = flags(baselines[b], news[n], rule, expression)
+            cache[b, n] = (compare_runs(baselines[b], news[n], rule, expression),
+                           compare_runs(without_rounds(baselines[b]), without_rounds(news[n]), rule, expression))
         return cache[b, n]
 
     same = baselines is news
-    counts = defaultdict(lambda: [0, 0, 0, 0, 0])  # confirmed, triples, gate, median, pairs
+    counts = defaultdict(lambda: [0, 0, 0, 0, 0])
     for b in range(len(baselines)):
         candidates = [n for n in range(len(news)) if not (same and n == b)]
         for n in candidates:
-            gate, median, names = judged(b, n)
-            for name in names:
-                counts[name][4] += 1
-                counts[name][2] += name in gate
-                counts[name][3] += name in median
+            gate, median = judged(b, n)
+            for c in gate.comparisons:
+                counts[c.name][4] += 1
+                counts[c.name][2] += c.name in regressed(gate)
+                counts[c.name][3] += c.name in regressed(median)
             for r in candidates:
-                if r == n:
-                    continue
-                again = judged(b, r)[0]
-                for name in names:
-                    counts[name][1] += 1
-                    counts[name][0] += name in gate and name in again
+                if r != n:
+                    kept = regressed(confirmed(gate, judged(b, r)[0]))
+                    for c in gate.comparisons:
+                        counts[c.name][1] += 1
+                        counts[c.name][0] += c.name in kept
     return counts
 
 
