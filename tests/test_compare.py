@@ -475,3 +475,26 @@ def test_history_errors_are_one_line_and_exit_2(tmp_path, capsys, make, words):
     assert report_cli(["--history", str(make(tmp_path))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and words in err[0], err
+
+
+def test_gate_rates_counts_a_drifting_run_as_a_false_alarm_only_without_a_rerun(tmp_path, capsys):
+    """tools/gate_rates.py over three unchanged runs, one of them drifted 15% slower as a whole, and
+    two runs slowed by 1 ms: the drift is a false alarm on one run but never repeats; the delay does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gate_rates", REPO / "tools" / "gate_rates.py")
+    gate_rates = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gate_rates)
+    paths = []
+    for i, (ms, delay) in enumerate([(6.0, 0), (6.0, 0), (6.9, 0), (7.0, 1.0), (7.0, 1.0)]):
+        extra = {"injected_delay_ms": delay} if delay else {}
+        paths.append(write(tmp_path / f"{i}.json", run(bench("t_total", noisy(ms, spread_ms=0.05, seed=i), **extra))))
+    assert gate_rates.main(paths) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| t_total |")]
+    false_alarms, detected = row.split("|")[2:4]
+    # Pairs (baseline, new) of unchanged runs: 6; the drifted run as new against the two others: 2.
+    # Triples: 6 pairs x 1 rerun each; the drifted run is never confirmed by a normal one.
+    assert false_alarms.split(" / ") == [" 0/6", "2/6", "2/6 "]
+    # Against the two normal baselines the delay is caught, confirmed or not; against the drifted
+    # one (6.9 ms) 7.0 ms is no move: a slow baseline hides a slowdown, which a rerun cannot mend.
+    assert detected.split(" / ") == [" 4/6", "4/6", "4/6 "]
