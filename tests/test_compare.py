@@ -258,8 +258,12 @@ def test_latest_in_picks_the_highest_numbered_run(tmp_path, runs, capsys):
     (lambda p, base: [base, base, "-k", "total and (backbone"], "-k: cannot parse"),
     (lambda p, base: ["--latest-in", str(p / "empty"), base], "no stored run"),
     (lambda p, base: ["--latest-in", str(p / "nowhere"), base], "is not a directory"),
+    (lambda p, base: [base, base, "--confirm", str(p / "no_rerun.json")], "no such file"),
+    (lambda p, base: [base, base, "--confirm", write(p / "h200.json", run(bench("t_total", noisy(6.0)),
+                                                                          device="NVIDIA H200"))],
+     "h200.json on NVIDIA H200"),
 ], ids=["missing", "not-a-run", "other-device", "no-common-benchmark", "injected-baseline", "bad-k", "empty-folder",
-        "no-folder"])
+        "no-folder", "missing-rerun", "rerun-other-device"])
 def test_command_errors_are_one_line_and_exit_2(tmp_path, runs, capsys, make, words):
     (tmp_path / "empty").mkdir()
     assert gate.main(make(tmp_path, runs[0])) == 2

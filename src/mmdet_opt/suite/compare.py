@@ -262,6 +262,10 @@ def latest_run(folder: str | Path, exclude: Path | None = None) -> Path:
     return runs[-1]
 
 
+def device_of(run: dict) -> str | None:
+    return (run.get("machine_info") or {}).get("device")
+
+
 def describe(path: Path, run: dict) -> str:
     commit = run.get("commit_info") or {}
     sha = str(commit.get("id") or "unknown")[:7]
@@ -311,10 +315,13 @@ def main(argv=None) -> int:
         new_path = Path(args.runs[-1])
         base_path = latest_run(args.latest_in, exclude=new_path) if args.latest_in else Path(args.runs[0])
         baseline, new = load_run(base_path), load_run(new_path)
-        devices = [(r.get("machine_info") or {}).get("device") for r in (baseline, new)]
-        if all(devices) and devices[0] != devices[1]:
-            raise ReportError(f"{base_path} was recorded on {devices[0]}, {new_path} on {devices[1]}: "
-                              "timings compare only on one device")
+        rerun_path = Path(args.confirm) if args.confirm else None
+        rerun = load_run(rerun_path) if rerun_path else None
+        base_device = device_of(baseline)
+        for path, run in ((new_path, new), (rerun_path, rerun)):
+            if run is not None and base_device and device_of(run) and device_of(run) != base_device:
+                raise ReportError(f"{base_path} was recorded on {base_device}, {path} on {device_of(run)}: "
+                                  "timings compare only on one device")
         if injected_delay(baseline):
             raise ReportError(f"{base_path} was run with --inject-delay-ms {injected_delay(baseline):g}: "
                               "not a baseline")
@@ -322,7 +329,6 @@ def main(argv=None) -> int:
         if not result.comparisons:
             raise ReportError(f"no benchmark {'matching -k ' + repr(args.expression) + ' ' if args.expression else ''}"
                               f"is in both {base_path} and {new_path}: nothing to compare")
-        rerun = load_run(Path(args.confirm)) if args.confirm else None
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -330,7 +336,7 @@ def main(argv=None) -> int:
         result = confirmed(result, compare_runs(baseline, rerun, rule, args.expression))
     print(report(result, rule, (base_path, baseline), (new_path, new)))
     if args.confirm:
-        print(f"\nRerun: {describe(Path(args.confirm), rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
+        print(f"\nRerun: {describe(rerun_path, rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
     if args.flagged_out:
         Path(args.flagged_out).write_text("".join(f"{name}\n" for name in flagged(result, args.fail_on_faster)))
     return 1 if result.failed(args.fail_on_faster) else 0
