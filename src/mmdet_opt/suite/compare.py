@@ -15,9 +15,9 @@ that stopped doing its work. It fails the gate only with ``--fail-on-faster``.
 
 Why each part:
 
-- The threshold is the old gate's 10%: the gated benchmarks (inference_graph's ``total`` and
-  ``backbone``) stayed within 5% across unchanged runs on the shared H100, and a 1 ms delay makes
-  the 1333x800 ones 17-43% slower (docs/perf.md, "Baseline stability").
+- The threshold is the old gate's 10%: inference_graph's ``total`` and ``backbone`` stayed within
+  5% across unchanged runs on the shared H100, and a 1 ms delay makes the 1333x800 ones 17-43%
+  slower (docs/perf.md, "Baseline stability").
 - The floor binds only below 1 ms (where 10% is less than 0.1 ms): the host-bound sub-millisecond
   stages jitter by up to 0.05 ms between rounds of one run, and 0.1 ms is under 2% of the fastest
   ``total`` (5.7 ms at 1333x800), so a smaller move matters to no one.
@@ -27,7 +27,7 @@ Why each part:
   other slow round.
 - Alpha: ``--alpha`` (default 0.01) is the chance of a false alarm per comparison from round-to-round
   noise, over all the benchmarks compared, each tested both ways: Bonferroni, per-test alpha =
-  alpha / (2 x benchmarks with rounds), e.g. 0.01 / 8 = 1.25e-3 for the nightly's four and
+  alpha / (2 x benchmarks with rounds), e.g. 0.01 / 24 = 4.2e-4 for the nightly's twelve and
   0.01 / 162 = 6.2e-5 for all 81 benchmarks of a full run. These are within reach: with 20 rounds each
   the smallest p of the test (every new round slower than every old one) is 3.4e-8 here (the exact
   test's is 1/C(40,20) = 7e-12). With 5 rounds each it is 6.1e-3 and with 3 rounds 0.04, so the
@@ -36,8 +36,8 @@ Why each part:
 
 What the test does not cover: it takes the rounds of one run as independent draws, so a whole run
 that is slower (a busy host, a throttled GPU, another tenant) looks like a real change, and with 20
-rounds the test confirms it. That drift is held off by the threshold and the scope (the nightly gates
-GPU-bound benchmarks only); the GPU state stored with each run (``gpu_state``: clocks, power limit,
+rounds the test confirms it. That drift is held off by the threshold, the scope and a rerun (below);
+the GPU state stored with each run (``gpu_state``: clocks, power limit,
 throttle reasons) is printed below the table to help tell the two apart.
 
 A rerun holds off most of that drift: with ``--confirm RERUN.json`` (only the flagged benchmarks, timed
