@@ -56,8 +56,8 @@ def test_nightly_benchmarks_on_a_gpu_runner_and_gates_on_regressions():
     assert 'gate="test_stage and inference_graph and not roi_head and not masks and not rle"' in gate["run"]
     assert "--variants inference_graph --sizes 1333x800,3840x2304" in gate["run"]
     assert gate["shell"] == "bash"  # pipefail, so `| tee` keeps the gate's exit status
-    baselines = ROOT / job["env"]["BASELINES"]
-    assert baselines.is_dir() and any(baselines.glob("[0-9][0-9][0-9][0-9]_*.json"))
+    # The gate's baseline folder is this runner's GPU's, found at run time.
+    assert 'echo "BASELINES=$(.tox/bench/bin/python -m mmdet_opt.machine)" >> "$GITHUB_ENV"' in commands
     assert 'mmdet_opt.suite.report --history "$BASELINES" out/run.json' in commands
     assert "--chart out/history.svg > out/history.md" in commands
     # Strict parity on the project's trained model, whenever its checkpoint is in the repository.
@@ -141,3 +141,16 @@ def test_the_gate_step_reruns_only_what_it_flagged(tmp_path, night, rerun, statu
         args = rerun_args.read_text().splitlines()
         assert "benchmarks/test_stages.py::test_stage[inference_graph-1333x800-total]" in args
         assert not any("mask post-processing" in a for a in args)  # only what was flagged
+
+
+@pytest.mark.parametrize("gpu", ["NVIDIA H100 80GB HBM3", "NVIDIA H200"])
+def test_the_gate_finds_the_committed_baselines_of_each_gpu(monkeypatch, gpu, capsys):
+    from pytest_benchmark import utils
+
+    from mmdet_opt import machine
+
+    monkeypatch.setattr(machine, "device_name", lambda device: gpu)
+    monkeypatch.setattr(utils, "get_machine_id", lambda: "Linux-CPython-3.12-64bit")  # the nightly's Python
+    assert machine.main(["--device", "cuda"]) == 0
+    folder = ROOT / capsys.readouterr().out.strip()
+    assert folder.is_dir() and any(folder.glob("[0-9][0-9][0-9][0-9]_*.json")), folder

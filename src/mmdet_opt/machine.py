@@ -65,6 +65,14 @@ def device_slug(device: str) -> str:
     return slug(device_name(device))
 
 
+def baselines_folder(device: str, root: str = "baselines") -> str:
+    """Where the suite stores this device's runs on this machine: ``baselines/<device>/<machine id>``
+    (pytest-benchmark's ``<OS>-<Python>-<version>-<bits>bit``), the folder ``compare --latest-in`` reads."""
+    from pytest_benchmark.utils import get_machine_id
+
+    return f"{root}/{device_slug(device)}/{get_machine_id()}"
+
+
 def accelerator_info(device: str) -> dict:
     import mmcv
     import mmdet
@@ -234,3 +242,21 @@ def gpu_state_line(machine_info: dict) -> str | None:
         reasons = [", ".join(throttle_reasons(s.get("throttle_reasons") or "0x0")) or "none" for s in (start, end)]
         parts.append(f"clock event reasons {' -> '.join(reasons)}")
     return f"GPU state (start -> end): driver {end.get('driver_version') or '?'}; " + "; ".join(parts)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(prog="python -m mmdet_opt.machine",
+                                     description="Print the folder of this device's stored runs (baselines/<device>/"
+                                                 "<machine id>), e.g. for compare --latest-in.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    print(baselines_folder(args.device))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
