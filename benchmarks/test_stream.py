@@ -9,18 +9,17 @@ import gc
 import pytest
 import torch
 
-from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, stream_sizes
+from mmdet_opt.suite.stream import LONG_SIDE_RANGE, GpuMemory, run_stream, stream_images, suite_stream_sizes
 
 STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph")
-GPU_STREAM, CPU_STREAM = (200, (320, 4032)), (6, (320, 800))
+GPU_STREAM, CPU_STREAM = (200, LONG_SIDE_RANGE), (6, (320, 800))
 
 
 @pytest.fixture(scope="session")
 def stream(settings, request):
     count, long_side = GPU_STREAM if settings.on_gpu else CPU_STREAM
     count = request.config.getoption("--stream-images") or count
-    distinct = min(count, 60, max(3, count * 3 // 10))
-    sizes = stream_sizes(count, distinct=distinct, seed=settings.seed, long_side=long_side)
+    sizes = suite_stream_sizes(count, seed=settings.seed, long_side=long_side)
     scale = next((c.scale for c in settings.sizes if not c.natural), settings.sizes[0].scale)
     return sizes, stream_images(sizes, seed=settings.seed), scale
 

@@ -39,6 +39,8 @@ def test_lru_cache_keeps_the_recently_used():
     cache.get("c", make("c"))  # so b goes
     assert made == ["a", "b", "c"] and evicted == ["b"] and cache.keys() == ["a", "c"]
     assert (cache.hits, cache.misses, cache.evictions) == (1, 3, 1)
+    cache.clear()
+    assert evicted == ["b", "a", "c"] and len(cache) == 0 and cache.evictions == 3
     with pytest.raises(ValueError, match="at least 1"):
         LRUCache(0)
 

@@ -16,7 +16,7 @@ from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.suite.session import Suite
-from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, stream_sizes
+from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, suite_stream_sizes
 from mmdet_opt.variants import get_variant, variant_model
 
 SCALE = (1333, 800)
@@ -31,8 +31,7 @@ def main():
     parser.add_argument("--stock", action="store_true")
     args = parser.parse_args()
     suite = Suite("cuda")
-    distinct = min(args.images, 60, max(3, args.images * 3 // 10))  # as the suite's stream
-    sizes = stream_sizes(args.images, distinct=distinct, long_side=(320, 4032))
+    sizes = suite_stream_sizes(args.images)
     images = stream_images(sizes)
     print(f"{len(sizes)} photos, {len(set(sizes))} sizes, on {torch.cuda.get_device_name()}", flush=True)
     if args.stock:
@@ -49,8 +48,7 @@ def main():
         with GpuMemory("cuda") as memory:
             pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), max_plans=bound))
             run = run_stream(pipe, sizes, images, "cuda", pipe.shapes.networks, after_first=memory.mark_single)
-            for key in pipe.shapes.networks.keys():  # free the graphs before the next bound runs
-                pipe.shapes.networks.on_evict(pipe.shapes.networks.remove(key))
+            pipe.shapes.networks.clear()  # free the graphs before the next bound runs
             del pipe
             gc.collect()
         run.memory = memory.figures

@@ -43,6 +43,11 @@ class LRUCache(Generic[T]):
     def remove(self, key: Hashable) -> T:
         return self._values.pop(key)
 
+    def clear(self) -> None:
+        """Drop every value, least recently used first, each through ``on_evict``."""
+        while self._values:
+            self._evict()
+
     def _evict(self) -> None:
         _, value = self._values.popitem(last=False)
         self.evictions += 1

@@ -46,6 +46,11 @@ def stream_sizes(count: int = 200, distinct: int = 60, seed: int = 0,
     return [pool[i] for i in order]
 
 
+def suite_stream_sizes(count: int, seed: int = 0, long_side: tuple[int, int] = LONG_SIDE_RANGE) -> list:
+    """The suite's stream of ``count`` photos: about 30% distinct sizes, at least 3, at most 60."""
+    return stream_sizes(count, distinct=min(count, 60, max(3, count * 3 // 10)), seed=seed, long_side=long_side)
+
+
 def stream_images(sizes: list[tuple[int, int]], seed: int = 0) -> dict[tuple[int, int], np.ndarray]:
     """One BGR photo per distinct size: a sample photograph, chosen by seed, resized to it."""
     rng = np.random.default_rng(seed)
