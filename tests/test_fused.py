@@ -1,10 +1,14 @@
 """The cuDNN-fused forwards compute what mmdet's modules compute (CUDA; strict fp32 for the check)."""
 import copy
+import dataclasses
 
 import pytest
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmdet_opt.graphed.feature_net import FeatureNet
 from mmdet_opt.graphed.fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
+from mmdet_opt.graphed.options import GraphOptions
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -96,3 +100,31 @@ def test_unfused_convs_call_no_fused_kernel_and_agree(small_base_model, strict_f
     scores, _ = rpn_head_forward(rpn_head, feats, fused=False)
     assert len(scores) == len(feats)
     torch.testing.assert_close(mask_head_forward(mask_head, rois, fused=False), expected_masks, rtol=1e-4, atol=1e-4)
+
+
+def unfolded_options(**changes):
+    return dataclasses.replace(GraphOptions(), graphs=False, fold_batchnorm=False, **changes)
+
+
+def test_unfolded_batchnorm_runs_in_fp32_beside_fp16_convolutions(small_base_model):
+    """``GraphOptions.fold_batchnorm=False``: BatchNorm stays a module, in fp32, and the backbone unfused."""
+    net = FeatureNet(small_base_model, unfolded_options())
+    norms = [m for m in net.backbone.modules() if isinstance(m, _BatchNorm)]
+    convs = [m for m in net.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(norms) == len(convs) == 53  # ResNet-50: every conv has its BatchNorm
+    assert all(m.weight.dtype == m.running_var.dtype == torch.float32 for m in norms)
+    assert all(m.weight.dtype == torch.float16 for m in convs)
+    assert not net.backbone.fusable
+
+
+@needs_cuda
+@torch.no_grad()
+def test_unfolded_fp16_backbone_agrees_with_fp32(small_base_model):
+    model = copy.deepcopy(small_base_model).cuda().eval()
+    x = random_input(1, 3, 192, 320)
+    exact = FeatureNet(model, GraphOptions().eager_fp32()).eval()
+    half = FeatureNet(model, unfolded_options()).eval()
+    for got, want in zip(half.backbone(x.half().contiguous(memory_format=torch.channels_last)),
+                         exact.backbone(x), strict=True):
+        assert got.dtype == torch.float16
+        assert ((got.float() - want).norm() / want.norm()).item() < 1e-2

@@ -1,6 +1,6 @@
 """The photo stream through inference_graph at several plan-cache bounds, in one process.
 
-    python tools/stream_plans.py [--max-plans 8,3,2] [--images 200] [--stock]
+    python tools/stream_plans.py [--max-plans 8,3,2] [--images 200] [--stock] [--unfused]
 
 Per bound: images/s (first calls included), p50/p95/p99, network plans built, and peak reserved
 GPU memory over what one shape needs; ``--stock`` also times stock mmdet on the same stream. The
@@ -29,6 +29,7 @@ def main():
     parser.add_argument("--max-plans", default="8,3,2")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--stock", action="store_true")
+    parser.add_argument("--unfused", action="store_true", help="GraphOptions.fused_convs=False (no fusion kernels)")
     args = parser.parse_args()
     suite = Suite("cuda")
     sizes = suite_stream_sizes(args.images)
@@ -46,13 +47,15 @@ def main():
     spec = PreprocessSpec.from_config(model.cfg)
     for bound in (int(v) for v in args.max_plans.split(",")):
         with GpuMemory("cuda") as memory:
-            pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), max_plans=bound))
+            options = dataclasses.replace(GraphOptions(), max_plans=bound, fused_convs=not args.unfused)
+            pipe = GraphedPipeline(model, spec, options)
             run = run_stream(pipe, sizes, images, "cuda", pipe.shapes.networks, after_first=memory.mark_single)
             pipe.shapes.networks.clear()  # free the graphs before the next bound runs
             del pipe
             gc.collect()
         run.memory = memory.figures
-        print(f"max_plans={bound}:", {k: v for k, v in run.summary().items() if k in SHOWN}, flush=True)
+        shown = {k: v for k, v in run.summary().items() if k in SHOWN}
+        print(f"max_plans={bound} fused_convs={options.fused_convs}:", shown, flush=True)
         torch.cuda.empty_cache()
 
 

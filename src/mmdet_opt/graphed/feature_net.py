@@ -4,26 +4,35 @@ from __future__ import annotations
 import copy
 
 import torch
+from mmcv.runner.fp16_utils import patch_norm_fp32
 from torch import nn
 
 from .fused import FusedResNet, fold_batchnorm, fpn_forward, rpn_head_forward
+from .options import GraphOptions
 
 
 class FeatureNet(nn.Module):
     """Image -> (FPN levels, and per level the RPN's top-k scores, deltas and anchors)."""
 
-    def __init__(self, model, dtype: torch.dtype, head_dtype: torch.dtype, channels_last: bool,
-                 fp16_layers: int | None = None, fused: bool = True):
+    def __init__(self, model, options: GraphOptions):
         super().__init__()
-        self.dtype, self.head_dtype, self.fused = dtype, head_dtype, fused
-        self.backbone = FusedResNet(fold_batchnorm(copy.deepcopy(model.backbone)), fused).to(dtype)
-        if fp16_layers is not None:
-            self.backbone.keep_float32_from(fp16_layers)
-        self.neck = copy.deepcopy(model.neck).to(head_dtype)
-        self.rpn_head = copy.deepcopy(model.rpn_head).to(head_dtype)
+        self.dtype = torch.float16 if options.fp16_backbone else torch.float32
+        self.head_dtype = torch.float16 if options.fp16_heads else torch.float32
+        self.fused = options.fused_convs
+        backbone = copy.deepcopy(model.backbone)
+        if options.fold_batchnorm:
+            backbone = fold_batchnorm(backbone)
+        # The fused kernels take a conv's bias in place of its BatchNorm: only for a folded backbone.
+        self.backbone = FusedResNet(backbone, self.fused and options.fold_batchnorm).to(self.dtype)
+        if not options.fold_batchnorm:
+            patch_norm_fp32(self.backbone)  # fp32 statistics on fp16 activations, as mmcv's fp16 runs them
+        if options.fp16_layers is not None:
+            self.backbone.keep_float32_from(options.fp16_layers)
+        self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
+        self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
-        self.channels_last = channels_last
-        if channels_last:
+        self.channels_last = options.channels_last
+        if self.channels_last:
             self.to(memory_format=torch.channels_last)
 
     def kept_per_level(self, level_size: int) -> int:

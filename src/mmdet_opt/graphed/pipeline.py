@@ -37,11 +37,7 @@ class GraphedPipeline:
         self.device = next(model.parameters()).device
         if options.needs_cuda and self.device.type != "cuda":
             raise ValueError(f"graph options {options} need CUDA; on {self.device} use options.eager_fp32()")
-        fp16 = torch.float16
-        dtype = fp16 if options.fp16_backbone else torch.float32
-        head_dtype = fp16 if options.fp16_heads else torch.float32
-        self.net = FeatureNet(model, dtype, head_dtype, options.channels_last, options.fp16_layers,
-                              options.fused_convs).eval()
+        self.net = FeatureNet(model, options).eval()
         if options.channels_last:  # the fused mask head runs in channels_last (fused.mask_head_forward)
             model.roi_head.mask_head.to(memory_format=torch.channels_last)
         self.eager = StagedPipeline(model, preprocess=None)  # mmdet's own steps, for the fallback
