@@ -79,7 +79,8 @@ def test_mixed_precision_stages_need_the_fused_path(small_base_model):
 @torch.no_grad()
 def test_unfused_convs_call_no_fused_kernel_and_agree(small_base_model, strict_fp32, monkeypatch):
     """``GraphOptions.fused_convs=False``: the backbone, RPN head and mask head run as mmdet's modules."""
-    backbone = copy.deepcopy(small_base_model.backbone).cuda().eval()
+    backbone = copy.deepcopy(small_base_model.backbone).cuda()
+    backbone.eval()  # mmdet's ResNet.train returns None: no chaining
     fused = FusedResNet(fold_batchnorm(copy.deepcopy(backbone)))
     x = random_input(1, 3, 192, 320)
     expected = fused(x)

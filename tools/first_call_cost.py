@@ -14,7 +14,7 @@ import torch
 from mmdet_opt.arguments import parse_size
 from mmdet_opt.gpu_preprocess import image_metas
 from mmdet_opt.graphed.input_plan import HostStaging, InputPlan
-from mmdet_opt.graphed.plan import NetworkPlan
+from mmdet_opt.graphed.plan import NetworkPlan, capture_steps
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.suite.session import Suite
 
@@ -44,7 +44,8 @@ def plan_parts(pipe, image):
         _, parts["eager: detections"] = timed(lambda: plan.detections(props, bbox))
         _, parts["eager: mask head"] = timed(lambda: plan.mask_forward(plan.mask_rois, plan.mask_labels))
     captured = dataclasses.replace(pipe.options, warmup_calls=0)  # the eager pass above was the warm-up
-    _, parts["capture 5 network graphs (no warm-up)"] = timed(lambda: plan._capture(captured))
+    _, parts["capture 5 network graphs (no warm-up)"] = timed(
+        lambda: capture_steps(plan, captured, torch.cuda.graph_pool_handle()))
     photo.network.options = captured
     _, parts["capture preprocess graph (no warm-up)"] = timed(lambda: InputPlan(plan, h, w, HostStaging(True)))
     return parts
