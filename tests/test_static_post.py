@@ -173,3 +173,48 @@ def test_clipping_to_a_device_img_shape_is_mmdets(classes):
     expected = decode(rois, deltas, (256, 341, 3))
     assert torch.equal(decode(rois, deltas, torch.tensor([256.0, 341.0])), expected)
     assert (expected[:, 0::2] == 341).any() and (expected == 0).any()  # both bounds were reached
+
+
+def stacked(per_image: list) -> list:
+    """Per-image lists of per-level tensors -> per level, the images stacked along dimension 0."""
+    return [torch.stack(level) for level in zip(*per_image)]
+
+
+@torch.no_grad()
+def test_one_batched_proposal_selection_is_each_image_alone(staged, graph_model):
+    """Equal scores included (rounded to one decimal): the batched sort breaks ties as each image's own."""
+    _, _, (_, scores, deltas, anchors) = staged
+    noise = torch.Generator().manual_seed(0)
+    images = [(scores, deltas, anchors),
+              ([s.round(decimals=1) for s in scores], deltas, anchors),
+              ([s.flip(0) for s in scores], [d + 0.05 * torch.randn(d.shape, generator=noise) for d in deltas],
+               anchors)]
+    img_shapes = torch.tensor([[192.0, 320.0], [180.0, 300.0], [192.0, 256.0]])
+    rpn, sizes = graph_model.rpn_head, [len(s) for s in scores]
+    batched = ProposalSelector(rpn, sizes, img_shapes, "cpu")(*(stacked(part) for part in zip(*images)))
+    for b, image in enumerate(images):
+        alone = ProposalSelector(rpn, sizes, img_shapes[b], "cpu")(*image)
+        assert int(alone[1]) > 0
+        for got, want in zip(batched, alone, strict=True):
+            assert torch.equal(got[b], want)
+
+
+@torch.no_grad()
+def test_one_batched_detection_selection_is_each_image_alone(staged, graph_model):
+    _, inputs, features = staged
+    proposals = inputs.plan.proposals(features)
+    cls_score, bbox_pred = inputs.plan.bbox_forward(proposals.rois)
+    head, cfg = graph_model.roi_head.bbox_head, graph_model.roi_head.test_cfg
+    rois = torch.stack([proposals.rois] * 3)
+    counts = torch.stack([proposals.count, proposals.count // 2, proposals.count])
+    cls_scores = torch.stack([cls_score, cls_score * 2, cls_score.round()])  # the last with equal scores
+    deltas = torch.stack([bbox_pred, bbox_pred * 0.5, bbox_pred])
+    img_shapes = torch.tensor([[192.0, 320.0], [150.0, 300.0], [192.0, 256.0]])
+    scale_factors = torch.tensor([[1.0] * 4, [2.0] * 4, [0.5, 0.6, 0.5, 0.6]])
+    batched = DetectionSelector(head, cfg, img_shapes, scale_factors)(rois, counts, cls_scores, deltas)
+    for b in range(3):
+        alone = DetectionSelector(head, cfg, img_shapes[b], scale_factors[b])(rois[b], counts[b], cls_scores[b],
+                                                                               deltas[b])
+        assert int(alone[2]) > 0
+        for got, want in zip(batched, alone, strict=True):
+            assert torch.equal(got[b], want)

@@ -55,11 +55,11 @@ class BatchPlan:
         index = torch.arange(batch, device=dev, dtype=torch.float32)
         self.roi_images = index.repeat_interleave(self.per_image_rois)
         self.mask_roi_images = index.repeat_interleave(self.per_image_dets)
-        self.select_proposals = [ProposalSelector(model.rpn_head, level_sizes, self.img_shapes[b], dev,
-                                                  options.nms_rounds) for b in range(batch)]
-        self.select_detections = [DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shapes[b],
-                                                    self.scale_factors[b], rounds=options.nms_rounds)
-                                  for b in range(batch)]
+        # One selector for the whole batch: one chain of small kernels, not one per image.
+        self.select_proposals = ProposalSelector(model.rpn_head, level_sizes, self.img_shapes, dev,
+                                                 options.nms_rounds)
+        self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shapes,
+                                                   self.scale_factors, rounds=options.nms_rounds)
         if options.graphs:
             capture_steps(self, options, pool)
 
@@ -86,31 +86,28 @@ class BatchPlan:
 
     def proposals(self, features):
         _, per_image = features
-        p, exact = self.per_image_rois, []
-        for b, (select, (scores, deltas, anchors)) in enumerate(zip(self.select_proposals, per_image)):
-            selected, count, converged = select(scores, deltas, anchors)
-            self.rois[b * p:(b + 1) * p].copy_(selected)
-            self.roi_counts[b].copy_(count)
-            exact.append(converged)
+        # Per level, the images' (scores, deltas, anchors) stacked along a leading image dimension.
+        scores, deltas, anchors = ([torch.stack(level) for level in zip(*part)] for part in zip(*per_image))
+        selected, counts, exact = self.select_proposals(scores, deltas, anchors)
+        self.rois.view(self.batch, self.per_image_rois, 5).copy_(selected)
+        self.roi_counts.copy_(counts)
         self.rois[:, 0].copy_(self.roi_images)
-        return self.rois, self.roi_counts, torch.stack(exact)
+        return self.rois, self.roi_counts, exact
 
     def bbox_forward(self, rois: torch.Tensor):
         return bbox_head_forward(self.model, self.canvas, rois)
 
     def detections(self, proposals, bbox_out):
+        """Per image boxes (N, D, 5), labels (N, D), counts (N,) and exact (N,); fills the mask RoIs."""
         rois, counts, _ = proposals
         cls_score, bbox_pred = bbox_out
-        p, d = self.per_image_rois, self.per_image_dets
-        outputs = []
-        for b, select in enumerate(self.select_detections):
-            rows = slice(b * p, (b + 1) * p)
-            boxes, labels, count, exact = select(rois[rows], counts[b], cls_score[rows], bbox_pred[rows])
-            self.mask_rois[b * d:(b + 1) * d, 1:].copy_(boxes[:, :4] * self.scale_factors[b])
-            self.mask_labels[b * d:(b + 1) * d].copy_(labels)
-            outputs.append((boxes, labels, count, exact))
+        n, p, d = self.batch, self.per_image_rois, self.per_image_dets
+        boxes, labels, counts, exact = self.select_detections(rois.view(n, p, 5), counts, cls_score.view(n, p, -1),
+                                                              bbox_pred.view(n, p, -1))
+        self.mask_rois.view(n, d, 5)[..., 1:].copy_(boxes[..., :4] * self.scale_factors[:, None, :])
+        self.mask_labels.copy_(labels.reshape(-1))
         self.mask_rois[:, 0].copy_(self.mask_roi_images)
-        return tuple(torch.stack(x) for x in zip(*outputs))  # boxes (N, D, 5), labels, counts, exact
+        return boxes, labels, counts, exact
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
         return masks_forward(self.model, self.canvas, mask_rois, mask_labels, self.net.fused)

@@ -32,10 +32,12 @@ def suppression_matrix(boxes: torch.Tensor, iou_threshold: float) -> torch.Tenso
     return (inter > iou_threshold * union) & earlier
 
 
-def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int,
+                batch_dims: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep mask (..., N) of greedy NMS over score-sorted boxes, and whether it converged.
 
     ``suppress`` is ``suppression_matrix``'s (..., N, N); invalid boxes neither survive nor suppress.
+    ``converged`` has the first ``batch_dims`` dimensions (one flag per image of a batch).
     """
     # Counting kept suppressors is a matrix product; half precision is exact for "any > 0".
     dtype = torch.float16 if suppress.is_cuda else torch.float32
@@ -46,24 +48,29 @@ def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int) -> tup
         previous = keep
         suppressors = torch.matmul(keep.to(dtype).unsqueeze(-2), s).squeeze(-2)
         keep = valid & (suppressors == 0)
-    return keep, (keep == previous).all()
+    return keep, (keep == previous).flatten(batch_dims).all(-1)
 
 
 def max_coordinate(boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """The largest coordinate among valid boxes: what mmcv's ``batched_nms`` sees (it gets those only)."""
-    return boxes.masked_fill(~valid[..., None], float("-inf")).max()
+    """The largest coordinate among valid boxes (..., N, 4), per leading index: what mmcv's
+    ``batched_nms`` sees (it gets those only)."""
+    return boxes.masked_fill(~valid[..., None], float("-inf")).flatten(-2).amax(-1)
 
 
 def offset_by_group(boxes: torch.Tensor, idxs: torch.Tensor, max_coord: torch.Tensor) -> torch.Tensor:
-    """mmcv ``batched_nms``'s coordinate offsets (same arithmetic), so that groups never overlap."""
+    """mmcv ``batched_nms``'s coordinate offsets (same arithmetic), so that groups never overlap.
+
+    ``max_coord`` has the leading (batch) dimensions of ``idxs``, or none."""
+    max_coord = max_coord.reshape(max_coord.shape + (1,) * (idxs.dim() - max_coord.dim()))
     return boxes + (idxs.to(boxes) * (max_coord + 1))[..., None]
 
 
 def first_kept(keep: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the first ``k`` True entries of a 1-D mask (padded with 0) and how many there are."""
-    n = keep.numel()
-    rank = keep.long().cumsum(0) - 1
+    """Indices of the first ``k`` True entries along the last dimension of a mask (padded with 0),
+    and how many there are."""
+    n = keep.shape[-1]
+    rank = keep.long().cumsum(-1) - 1
     slot = torch.where(keep & (rank < k), rank, torch.full_like(rank, k))
-    index = torch.zeros(k + 1, dtype=torch.long, device=keep.device)
-    index.scatter_(0, slot, torch.arange(n, device=keep.device))
-    return index[:k], keep.sum().clamp(max=k)
+    index = torch.zeros((*keep.shape[:-1], k + 1), dtype=torch.long, device=keep.device)
+    index.scatter_(-1, slot, torch.arange(n, device=keep.device).expand_as(slot))
+    return index[..., :k], keep.sum(-1).clamp(max=k)

@@ -40,19 +40,31 @@ class DeltaDecoder:
 
     def __call__(self, rois, deltas, max_shape):
         """``max_shape``: (h, w, ...) as mmdet takes it, or a device tensor (h, w) that a captured
-        graph reads at replay (mmdet's clamp would turn it into a Python number: a host sync)."""
+        graph reads at replay (mmdet's clamp would turn it into a Python number: a host sync).
+        Batched: ``rois`` (B, N, 4), ``deltas`` (B, N, 4k) and ``max_shape`` a (B, 2) tensor."""
         from mmdet.core.bbox.coder.delta_xywh_bbox_coder import delta2bbox
 
         c = self.coder
         on_device = torch.is_tensor(max_shape)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # new_tensor(tensor) advises clone()
-            boxes = delta2bbox(rois, deltas, self.means, self.stds, None if on_device else max_shape,
-                               WH_RATIO_CLIP, c.clip_border, c.add_ctr_clamp, c.ctr_clamp)
+            boxes = delta2bbox(rois.reshape(-1, 4), deltas.reshape(-1, deltas.shape[-1]), self.means, self.stds,
+                               None if on_device else max_shape, WH_RATIO_CLIP, c.clip_border, c.add_ctr_clamp,
+                               c.ctr_clamp)
+        boxes = boxes.view(*deltas.shape[:-1], -1)
         if on_device and c.clip_border:  # mmdet's clamp(min=0, max=w or h), with the bounds on the device
-            limit = max_shape[:2].flip(0).repeat(boxes.shape[-1] // 2)  # w, h, w, h, ...
-            boxes = torch.minimum(boxes.clamp(min=0), limit)
+            lead = max_shape.shape[:-1]
+            limit = max_shape[..., :2].flip(-1).repeat(*(1,) * len(lead), boxes.shape[-1] // 2)  # w, h, w, h, ...
+            boxes = torch.minimum(boxes.clamp(min=0), limit.view(*lead, *(1,) * (boxes.dim() - len(lead) - 1), -1))
         return boxes
+
+
+def take(values: torch.Tensor, index: torch.Tensor, batched: bool) -> torch.Tensor:
+    """``values[index]``; batched, per image: ``values[b][index[b]]`` for each b of dimension 0."""
+    if not batched:
+        return values[index]
+    image = torch.arange(len(index), device=index.device).view(-1, *(1,) * (index.dim() - 1))
+    return values[image, index]
 
 
 def _plain_nms_threshold(nms_cfg) -> float:
@@ -69,6 +81,9 @@ class ProposalSelector:
     never suppress each other): L blocks of nms_pre x nms_pre instead of one (L x nms_pre)^2
     matrix. Inside each block boxes keep the order of mmcv's own sort of all scores, so that
     equal scores (the sigmoid saturates at 1.0) are broken the same way as far as the sort allows.
+
+    Batched (``img_shape`` a (B, 2) tensor): per-level inputs carry a leading image dimension, and
+    every output one too; each image is selected as it would be alone, in one chain of kernels.
     """
 
     def __init__(self, rpn_head, level_sizes: list[int], img_shape, device, rounds: int = NMS_ROUNDS):
@@ -78,42 +93,45 @@ class ProposalSelector:
         self.min_bbox_size = cfg.get("min_bbox_size", -1)
         self.max_per_img = cfg.max_per_img
         self.img_shape = img_shape
+        self.batched = torch.is_tensor(img_shape) and img_shape.dim() == 2
         self.rounds = rounds
         self.level = torch.cat([torch.full((n,), i) for i, n in enumerate(level_sizes)]).to(device)
         self.block_shape = (len(level_sizes), max(level_sizes))
         self.level_numbers = torch.arange(len(level_sizes), device=device)
 
     def __call__(self, scores: list, deltas: list, anchors: list):
-        scores, deltas, anchors = torch.cat(scores), torch.cat(deltas), torch.cat(anchors)
-        n = len(scores)
+        scores, deltas, anchors = torch.cat(scores, -1), torch.cat(deltas, -2), torch.cat(anchors, -2)
+        lead, n, dev = scores.shape[:-1], scores.shape[-1], scores.device
         proposals = self.decode(anchors, deltas, self.img_shape)
         valid = torch.ones_like(scores, dtype=torch.bool)
         if self.min_bbox_size >= 0:
-            wh = proposals[:, 2:] - proposals[:, :2]
-            valid = (wh > self.min_bbox_size).all(1)
+            wh = proposals[..., 2:] - proposals[..., :2]
+            valid = (wh > self.min_bbox_size).all(-1)
         # Each box's slot: its level's block, its rank among that level's boxes in mmcv's order.
         order = scores.masked_fill(~valid, float("-inf")).sort(descending=True)[1]  # mmcv's own call
         level = self.level[order]
         # Scanned along the inner dimension: the same cumsum along the 5000-long outer one took
         # 0.8 ms on an H100.
-        in_level = level[None, :] == self.level_numbers[:, None]
-        rank = in_level.long().cumsum(1).gather(0, level[None, :]).squeeze(0) - 1
-        slots = torch.full(self.block_shape, n, dtype=torch.long, device=scores.device)
-        slots[level, rank] = order  # slots no box fills point one past the end
+        in_level = level[..., None, :] == self.level_numbers[:, None]
+        rank = in_level.long().cumsum(-1).gather(-2, level[..., None, :]).squeeze(-2) - 1
+        slots = torch.full((*lead, *self.block_shape), n, dtype=torch.long, device=dev)
+        image = (torch.arange(len(order), device=dev)[:, None].expand_as(level),) if self.batched else ()
+        slots[(*image, level, rank)] = order  # slots no box fills point one past the end
         filled = slots < n
         slots = slots.clamp(max=n - 1)
-        shifted = offset_by_group(proposals[slots], self.level[slots], max_coordinate(proposals, valid))
+        shifted = offset_by_group(take(proposals, slots, self.batched), self.level[slots],
+                                  max_coordinate(proposals, valid))
         keep_blocks, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold),
-                                             valid[slots] & filled, self.rounds)
-        keep = torch.zeros(n + 1, dtype=torch.bool, device=scores.device)
-        keep[torch.where(filled, slots, n).reshape(-1)] = keep_blocks.reshape(-1)
-        keep = keep[:n]
+                                             take(valid, slots, self.batched) & filled, self.rounds, len(lead))
+        keep = torch.zeros((*lead, n + 1), dtype=torch.bool, device=dev)
+        keep.scatter_(-1, torch.where(filled, slots, n).flatten(-2), keep_blocks.flatten(-2))
+        keep = keep[..., :n]
         # mmcv lists kept boxes by descending score across levels; mmdet keeps the first max_per_img.
-        first, count = first_kept(keep[order], self.max_per_img)
-        ranked = order[first]
-        present = torch.arange(len(ranked), device=scores.device) < count
-        rois = torch.cat([proposals.new_zeros(len(ranked), 1), proposals[ranked]], 1) * present[:, None]
-        return rois, count, converged
+        first, count = first_kept(keep.gather(-1, order), self.max_per_img)
+        ranked = order.gather(-1, first)
+        present = torch.arange(ranked.shape[-1], device=dev) < count[..., None]
+        rois = torch.cat([proposals.new_zeros(*ranked.shape, 1), take(proposals, ranked, self.batched)], -1)
+        return rois * present[..., None], count, converged
 
 
 class DetectionSelector:
@@ -139,21 +157,24 @@ class DetectionSelector:
         self.rounds = rounds
 
     def __call__(self, rois, roi_count, cls_score, bbox_pred):
-        n = len(rois)
+        """Alone: rois (n, 5), a 0-dim count, (n, C + 1) scores, (n, 4C) deltas. Batched (the
+        selector made with (B, 2) / (B, 4) ``img_shape`` / ``scale_factor``): each with a leading
+        image dimension, and the outputs too."""
+        lead, n, dev = rois.shape[:-2], rois.shape[-2], rois.device
         scores = F.softmax(cls_score, dim=-1)
-        bboxes = self.decode(rois[:, 1:], bbox_pred, self.img_shape)
-        bboxes = (bboxes.view(n, -1, 4) / self.scale_factor).view(n, -1)
-        num_classes = scores.shape[1] - 1
-        real = torch.arange(n, device=rois.device) < roi_count
-        pair_scores = scores[:, :-1].masked_fill(~real[:, None], -1.0).reshape(-1)
-        pair_boxes = bboxes.view(-1, 4)
+        bboxes = self.decode(rois[..., 1:], bbox_pred, self.img_shape)
+        bboxes = (bboxes.view(*lead, n, -1, 4) / self.scale_factor.view(*lead, 1, 1, 4)).view(*lead, n, -1)
+        num_classes = scores.shape[-1] - 1
+        real = torch.arange(n, device=dev) < roi_count[..., None]
+        pair_scores = scores[..., :-1].masked_fill(~real[..., None], -1.0).reshape(*lead, -1)
+        pair_boxes = bboxes.view(*lead, -1, 4)
         above = pair_scores > self.score_thr
-        top, index = pair_scores.topk(min(self.candidates, len(pair_scores)))
-        labels, boxes, valid = index % num_classes, pair_boxes[index], top > self.score_thr
+        top, index = pair_scores.topk(min(self.candidates, pair_scores.shape[-1]))
+        labels, boxes, valid = index % num_classes, take(pair_boxes, index, bool(lead)), top > self.score_thr
         shifted = offset_by_group(boxes, labels, max_coordinate(pair_boxes, above))
-        keep, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold), valid, self.rounds)
+        keep, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold), valid, self.rounds, len(lead))
         chosen, count = first_kept(keep, self.max_per_img)
-        exact = converged & ((keep.sum() >= self.max_per_img) | (above.sum() <= len(top)))
-        present = (torch.arange(self.max_per_img, device=rois.device) < count)[:, None]
-        dets = torch.cat([boxes[chosen], top[chosen, None]], 1) * present
-        return dets, labels[chosen], count, exact
+        exact = converged & ((keep.sum(-1) >= self.max_per_img) | (above.sum(-1) <= top.shape[-1]))
+        present = (torch.arange(self.max_per_img, device=dev) < count[..., None])[..., None]
+        dets = torch.cat([take(boxes, chosen, bool(lead)), top.gather(-1, chosen)[..., None]], -1) * present
+        return dets, labels.gather(-1, chosen), count, exact
