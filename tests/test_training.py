@@ -194,3 +194,27 @@ def test_going_on_over_another_seed_is_refused(trained_dir):
         train.continue_from(train.build_training_model(1, "cpu", 64), str(trained_dir / train.CHECKPOINT), 1)
     with pytest.raises(SystemExit):  # a missing file is the parser's one-line error
         parse_args(["--out", "x", "--device", "cpu", "--init", str(trained_dir / "no-such.pth")])
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_committed_checkpoint(capsys):
+    from mmdet_opt.training.evaluate import main as evaluate_main
+
+    assert evaluate_main(["--scenes", "2", "--size", "256", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "scored 2/2 scenes" in out
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("held-out 256x256, 2 scenes (simple_test)")
+    words = summary.split(": ", 1)[1].split()
+    figures = dict(zip(words[::2], map(float, words[1::2])))
+    assert {"bbox_mAP", "segm_mAP", "segm_AP50"} <= figures.keys()
+    assert all(0.0 <= v <= 1.0 for v in figures.values())
+
+
+def test_evaluate_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    from mmdet_opt.training.evaluate import main as evaluate_main
+
+    assert evaluate_main(["--checkpoint", str(tmp_path / "absent.pth"), "--scenes", "1", "--size", "64",
+                          "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "absent.pth" in err and len(err.splitlines()) == 1

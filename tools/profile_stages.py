@@ -2,6 +2,7 @@
 
     python tools/profile_stages.py --variant inference_graph --size 1333x800 [--rows 25]
     python tools/profile_stages.py --batch 8 --sort self_cuda_time_total   # detect_batch of 8 photos
+    python tools/profile_stages.py --batch 8 --python                      # the host's Python, by function
 """
 import argparse
 import dataclasses
@@ -25,6 +26,8 @@ def main():
                              "one photo per call); the table is then per call of N photos")
     parser.add_argument("--no-graphs", action="store_true",
                         help="inference_graph run eagerly, so each kernel is charged to the op that launched it")
+    parser.add_argument("--python", action="store_true",
+                        help="cProfile of the host's Python instead (functions by own time), no torch.profiler")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     suite = Suite("cuda")
@@ -42,6 +45,16 @@ def main():
     for _ in range(5):
         call()
     torch.cuda.synchronize()
+    if args.python:
+        import cProfile
+        import pstats
+
+        with cProfile.Profile() as python_profile:
+            for _ in range(args.runs):
+                call()
+            torch.cuda.synchronize()
+        pstats.Stats(python_profile).sort_stats("tottime").print_stats(args.rows)
+        return
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(args.runs):
             call()

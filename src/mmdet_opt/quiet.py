@@ -7,6 +7,7 @@ import warnings
 CPP_EXTENSION_LOGGER = "torch.utils.cpp_extension"
 CUDA_HOME_NOTICE = "No CUDA runtime is found"
 MMCV_V2_NOTICE = r"On January 1, 2023, MMCV will release v2\.0\.0"
+IMAGE_TO_TENSOR_NOTICE = r'"ImageToTensor" pipeline is replaced'
 
 
 class _DropCudaHomeNotice(logging.Filter):
@@ -32,3 +33,9 @@ def ignore_invalid_escape_warnings() -> None:
     """Python 3.12 compiles mmdet's docstrings with a SyntaxWarning per invalid escape sequence
     (printed with the docstring's first lines) wherever no .pyc was written: not about a run."""
     warnings.filterwarnings("ignore", message=r"invalid escape sequence", category=SyntaxWarning)
+
+
+def ignore_image_to_tensor_notice() -> None:
+    """mmdet's ``inference_detector`` warns at every call that the config's own test pipeline
+    has ImageToTensor, advice for batch configs: once per image of a long evaluation."""
+    warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
