@@ -13,6 +13,7 @@ from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.parity import compare
+from mmdet_opt.raw_mask_head import boxes_by_class
 from mmdet_opt.results import Detections
 from mmdet_opt.variants import get_variant, variant_model
 
@@ -57,3 +58,15 @@ def test_a_batch_larger_than_max_batch_is_split(small_base_model):
     first, last = (detections(r, photos[0]) for r in (results[0], results[2]))
     report = compare(first, last)
     assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, str(report)
+
+
+@pytest.mark.parametrize("n", [0, 1, 37])
+def test_boxes_by_class_is_mmdets_bbox2result(n):
+    from mmdet.core import bbox2result
+
+    rng = np.random.default_rng(n)
+    boxes, labels = rng.random((n, 5), dtype=np.float32), rng.integers(0, 5, n)  # most of the 80 classes empty
+    got, expected = boxes_by_class(boxes, labels, 80), bbox2result(boxes, labels, 80)
+    assert len(got) == len(expected) == 80
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape and np.array_equal(mine, theirs)

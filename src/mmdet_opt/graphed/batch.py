@@ -22,7 +22,7 @@ import torch
 
 from ..gpu_preprocess import mean_std, normalize_pad, resizer
 from ..inputs import prepare_image
-from ..raw_mask_head import group_by_class
+from ..raw_mask_head import boxes_by_class, group_by_class
 from .capture import release_steps
 from .input_plan import photo_metas
 from .plan import anchors_and_canvas, bbox_head_forward, capture_steps, masks_forward
@@ -125,10 +125,8 @@ class BatchPlan:
 
 def per_image_results(boxes, labels, probs, counts: list, exact: list, num_classes: int) -> list:
     """mmdet's (bbox_results, segm_results) per image from (N, D, ...) static outputs; None where not exact."""
-    from mmdet.core import bbox2result
-
     boxes, labels, probs = boxes.cpu().numpy(), labels.cpu().numpy(), probs.float().cpu().numpy()
-    return [(bbox2result(boxes[b, :n], labels[b, :n], num_classes),
+    return [(boxes_by_class(boxes[b, :n], labels[b, :n], num_classes),
              group_by_class(probs[b, :n], labels[b, :n], num_classes)) if ok else None
             for b, (n, ok) in enumerate(zip(counts, exact))]
 

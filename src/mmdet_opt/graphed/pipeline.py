@@ -9,7 +9,7 @@ import torch
 from ..gpu_preprocess import PreprocessSpec
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
-from ..raw_mask_head import group_by_class
+from ..raw_mask_head import boxes_by_class, group_by_class
 from .batch import BatchPlan, detect_batch
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
@@ -96,15 +96,13 @@ class GraphedPipeline:
 
     @torch.no_grad()
     def roi_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
-        from mmdet.core import bbox2result
-
         (boxes, labels), mask_outputs = self._detect(feats, proposals, inputs, masks=True)
         if mask_outputs is None:  # mmdet's detections (the fallback): masks for them
             return roi_results(self, feats, boxes, labels, inputs)
         labels = labels.cpu().numpy()
         num_classes = self.model.roi_head.bbox_head.num_classes
         probs = mask_outputs[1][: len(labels)]
-        return (bbox2result(boxes.cpu().numpy(), labels, num_classes),
+        return (boxes_by_class(boxes.cpu().numpy(), labels, num_classes),
                 group_by_class(probs.float().cpu().numpy(), labels, num_classes))
 
     def _mmdet_detections(self, feats: Features, inputs: PlannedInputs):
