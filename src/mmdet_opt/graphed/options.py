@@ -18,7 +18,9 @@ class GraphOptions:
     # fp16 backbone with BatchNorm folded into the convs: 2.4x faster backbone than fp32 at 3840x2304.
     fp16_backbone: bool = True
     # Fold each BatchNorm into the convolution before it. False keeps them as modules in fp32 on the
-    # fp16 activations, as mmcv's fp16 mode runs them, and runs the backbone unfused.
+    # fp16 activations, as mmcv's fp16 mode runs them, and runs the backbone unfused: +3.9 ms
+    # (1333x800) / +5.2 ms (3840x2304) on an H200, and its features are no nearer exact fp32
+    # (tools/feature_error.py, docs/parity.md).
     fold_batchnorm: bool = True
     # fp16 FPN and RPN head: -0.5 ms (1333x800) and -4.3 ms (3840x2304); parity the same within the
     # spread that rounding alone gives stock mmdet (tools/stock_noise.py).
