@@ -15,7 +15,6 @@ import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec, gpu_preprocess
 from mmdet_opt.graphed.feature_net import FeatureNet
-from mmdet_opt.graphed.fused import fpn_forward
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.suite.cases import parse_case
 from mmdet_opt.suite.session import Suite, strict_fp32
@@ -57,9 +56,8 @@ def main():
                 rows["inference_fp16 (autocast)"] = (stages, model.neck(stages))
             for label, changes in CONFIGS.items():
                 net = FeatureNet(model, dataclasses.replace(GraphOptions(), **changes)).eval()
-                x = img.to(net.dtype).contiguous(memory_format=torch.channels_last)
-                got_stages = net.backbone(x)
-                rows[label] = (got_stages, fpn_forward(net.neck, [s.to(net.head_dtype) for s in got_stages]))
+                got_stages = net.backbone_stages(img)
+                rows[label] = (got_stages, net.fpn_levels(got_stages))
                 del net
             print(f"{case} {name}")
             for label, (got_stages, got_levels) in rows.items():

@@ -80,14 +80,12 @@ class BatchPlan:
         return metas
 
     def features(self, normalized: torch.Tensor):
-        levels, per_image = self.net.forward_batch(normalized, self.anchors)
+        levels, top_k = self.net.forward_batch(normalized, self.anchors)
         self.canvas.fill(levels)
-        return levels, per_image
+        return levels, top_k
 
     def proposals(self, features):
-        _, per_image = features
-        # Per level, the images' (scores, deltas, anchors) stacked along a leading image dimension.
-        scores, deltas, anchors = ([torch.stack(level) for level in zip(*part)] for part in zip(*per_image))
+        _, (scores, deltas, anchors) = features
         selected, counts, exact = self.select_proposals(scores, deltas, anchors)
         self.rois.view(self.batch, self.per_image_rois, 5).copy_(selected)
         self.roi_counts.copy_(counts)

@@ -44,19 +44,27 @@ class FeatureNet(nn.Module):
         return (feats, *self.top_k(cls_scores, bbox_preds, anchors))
 
     def forward_batch(self, img: torch.Tensor, anchors: list):
-        """``forward`` over a batch: FPN levels for all images, then per image its (scores, deltas,
-        anchors) lists, each image ranked as ``forward`` ranks one."""
+        """``forward`` over a batch: FPN levels for all images, then (scores, deltas, anchors) lists
+        with per level the images' top-k stacked along a leading image dimension, each image ranked
+        as ``forward`` ranks one."""
         feats, cls_scores, bbox_preds = self.convolutions(img)
         per_image = [self.top_k([c[b:b + 1] for c in cls_scores], [r[b:b + 1] for r in bbox_preds], anchors)
                      for b in range(len(img))]
-        return feats, per_image
+        return feats, [[torch.stack(level) for level in zip(*part)] for part in zip(*per_image)]
 
-    def convolutions(self, img: torch.Tensor):
-        """FPN levels, and the RPN head's objectness and deltas per level."""
+    def backbone_stages(self, img: torch.Tensor) -> tuple:
+        """The backbone's output stages, in its dtype and layout."""
         x = img.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = fpn_forward(self.neck, [f.to(self.head_dtype) for f in self.backbone(x)])
+        return self.backbone(x)
+
+    def fpn_levels(self, stages) -> tuple:
+        return fpn_forward(self.neck, [f.to(self.head_dtype) for f in stages])
+
+    def convolutions(self, img: torch.Tensor):
+        """FPN levels, and the RPN head's objectness and deltas per level."""
+        feats = self.fpn_levels(self.backbone_stages(img))
         return (feats, *rpn_head_forward(self.rpn_head, feats, self.fused))
 
     def top_k(self, cls_scores: list, bbox_preds: list, anchors: list):

@@ -28,9 +28,10 @@ class GraphOptions:
     # How many residual stages run in fp16 (None: all). Keeping stage 4 or stages 3-4 in fp32 did not
     # lift the one low parity case (coffee@1333: 0.9642 / 0.9653 against 0.9606), so all are fp16.
     fp16_layers: int | None = None
-    # conv + bias + ReLU (and + residual add) as single cuDNN kernels (fused.py). cuDNN builds these
-    # runtime-fusion kernels per new convolution shape: most of the ~300 ms first call of a new
-    # network shape (docs/perf.md, "Streams of many sizes"). False runs the convolutions unfused.
+    # conv + bias + ReLU (and + residual add) as single cuDNN kernels (fused.py). False runs the
+    # convolutions unfused: +0.7-1.1 ms per cached call, and a new network shape's first eager pass
+    # only 308 -> 227 ms, since cuDNN plans every new convolution shape fused or not (H200;
+    # tools/conv_plan_cost.py, docs/perf.md "Streams of many sizes").
     fused_convs: bool = True
     # Backbone in channels_last, the layout cuDNN's fp16 kernels want on Hopper.
     channels_last: bool = True

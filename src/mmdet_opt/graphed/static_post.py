@@ -82,8 +82,8 @@ class ProposalSelector:
     matrix. Inside each block boxes keep the order of mmcv's own sort of all scores, so that
     equal scores (the sigmoid saturates at 1.0) are broken the same way as far as the sort allows.
 
-    Batched (``img_shape`` a (B, 2) tensor): per-level inputs carry a leading image dimension, and
-    every output one too; each image is selected as it would be alone, in one chain of kernels.
+    Batched (``img_shape`` a (B, 2) tensor, per-level inputs with a leading image dimension): every
+    output has that dimension too; each image is selected as it would be alone, in one chain of kernels.
     """
 
     def __init__(self, rpn_head, level_sizes: list[int], img_shape, device, rounds: int = NMS_ROUNDS):
@@ -93,7 +93,6 @@ class ProposalSelector:
         self.min_bbox_size = cfg.get("min_bbox_size", -1)
         self.max_per_img = cfg.max_per_img
         self.img_shape = img_shape
-        self.batched = torch.is_tensor(img_shape) and img_shape.dim() == 2
         self.rounds = rounds
         self.level = torch.cat([torch.full((n,), i) for i, n in enumerate(level_sizes)]).to(device)
         self.block_shape = (len(level_sizes), max(level_sizes))
@@ -102,6 +101,7 @@ class ProposalSelector:
     def __call__(self, scores: list, deltas: list, anchors: list):
         scores, deltas, anchors = torch.cat(scores, -1), torch.cat(deltas, -2), torch.cat(anchors, -2)
         lead, n, dev = scores.shape[:-1], scores.shape[-1], scores.device
+        batched = bool(lead)
         proposals = self.decode(anchors, deltas, self.img_shape)
         valid = torch.ones_like(scores, dtype=torch.bool)
         if self.min_bbox_size >= 0:
@@ -115,14 +115,14 @@ class ProposalSelector:
         in_level = level[..., None, :] == self.level_numbers[:, None]
         rank = in_level.long().cumsum(-1).gather(-2, level[..., None, :]).squeeze(-2) - 1
         slots = torch.full((*lead, *self.block_shape), n, dtype=torch.long, device=dev)
-        image = (torch.arange(len(order), device=dev)[:, None].expand_as(level),) if self.batched else ()
+        image = (torch.arange(len(order), device=dev)[:, None].expand_as(level),) if batched else ()
         slots[(*image, level, rank)] = order  # slots no box fills point one past the end
         filled = slots < n
         slots = slots.clamp(max=n - 1)
-        shifted = offset_by_group(take(proposals, slots, self.batched), self.level[slots],
+        shifted = offset_by_group(take(proposals, slots, batched), self.level[slots],
                                   max_coordinate(proposals, valid))
         keep_blocks, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold),
-                                             take(valid, slots, self.batched) & filled, self.rounds, len(lead))
+                                             take(valid, slots, batched) & filled, self.rounds, len(lead))
         keep = torch.zeros((*lead, n + 1), dtype=torch.bool, device=dev)
         keep.scatter_(-1, torch.where(filled, slots, n).flatten(-2), keep_blocks.flatten(-2))
         keep = keep[..., :n]
@@ -130,7 +130,7 @@ class ProposalSelector:
         first, count = first_kept(keep.gather(-1, order), self.max_per_img)
         ranked = order.gather(-1, first)
         present = torch.arange(ranked.shape[-1], device=dev) < count[..., None]
-        rois = torch.cat([proposals.new_zeros(*ranked.shape, 1), take(proposals, ranked, self.batched)], -1)
+        rois = torch.cat([proposals.new_zeros(*ranked.shape, 1), take(proposals, ranked, batched)], -1)
         return rois * present[..., None], count, converged
 
 
