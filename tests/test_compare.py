@@ -247,6 +247,33 @@ def test_latest_in_picks_the_highest_numbered_run(tmp_path, runs, capsys):
     assert f"Baseline: {stored / '0010_latest.json'}" in capsys.readouterr().out
 
 
+def test_latest_in_passes_over_newer_runs_without_a_compared_benchmark(tmp_path, runs, capsys):
+    """A parity-only run (no benchmarks) and a partial run of other benchmarks, stored after the full
+    one, are passed over and named; the gate still compares with the full one."""
+    base, _, slow = runs
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    shutil.copy(base, stored / "0001_full.json")
+    write(stored / "0002_parity.json", {**run(), "parity": [{"variant": "inference_graph", "size": "1333x800"}]})
+    write(stored / "0003_other.json", run(bench("t_throughput", noisy(6.0))))
+    assert gate.main(["--latest-in", str(stored), slow, "-k", "total"]) == 1
+    out = capsys.readouterr().out
+    assert f"Baseline: {stored / '0001_full.json'}" in out and "1 compared: 1 REGRESSED" in out
+    assert ("Newer stored runs passed over, none of whose benchmarks is compared: "
+            "0003_other.json, 0002_parity.json") in out
+
+
+def test_latest_in_with_no_usable_stored_run_names_what_it_looked_for(tmp_path, runs, capsys):
+    base, _, slow = runs
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    shutil.copy(base, stored / "0001_full.json")
+    assert gate.main(["--latest-in", str(stored), slow, "-k", "throughput"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err == (f"error: --latest-in: none of the 1 stored runs in {stored} holds a benchmark of {slow} "
+                   "matching -k 'throughput'")
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p, base: [str(p / "missing.json"), base], "no such file"),
     (lambda p, base: [write(p / "x.json", {"benchmarks": 1}), base], "not a pytest-benchmark JSON"),
@@ -468,10 +495,26 @@ def test_history_takes_files_after_folders_and_draws_parity_where_stored(tmp_pat
     assert len(PARITY_READERS) >= 2
 
 
+def test_history_shows_a_parity_only_run_as_a_row_of_parity(tmp_path, capsys):
+    """A stored run of the parity tests alone (no stage benchmarks) no longer stops the history."""
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    shutil.copy(BASELINES / "0009_h100.json", stored / "0009_h100.json")
+    write(stored / "0010_parity.json", {**json.loads((BASELINES / "0009_h100.json").read_text()), "benchmarks": [],
+                                        "parity": [{"variant": "inference_graph", "size": "1333x800", "image": "scene0",
+                                                    "matched_fraction": 1.0, "mask_iou_mean": 0.995}]})
+    assert report_cli(["--history", str(stored)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("| run | date |"))
+    (totals_row,) = [line for line in lines if line.startswith("| 0010 ") and line.count(" | ") > 3]
+    assert set(totals_row.split(" | ")[2:-1]) == {""} and len(header.split(" | ")) == len(totals_row.split(" | "))
+    assert "| 0010 8d6b7ed | 1.00/0.9950 |" in lines
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p: p / "empty", "no stored run"),
     (lambda p: Path(write(p / "x.json", {"benchmarks": [{"name": "x", "stats": {"median": 1.0}}]})),
-     "no stage benchmarks"),
+     "no stage benchmarks (extra_info variant/size/stage), and no parity figures"),
     (lambda p: p / "missing.json", "no such file"),
 ], ids=["empty-folder", "no-stages", "missing"])
 def test_history_errors_are_one_line_and_exit_2(tmp_path, capsys, make, words):

@@ -249,8 +249,11 @@ def injected_delay(run: dict) -> float:
                default=0.0)
 
 
-def latest_run(folder: str | Path, exclude: Path | None = None) -> Path:
-    """The highest-numbered stored run (``NNNN_*.json``) in ``folder``."""
+def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wanted: str = "a benchmark to compare"
+               ) -> tuple:
+    """The highest-numbered stored run (``NNNN_*.json``) in ``folder`` for which ``usable(run)`` holds
+    (any, when None), and the names of the newer runs passed over: a parity-only or throughput-only
+    run stored after the last full one must not leave the gate with nothing to compare."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"--latest-in: {folder} is not a directory")
@@ -259,7 +262,12 @@ def latest_run(folder: str | Path, exclude: Path | None = None) -> Path:
         runs = [p for p in runs if p.resolve() != exclude.resolve()]
     if not runs:
         raise ReportError(f"--latest-in: no stored run (NNNN_*.json) in {folder}")
-    return runs[-1]
+    passed_over = []
+    for path in reversed(runs):
+        if usable is None or usable(load_run(path)):
+            return path, passed_over
+        passed_over.append(path.name)
+    raise ReportError(f"--latest-in: none of the {len(runs)} stored runs in {folder} holds {wanted}")
 
 
 def device_of(run: dict) -> str | None:
@@ -289,7 +297,8 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", metavar="RUN.json",
                         help="BASELINE.json NEW.json, or NEW.json with --latest-in")
     parser.add_argument("--latest-in", metavar="DIR",
-                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder")
+                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder that holds a "
+                             "benchmark to compare (newer parity-only or partial runs are passed over)")
     parser.add_argument("-k", dest="expression", metavar="EXPR",
                         help="compare only the benchmarks matching this pytest -k expression (substrings of the "
                              "fullname and extra_info values), e.g. 'test_stage and (total or backbone)'")
@@ -313,8 +322,16 @@ def main(argv=None) -> int:
     rule = Rule(threshold=args.threshold / 100, floor_ms=args.floor_ms, alpha=args.alpha)
     try:
         new_path = Path(args.runs[-1])
-        base_path = latest_run(args.latest_in, exclude=new_path) if args.latest_in else Path(args.runs[0])
-        baseline, new = load_run(base_path), load_run(new_path)
+        new = load_run(new_path)
+        passed_over = []
+        if args.latest_in:
+            base_path, passed_over = latest_run(
+                args.latest_in, exclude=new_path,
+                usable=lambda run: bool(compare_runs(run, new, rule, args.expression).comparisons),
+                wanted=f"a benchmark of {new_path}" + (f" matching -k {args.expression!r}" if args.expression else ""))
+        else:
+            base_path = Path(args.runs[0])
+        baseline = load_run(base_path)
         rerun_path = Path(args.confirm) if args.confirm else None
         rerun = load_run(rerun_path) if rerun_path else None
         base_device = device_of(baseline)
@@ -335,6 +352,8 @@ def main(argv=None) -> int:
     if rerun is not None:
         result = confirmed(result, compare_runs(baseline, rerun, rule, args.expression))
     print(report(result, rule, (base_path, baseline), (new_path, new)))
+    if passed_over:
+        print(f"\nNewer stored runs passed over, none of whose benchmarks is compared: {', '.join(passed_over)}.")
     if args.confirm:
         print(f"\nRerun: {describe(rerun_path, rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
     if args.flagged_out:

@@ -3,9 +3,9 @@
     python -m mmdet_opt.suite.report --history baselines/<device>/<machine-id>/ [more runs] [--chart history.svg]
 
 A folder stands for its stored runs (``NNNN_*.json``) in number order; files are taken as given, so a
-new run can follow the stored ones. Each run is labelled by its number (or file name) and the short
-commit id that pytest-benchmark recorded; ``*`` marks a dirty working tree, whose measured code is not
-that commit (runs 0003 to 0006).
+new run can follow the stored ones; a parity-only run adds a row of parity and an empty one of totals.
+Each run is labelled by its number (or file name) and the short commit id that pytest-benchmark
+recorded; ``*`` marks a dirty working tree, whose measured code is not that commit (runs 0003 to 0006).
 
 Parity figures are drawn too where a run stores them: each reader in ``PARITY_READERS`` takes a run
 and returns ``{(variant, size): (matched fraction, mean mask IoU)}`` (the worst image); runs without
@@ -76,14 +76,20 @@ def parity(run: dict) -> dict:
 
 
 def collect(files: list) -> tuple:
-    """(labels, dates, {(variant, size): [total ms per run]}, {(variant, size): [parity per run]})."""
+    """(labels, dates, {(variant, size): [total ms per run]}, {(variant, size): [parity per run]}).
+
+    A run with parity figures but no stage benchmarks (a parity-only run) has a row without totals;
+    one with neither is an error.
+    """
     labels, dates, totals, parities = [], [], {}, {}
     for i, path in enumerate(files):
         run = load_run(path)
         try:
             table = medians(run)
         except ReportError as exc:
-            raise ReportError(f"{path}: {exc}") from None
+            if not parity(run):
+                raise ReportError(f"{path}: {exc}, and no parity figures") from None
+            table = {}
         labels.append(label(path, run))
         dates.append(str(run.get("datetime", ""))[:16].replace("T", " "))
         for size, rows in table.items():
@@ -104,6 +110,8 @@ def markdown(labels: list, dates: list, totals: dict, parities: dict) -> str:
     for i, (run, date) in enumerate(zip(labels, dates)):
         cells = ["" if v[i] is None else f"{v[i]:.2f}" for v in totals.values()]
         lines.append(f"| {run} | {date} | " + " | ".join(cells) + " |")
+    if not totals:
+        lines = ["No run holds stage benchmarks: no `total` to show."]
     if parities:
         names = [f"{variant} {size}" for variant, size in parities]
         lines += ["", "Parity per run, worst image: matched fraction / mean mask IoU.", "",
