@@ -143,7 +143,8 @@ def pytest_report_header(config):
     settings = config._mmdet_opt
     lines = [f"mmdet-opt: device {settings.device}; variants {', '.join(v.name for v in settings.variants.values())}"]
     lines += [f"mmdet-opt: not run: {reason}" for reason in settings.unavailable.values()]
-    return lines
+    note = getattr(config, "_mmdet_opt_compare_note", None)
+    return lines + [f"mmdet-opt: {note}"] if note else lines
 
 
 def pytest_configure(config):
@@ -179,7 +180,7 @@ def _check_compare_baselines(config):
     root = Path(storage.removeprefix("file://"))
     stored = FileStorage(root, logger=None, default_machine_id=get_machine_id())
     if compare is True:
-        files = stored.query("[0-9][0-9][0-9][0-9]_")[-1:]  # the latest run, as pytest-benchmark picks
+        files = _latest_timed_run(config, stored.query("[0-9][0-9][0-9][0-9]_"))
     else:
         try:
             files = stored.query(compare)
@@ -206,6 +207,28 @@ def _check_compare_baselines(config):
                                     f"{here}; compare against a run of this device (baselines/<device>/)")
 
 
+def _latest_timed_run(config, stored: list) -> list:
+    """A bare --benchmark-compare: the latest stored run, as pytest-benchmark picks it, except that
+    runs without timings (a parity run stores only figures) are passed over, else nothing would be
+    compared. A broken file is still a usage error, not passed over."""
+    from mmdet_opt.suite.report import ReportError, load_run
+
+    passed_over = []
+    for path in reversed(stored):
+        try:
+            timed = bool(load_run(path)["benchmarks"])
+        except ReportError as exc:
+            raise pytest.UsageError(f"--benchmark-compare: {exc}") from None
+        if timed:
+            if passed_over:
+                config.option.benchmark_compare = str(path)
+                config._mmdet_opt_compare_note = (f"--benchmark-compare: {path.name}; passed over the later "
+                                                  f"{', '.join(passed_over)} (no timings)")
+            return [path]
+        passed_over.append(path.name)
+    return []
+
+
 @pytest.fixture(scope="session")
 def parity_records(request) -> list:
     """Each parity case's figures, stored with the run's JSON (``pytest_benchmark_update_json``)."""
@@ -213,6 +236,11 @@ def parity_records(request) -> list:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
+    settings = config._mmdet_opt
+    # Which weights the run measured: parity on the trained model and on synthetic weights differ
+    # by design, so the history keeps them apart.
+    output_json["weights"] = (f"checkpoint {settings.checkpoint}" if settings.checkpoint
+                              else f"synthetic, seed {settings.seed}")
     records = getattr(config, "_mmdet_opt_parity", None)
     if records:
         output_json["parity"] = records

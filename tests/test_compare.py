@@ -511,6 +511,24 @@ def test_history_shows_a_parity_only_run_as_a_row_of_parity(tmp_path, capsys):
     assert "| 0010 8d6b7ed | 1.00/0.9950 |" in lines
 
 
+def test_history_keeps_parity_of_different_weights_apart(tmp_path, capsys):
+    base = json.loads((BASELINES / "0009_h100.json").read_text())
+
+    def parity_run(weights, iou):
+        record = {"variant": "inference_graph", "size": "1333x800", "matched_fraction": 1.0, "mask_iou_mean": iou}
+        return write(tmp_path / f"{iou}.json", {**base, "benchmarks": [], "weights": weights, "parity": [record]})
+
+    runs = [parity_run("synthetic, seed 0", 0.97), parity_run("checkpoint trained", 0.995)]
+    svg = tmp_path / "h.svg"
+    assert report_cli(["--history", *runs, "--chart", str(svg)]) == 0
+    out = capsys.readouterr().out
+    assert ("| run | inference_graph 1333x800 (synthetic, seed 0) | inference_graph 1333x800 (checkpoint trained) |"
+            in out)
+    assert "| 0.97 8d6b7ed | 1.00/0.9700 |  |" in out and "| 0.995 8d6b7ed |  | 1.00/0.9950 |" in out
+    assert "No run holds stage benchmarks" in out
+    assert series((tmp_path / "h-parity.svg").read_text()) == 2
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p: p / "empty", "no stored run"),
     (lambda p: Path(write(p / "x.json", {"benchmarks": [{"name": "x", "stats": {"median": 1.0}}]})),

@@ -89,6 +89,7 @@ def stored_run(tmp_path_factory) -> dict:
                    capture_output=True, timeout=600)
     run = json.loads((where / "run.json").read_text())
     assert run["machine_info"]["device"] == "cpu" and run["benchmarks"]
+    assert run["weights"] == "synthetic, seed 0"  # which weights the run measured
     return run
 
 
@@ -141,6 +142,21 @@ def test_bare_compare_with_a_broken_latest_run(project, stored_run):
     store(project, "cpu", "0001_cpu.json", stored_run)
     store(project, "cpu", "0002_cut.json", json.dumps(stored_run)[:200])
     assert_usage_error(collect(project, "--benchmark-compare"), "0002_cut.json", "not valid JSON")
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_bare_compare_passes_over_a_later_parity_only_run(project, stored_run):
+    """A stored parity run has figures and no timings; compared with it, a run would show nothing."""
+    store(project, "cpu", "0001_cpu.json", stored_run)
+    store(project, "cpu", "0002_parity.json", {**stored_run, "benchmarks": [], "parity": [{"variant": "inference"}]})
+    project.makepyfile(test_timed="def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
+                                          "--benchmark-compare", timeout=600)  # not -q: the header says it
+    output = "\n".join(result.outlines + result.errlines)
+    assert result.ret == pytest.ExitCode.OK, output
+    assert "--benchmark-compare: 0001_cpu.json; passed over the later 0002_parity.json (no timings)" in output
+    assert "Comparing against benchmarks from: " in output and "0001_cpu.json" in output
+    assert "test_timed (0001_cpu)" in output  # the stored timing's row in pytest-benchmark's table
 
 
 @pytest.mark.slow  # pytest in a subprocess

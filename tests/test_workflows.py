@@ -58,7 +58,8 @@ def test_nightly_benchmarks_on_a_gpu_runner_and_gates_on_regressions():
     assert gate["shell"] == "bash"  # pipefail, so `| tee` keeps the gate's exit status
     # The gate's baseline folder is this runner's GPU's, found at run time.
     assert 'echo "BASELINES=$(.tox/bench/bin/python -m mmdet_opt.machine)" >> "$GITHUB_ENV"' in commands
-    assert 'mmdet_opt.suite.report --history "$BASELINES" out/run.json' in commands
+    assert 'mmdet_opt.suite.report --history "$BASELINES" $tonight' in commands
+    assert 'tonight="$tonight out/trained_parity.json"' in commands
     assert "--chart out/history.svg > out/history.md" in commands
     # Strict parity on the project's trained model, whenever its checkpoint is in the repository.
     (trained,) = [s for s in job["steps"] if "--checkpoint trained" in s.get("run", "")]

@@ -69,10 +69,16 @@ PARITY_READERS: list[Callable[[dict], dict]] = [_parity_list, _parity_in_benchma
 
 
 def parity(run: dict) -> dict:
+    """``{(variant, size, weights): figures}``: a run's ``weights`` (recorded since the trained model's
+    parity runs; None in older runs) keeps the trained model's figures apart from synthetic ones."""
     found = {}
     for reader in PARITY_READERS:
         found.update(reader(run))
-    return found
+    return {(*key, run.get("weights")): figures for key, figures in found.items()}
+
+
+def series_name(variant: str, size: str, weights: str | None = None) -> str:
+    return f"{variant} {size}" + (f" ({weights})" if weights else "")
 
 
 def collect(files: list) -> tuple:
@@ -104,7 +110,7 @@ def collect(files: list) -> tuple:
 
 
 def markdown(labels: list, dates: list, totals: dict, parities: dict) -> str:
-    names = [f"{variant} {size}" for variant, size in totals]
+    names = [series_name(*key) for key in totals]
     lines = ["`total` per run, median ms (* a dirty working tree: the commit is not the measured code).", "",
              "| run | date | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
     for i, (run, date) in enumerate(zip(labels, dates)):
@@ -113,7 +119,7 @@ def markdown(labels: list, dates: list, totals: dict, parities: dict) -> str:
     if not totals:
         lines = ["No run holds stage benchmarks: no `total` to show."]
     if parities:
-        names = [f"{variant} {size}" for variant, size in parities]
+        names = [series_name(*key) for key in parities]
         lines += ["", "Parity per run, worst image: matched fraction / mean mask IoU.", "",
                   "| run | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for i, run in enumerate(labels):
@@ -129,8 +135,8 @@ def chart(labels: list, totals: dict, out: str | Path) -> None:
     line = pygal.Line(title="total per run (median ms, log scale)", logarithmic=True, legend_at_bottom=True,
                       x_label_rotation=30, truncate_legend=-1, width=1000, height=600)
     line.x_labels = labels
-    for (variant, size), values in totals.items():
-        line.add(f"{variant} {size}", [None if v is None else round(v, 2) for v in values])
+    for key, values in totals.items():
+        line.add(series_name(*key), [None if v is None else round(v, 2) for v in values])
     line.render_to_file(str(out))
 
 
@@ -140,8 +146,8 @@ def parity_chart(labels: list, parities: dict, out: str | Path) -> None:
     line = pygal.Line(title="parity per run: mean mask IoU, worst image", legend_at_bottom=True,
                       x_label_rotation=30, truncate_legend=-1, width=1000, height=600)
     line.x_labels = labels
-    for (variant, size), values in parities.items():
-        line.add(f"{variant} {size}", [None if v is None else round(v[1], 4) for v in values])
+    for key, values in parities.items():
+        line.add(series_name(*key), [None if v is None else round(v[1], 4) for v in values])
     line.render_to_file(str(out))
 
 

@@ -84,8 +84,9 @@ def _size_key(size: str):
 def markdown(data: dict) -> str:
     machine = data.get("machine_info", {})
     device = machine.get("device") or machine.get("cpu", {}).get("brand_raw", "unknown device")
+    weights = f" Weights: {data['weights']}." if data.get("weights") else ""
     lines = [f"Device: {device}; torch {machine.get('torch', '?')}, mmcv {machine.get('mmcv', '?')}, "
-             f"mmdet {machine.get('mmdet', '?')}. Medians in ms.", ""]
+             f"mmdet {machine.get('mmdet', '?')}.{weights} Medians in ms.", ""]
     for line in (gpu_state_line(machine), throttle_warning(machine)):
         if line:
             lines += [line, ""]
