@@ -236,11 +236,17 @@ def parity_records(request) -> list:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
+    from mmdet_opt.machine import gpu_state
+
     settings = config._mmdet_opt
     # Which weights the run measured: parity on the trained model and on synthetic weights differ
     # by design, so the history keeps them apart.
     output_json["weights"] = (f"checkpoint {settings.checkpoint}" if settings.checkpoint
                               else f"synthetic, seed {settings.seed}")
+    # Outside machine_info, which pytest-benchmark compares whole: clocks and temperatures always
+    # differ, and it would warn on every compare.
+    start = getattr(config, "_mmdet_opt_gpu_start", None) or {"unavailable": "not recorded at session start"}
+    output_json["gpu_state"] = {"start": start, "end": gpu_state(settings.device)}
     records = getattr(config, "_mmdet_opt_parity", None)
     if records:
         output_json["parity"] = records
@@ -298,12 +304,9 @@ def pytest_sessionstart(session):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    from mmdet_opt.machine import accelerator_info, gpu_state
+    from mmdet_opt.machine import accelerator_info
 
-    device = config._mmdet_opt.device
-    machine_info.update(accelerator_info(device))
-    start = getattr(config, "_mmdet_opt_gpu_start", None) or {"unavailable": "not recorded at session start"}
-    machine_info["gpu_state"] = {"start": start, "end": gpu_state(device)}
+    machine_info.update(accelerator_info(config._mmdet_opt.device))
 
 
 def pytest_generate_tests(metafunc):

@@ -157,6 +157,7 @@ def test_bare_compare_passes_over_a_later_parity_only_run(project, stored_run):
     assert "--benchmark-compare: 0001_cpu.json; passed over the later 0002_parity.json (no timings)" in output
     assert "Comparing against benchmarks from: " in output and "0001_cpu.json" in output
     assert "test_timed (0001_cpu)" in output  # the stored timing's row in pytest-benchmark's table
+    assert "machine_info is different" not in output  # the GPU state, which always differs, is kept apart
 
 
 @pytest.mark.slow  # pytest in a subprocess

@@ -197,14 +197,26 @@ def throttle_reasons(mask) -> list:
     return names + ([f"unknown reason {unknown:#x}"] if unknown else [])
 
 
-def throttle_warning(machine_info: dict) -> str | None:
+def stored_gpu_state(run: dict) -> dict | None:
+    """A run's ``{"start": ..., "end": ...}`` GPU state: a top-level key, or inside ``machine_info`` in
+    runs stored before it moved out (where it made pytest-benchmark warn on every compare that the
+    machine differed, since clocks and temperatures always do)."""
+    if not isinstance(run, dict):
+        return None
+    states = run.get("gpu_state")
+    if states is None and isinstance(run.get("machine_info"), dict):
+        states = run["machine_info"].get("gpu_state")
+    return states if isinstance(states, dict) else None
+
+
+def throttle_warning(run: dict) -> str | None:
     """One line when the stored GPU state shows the run was slowed (power cap, heat, HW slowdown).
 
     Looks at the reasons active at the start and the end of the run, and, where the driver keeps
     them, at the time each slowdown counter advanced in between. Runs without a GPU state say nothing.
     """
-    states = machine_info.get("gpu_state") if isinstance(machine_info, dict) else None
-    if not isinstance(states, dict):
+    states = stored_gpu_state(run)
+    if states is None:
         return None
     found = []
     for when in ("start", "end"):
@@ -224,10 +236,10 @@ def throttle_warning(machine_info: dict) -> str | None:
     return f"WARNING: the GPU was throttled ({'; '.join(found)}): timings of this run may be slow"
 
 
-def gpu_state_line(machine_info: dict) -> str | None:
+def gpu_state_line(run: dict) -> str | None:
     """'GPU: driver 580.65.06; SM clock 1980 -> 1980 MHz, ...' from the stored start and end state."""
-    states = machine_info.get("gpu_state") if isinstance(machine_info, dict) else None
-    if not isinstance(states, dict):
+    states = stored_gpu_state(run)
+    if states is None:
         return None
     start, end = states.get("start") or {}, states.get("end") or {}
     if "unavailable" in end:

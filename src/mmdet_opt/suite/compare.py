@@ -381,7 +381,7 @@ def report(result: Result, rule: Rule, base: tuple, new: tuple) -> str:
         if names:
             lines += ["", f"{label} ({len(names)}): {', '.join(names)}"]
     for label, (_, run) in (("baseline", base), ("new run", new)):
-        warning = throttle_warning(run.get("machine_info") or {})
+        warning = throttle_warning(run)
         if warning:
             lines += ["", f"{label}: {warning}"]
     counts = {v: sum(c.verdict == v for c in result.comparisons)

@@ -87,7 +87,7 @@ def markdown(data: dict) -> str:
     weights = f" Weights: {data['weights']}." if data.get("weights") else ""
     lines = [f"Device: {device}; torch {machine.get('torch', '?')}, mmcv {machine.get('mmcv', '?')}, "
              f"mmdet {machine.get('mmdet', '?')}.{weights} Medians in ms.", ""]
-    for line in (gpu_state_line(machine), throttle_warning(machine)):
+    for line in (gpu_state_line(data), throttle_warning(data)):
         if line:
             lines += [line, ""]
     streams = stream_markdown(data)
