@@ -35,10 +35,13 @@ def pytest_addoption(parser):
     group.addoption("--seed", type=int, default=0, help="seed of the synthetic weights")
     group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (default 20 GPU, 3 CPU)")
     group.addoption("--warmup-rounds", type=int, default=None, help="untimed rounds first (default 5 GPU, 1 CPU)")
-    group.addoption("--bench-image", default="astronaut", help="image the timings use")
+    group.addoption("--bench-image", default="astronaut",
+                    help="image the timings use: a sample name, sceneN, or an image file (resized to each case's "
+                         "photo size, as the samples are)")
     group.addoption("--parity-images", default=None,
-                    help=f"comma-separated images the parity tests use (default {DEFAULT_PARITY_IMAGES}; with "
-                         f"--checkpoint trained, held-out scenes {TRAINED_PARITY_IMAGES})")
+                    help=f"comma-separated images the parity tests use, names or image files (default "
+                         f"{DEFAULT_PARITY_IMAGES}; with --checkpoint trained, held-out scenes "
+                         f"{TRAINED_PARITY_IMAGES})")
     group.addoption("--parity-min-matched", type=float, default=None,
                     help="fraction of stock detections a variant must match (default 0.95; given, or with "
                          "--checkpoint, these fixed thresholds replace the rounding-spread rule)")
@@ -76,6 +79,7 @@ def _settings(config) -> Settings:
     from mmdet_opt.arguments import check_device, default_device
     from mmdet_opt.checkpoint import CheckpointError, resolve_checkpoint
     from mmdet_opt.images import IMAGE_NAMES, is_image_name
+    from mmdet_opt.inputs import ImageInputError, load_image
     from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED, TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
     from mmdet_opt.suite.cases import parse_case
     from mmdet_opt.variants import VARIANTS, VariantUnavailable, variant_for_device
@@ -101,10 +105,15 @@ def _settings(config) -> Settings:
     # The project's trained model is judged on held-out scenes of what it was trained for.
     parity_images = _split(opt("--parity-images") or (TRAINED_PARITY_IMAGES if trained else DEFAULT_PARITY_IMAGES))
     images = [opt("--bench-image")] + parity_images
-    unknown = [i for i in images if not is_image_name(i)]
+    unknown = [i for i in images if not is_image_name(i) and not Path(i).exists()]
     if unknown:
         raise pytest.UsageError(f"unknown image {', '.join(unknown)}; known: {', '.join(IMAGE_NAMES)}, "
-                                "sceneN (held-out scenes)")
+                                "sceneN (held-out scenes), or an image file")
+    for path in {i for i in images if not is_image_name(i)}:
+        try:  # an unusable file is a usage error now, not a failure of every test that uses it
+            load_image(path)
+        except ImageInputError as exc:
+            raise pytest.UsageError(f"image file: {exc}") from None
     if checkpoint:
         try:  # the form only: a URL is downloaded when the model is built, not for --collect-only
             resolve_checkpoint(checkpoint, download=False)

@@ -105,6 +105,17 @@ def test_truncated_jpeg_is_caught_before_decoding(tmp_path):
 
 # --- arrays ----------------------------------------------------------------------------------
 
+def test_an_image_spec_is_a_sample_name_or_a_file_read_like_mmdet(tmp_path):
+    from mmdet_opt.images import image_by_spec
+
+    gray = np.random.default_rng(3).integers(0, 256, (70, 50), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    assert np.array_equal(image_by_spec(str(tmp_path / "gray.png")), mmcv.imread(str(tmp_path / "gray.png")))
+    assert image_by_spec("scene1", (64, 48)).shape == (48, 64, 3)
+    with pytest.raises(ImageInputError, match="no such file"):
+        image_by_spec(str(tmp_path / "astronaut.jpg"))
+
+
 def test_bgr_uint8_contiguous_is_not_copied():
     image = rand_u8(10, 20, 3)
     assert load_image(image) is image

@@ -69,6 +69,33 @@ def test_bad_option_is_one_usage_line(project, option, words):
 
 
 @pytest.mark.slow  # pytest in a subprocess
+@pytest.mark.parametrize("name, content, words", [
+    ("cut.jpg", b"\xff\xd8\xff\xe0 no more", ["image file:", "cut.jpg", "cannot decode"]),
+    ("photos", None, ["image file:", "photos: is a directory"]),
+], ids=["corrupt", "directory"])
+def test_an_unusable_image_file_is_one_usage_line(project, name, content, words):
+    path = project.path / name
+    path.mkdir() if content is None else path.write_bytes(content)
+    assert_usage_error(collect(project, f"--parity-images=astronaut,{path}"), *words)
+
+
+@pytest.mark.slow  # pytest in a subprocess: the model, stock and one variant on a CPU
+def test_parity_on_a_users_own_image_file(tmp_path):
+    """A grayscale photo file of its own size: read as mmdet reads files, resized to the case."""
+    import cv2
+    from skimage import data
+
+    photo = tmp_path / "camera.png"
+    cv2.imwrite(str(photo), data.camera()[:400, :300])  # 300x400 portrait, one channel
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--device=cpu",
+                           "benchmarks/test_parity.py", "--variants=inference_raw_mask", "--sizes=300x400@320x192",
+                           f"--parity-images={photo}"], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"parity inference_raw_mask_fp32 300x400@320x192 {photo}: matched" in done.stdout
+    assert "1 passed" in done.stdout
+
+
+@pytest.mark.slow  # pytest in a subprocess
 def test_a_checkpoint_url_is_not_downloaded_to_collect(project):
     """Its form is checked at once; the download waits for the model build (nothing listens on port 9)."""
     result = collect(project, "--checkpoint=http://127.0.0.1:9/mask_rcnn_r50_fpn_2x_coco-3e542a40.pth")

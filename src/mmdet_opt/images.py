@@ -1,5 +1,6 @@
 """Test images: photographs shipped with scikit-image, a seeded synthetic scene, held-out training
-scenes (``scene0``, ``scene1``, ...: what the project's trained model was scored on), and resizing."""
+scenes (``scene0``, ``scene1``, ...: what the project's trained model was scored on), a user's
+own image files, and resizing."""
 from __future__ import annotations
 
 import re
@@ -39,6 +40,17 @@ def sample_image(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
 
     rgb = getattr(data, name)()
     return np.ascontiguousarray(rgb[..., :3][..., ::-1])
+
+
+def image_by_spec(spec: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A sample image by name (a held-out scene drawn at ``size``), or else an image file, read through
+    the front door every variant uses (``inputs.load_image``: an ``ImageInputError`` names the
+    problem with a missing, unreadable or unusable file)."""
+    if is_image_name(spec):
+        return sample_image(spec, size)
+    from .inputs import load_image
+
+    return load_image(spec)
 
 
 def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

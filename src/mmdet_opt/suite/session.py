@@ -6,7 +6,7 @@ import contextlib
 import torch
 
 from ..detector import build_detector
-from ..images import resize_to, sample_image
+from ..images import image_by_spec, resize_to
 from ..results import Detections
 from ..variants import Variant, variant_for_device
 from .cases import Case
@@ -50,10 +50,11 @@ class Suite:
         return self._pipelines[key]
 
     def image(self, name: str, case: Case | tuple[int, int]):
-        """The named image at the case's photo size (the study's protocol: the test scale itself)."""
+        """The named image (or image file) at the case's photo size (the study's protocol: the test
+        scale itself)."""
         key = (name, as_case(case).image)
         if key not in self._images:
-            self._images[key] = resize_to(sample_image(name, size=key[1]), key[1])
+            self._images[key] = resize_to(image_by_spec(name, size=key[1]), key[1])
         return self._images[key]
 
     def reference(self, case: Case | tuple[int, int], image_name: str, exact: bool = False) -> Detections:

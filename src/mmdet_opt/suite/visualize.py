@@ -31,19 +31,15 @@ class VisualizeError(ValueError):
 
 
 def load_image(spec: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A sample image by name (a held-out scene ``sceneN`` drawn at ``size``), or an image file read
-    through the front door every variant uses."""
-    from ..images import IMAGE_NAMES, is_image_name, sample_image
+    """``images.image_by_spec``, its errors as --image errors."""
+    from ..images import IMAGE_NAMES, image_by_spec, is_image_name
     from ..inputs import ImageInputError
-    from ..inputs import load_image as read_image
 
-    if is_image_name(spec):
-        return sample_image(spec, size)
-    if not Path(spec).is_file():
+    if not is_image_name(spec) and not Path(spec).is_file():
         raise VisualizeError(f"--image: {spec!r} is neither a file nor a sample "
                              f"({', '.join(IMAGE_NAMES)}, sceneN: a held-out training scene)")
     try:
-        return read_image(spec)
+        return image_by_spec(spec, size)
     except ImageInputError as exc:
         raise VisualizeError(f"--image: {exc}") from None
 
