@@ -233,3 +233,20 @@ def test_evaluate_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
                           "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "absent.pth" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow  # pytest in a subprocess: the trained model, stock and the graph pipeline on a CPU
+def test_the_suite_runs_parity_on_the_committed_trained_model():
+    """`--checkpoint trained` through the benchmark suite, as the nightly runs it on a GPU: a held-out
+    scene at a photo size that must be resized, judged by the strict fixed targets."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--device=cpu",
+                           "benchmarks/test_parity.py", "--checkpoint=trained", "--variants=inference_graph",
+                           "--sizes=640x480@320x192", "--parity-images=scene0"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "parity inference_graph_eager_fp32 640x480@320x192 scene0: matched" in done.stdout
+    assert "1 passed" in done.stdout
