@@ -274,6 +274,10 @@ def test_latest_in_with_no_usable_stored_run_names_what_it_looked_for(tmp_path, 
                    "matching -k 'throughput'")
 
 
+def with_weights(weights):
+    return {**run(bench("t_total", noisy(6.0))), "weights": weights}
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p, base: [str(p / "missing.json"), base], "no such file"),
     (lambda p, base: [write(p / "x.json", {"benchmarks": 1}), base], "not a pytest-benchmark JSON"),
@@ -289,8 +293,11 @@ def test_latest_in_with_no_usable_stored_run_names_what_it_looked_for(tmp_path, 
     (lambda p, base: [base, base, "--confirm", write(p / "h200.json", run(bench("t_total", noisy(6.0)),
                                                                           device="NVIDIA H200"))],
      "h200.json on NVIDIA H200"),
+    (lambda p, base: [write(p / "synthetic.json", with_weights("synthetic, seed 0")),
+                      write(p / "trained.json", with_weights("checkpoint trained"))],
+     "measured synthetic, seed 0, "),
 ], ids=["missing", "not-a-run", "other-device", "no-common-benchmark", "injected-baseline", "bad-k", "empty-folder",
-        "no-folder", "missing-rerun", "rerun-other-device"])
+        "no-folder", "missing-rerun", "rerun-other-device", "other-weights"])
 def test_command_errors_are_one_line_and_exit_2(tmp_path, runs, capsys, make, words):
     (tmp_path / "empty").mkdir()
     assert gate.main(make(tmp_path, runs[0])) == 2

@@ -339,6 +339,10 @@ def main(argv=None) -> int:
             if run is not None and base_device and device_of(run) and device_of(run) != base_device:
                 raise ReportError(f"{base_path} was recorded on {base_device}, {path} on {device_of(run)}: "
                                   "timings compare only on one device")
+        for path, run in ((new_path, new), (rerun_path, rerun)):
+            if run is not None and baseline.get("weights") and run.get("weights") not in (None, baseline["weights"]):
+                raise ReportError(f"{base_path} measured {baseline['weights']}, {path} {run['weights']}: the "
+                                  "detections, and so the timings, differ with the weights")
         if injected_delay(baseline):
             raise ReportError(f"{base_path} was run with --inject-delay-ms {injected_delay(baseline):g}: "
                               "not a baseline")
