@@ -57,7 +57,8 @@ The U test is the normal approximation with tie and continuity correction, in nu
 gate gives the same verdict wherever it runs and the project needs no scipy for it.
 
 Exit status: 1 when a benchmark REGRESSED (or, with ``--fail-on-faster``, got suspiciously faster),
-0 otherwise, 2 for usage errors, unreadable files, runs of two different devices, or nothing to compare.
+0 otherwise, 2 for usage errors, unreadable files, runs of two different devices or weights, or nothing to
+compare.
 """
 from __future__ import annotations
 
