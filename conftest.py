@@ -214,6 +214,10 @@ def _check_compare_baselines(config):
         if recorded and recorded != here:
             raise pytest.UsageError(f"--benchmark-compare: {path} was recorded on {recorded}, this run is on "
                                     f"{here}; compare against a run of this device (baselines/<device>/)")
+        weights = _weights(config._mmdet_opt)
+        if run.get("weights") not in (None, weights):
+            raise pytest.UsageError(f"--benchmark-compare: {path} measured {run['weights']}, this run {weights}; "
+                                    "the detections, and so the timings, differ with the weights")
 
 
 def _latest_timed_run(config, stored: list) -> list:
@@ -244,14 +248,17 @@ def parity_records(request) -> list:
     return request.config._mmdet_opt_parity
 
 
+def _weights(settings: Settings) -> str:
+    return f"checkpoint {settings.checkpoint}" if settings.checkpoint else f"synthetic, seed {settings.seed}"
+
+
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     from mmdet_opt.machine import gpu_state
 
     settings = config._mmdet_opt
     # Which weights the run measured: parity on the trained model and on synthetic weights differ
     # by design, so the history keeps them apart.
-    output_json["weights"] = (f"checkpoint {settings.checkpoint}" if settings.checkpoint
-                              else f"synthetic, seed {settings.seed}")
+    output_json["weights"] = _weights(settings)
     # Outside machine_info, which pytest-benchmark compares whole: clocks and temperatures always
     # differ, and it would warn on every compare.
     start = getattr(config, "_mmdet_opt_gpu_start", None) or {"unavailable": "not recorded at session start"}

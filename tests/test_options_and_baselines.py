@@ -202,6 +202,13 @@ def test_file_recorded_on_another_gpu(project, stored_run):
 
 
 @pytest.mark.slow  # pytest in a subprocess
+def test_run_of_other_weights(project, stored_run):
+    store(project, "cpu", "0001_cpu.json", stored_run)
+    assert_usage_error(collect(project, "--benchmark-compare=0001", "--seed=3"),
+                       "measured synthetic, seed 0, this run synthetic, seed 3")
+
+
+@pytest.mark.slow  # pytest in a subprocess
 def test_first_run_without_baselines_keeps_the_warning(project):
     result = collect(project, "--benchmark-compare")
     assert result.ret == pytest.ExitCode.OK
