@@ -222,21 +222,22 @@ def _check_compare_baselines(config):
 
 def _latest_timed_run(config, stored: list) -> list:
     """A bare --benchmark-compare: the latest stored run, as pytest-benchmark picks it, except that
-    runs without timings (a parity run stores only figures) are passed over, else nothing would be
-    compared. A broken file is still a usage error, not passed over."""
+    runs without timings (a parity run stores only figures) or of other weights are passed over,
+    else nothing, or the wrong thing, would be compared. A broken file is still a usage error."""
     from mmdet_opt.suite.report import ReportError, load_run
 
+    weights = _weights(config._mmdet_opt)
     passed_over = []
     for path in reversed(stored):
         try:
-            timed = bool(load_run(path)["benchmarks"])
+            run = load_run(path)
         except ReportError as exc:
             raise pytest.UsageError(f"--benchmark-compare: {exc}") from None
-        if timed:
+        if run["benchmarks"] and run.get("weights") in (None, weights):
             if passed_over:
                 config.option.benchmark_compare = str(path)
                 config._mmdet_opt_compare_note = (f"--benchmark-compare: {path.name}; passed over the later "
-                                                  f"{', '.join(passed_over)} (no timings)")
+                                                  f"{', '.join(passed_over)} (no timings, or other weights)")
             return [path]
         passed_over.append(path.name)
     return []

@@ -248,19 +248,23 @@ def test_latest_in_picks_the_highest_numbered_run(tmp_path, runs, capsys):
 
 
 def test_latest_in_passes_over_newer_runs_without_a_compared_benchmark(tmp_path, runs, capsys):
-    """A parity-only run (no benchmarks) and a partial run of other benchmarks, stored after the full
-    one, are passed over and named; the gate still compares with the full one."""
+    """A parity-only run (no benchmarks), a partial run of other benchmarks and a run of other weights,
+    stored after the full one (which predates the weights key), are passed over and named; the gate
+    still compares with the full one."""
     base, _, slow = runs
     stored = tmp_path / "stored"
     stored.mkdir()
     shutil.copy(base, stored / "0001_full.json")
     write(stored / "0002_parity.json", {**run(), "parity": [{"variant": "inference_graph", "size": "1333x800"}]})
     write(stored / "0003_other.json", run(bench("t_throughput", noisy(6.0))))
+    slow_run = json.loads(Path(slow).read_text())
+    write(stored / "0004_trained.json", {**slow_run, "weights": "checkpoint trained"})
+    slow = write(tmp_path / "slow_synthetic.json", {**slow_run, "weights": "synthetic, seed 0"})
     assert gate.main(["--latest-in", str(stored), slow, "-k", "total"]) == 1
     out = capsys.readouterr().out
     assert f"Baseline: {stored / '0001_full.json'}" in out and "1 compared: 1 REGRESSED" in out
-    assert ("Newer stored runs passed over, none of whose benchmarks is compared: "
-            "0003_other.json, 0002_parity.json") in out
+    assert ("Newer stored runs passed over (none of the compared benchmarks, or other weights): "
+            "0004_trained.json, 0003_other.json, 0002_parity.json") in out
 
 
 def test_latest_in_with_no_usable_stored_run_names_what_it_looked_for(tmp_path, runs, capsys):

@@ -172,16 +172,19 @@ def test_bare_compare_with_a_broken_latest_run(project, stored_run):
 
 
 @pytest.mark.slow  # pytest in a subprocess
-def test_bare_compare_passes_over_a_later_parity_only_run(project, stored_run):
-    """A stored parity run has figures and no timings; compared with it, a run would show nothing."""
+def test_bare_compare_passes_over_later_parity_only_and_other_weights_runs(project, stored_run):
+    """A stored parity run has figures and no timings, and a run of other weights other detections:
+    compared with either, a run would show nothing, or the wrong thing."""
     store(project, "cpu", "0001_cpu.json", stored_run)
     store(project, "cpu", "0002_parity.json", {**stored_run, "benchmarks": [], "parity": [{"variant": "inference"}]})
+    store(project, "cpu", "0003_trained.json", {**stored_run, "weights": "checkpoint trained"})
     project.makepyfile(test_timed="def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
                                           "--benchmark-compare", timeout=600)  # not -q: the header says it
     output = "\n".join(result.outlines + result.errlines)
     assert result.ret == pytest.ExitCode.OK, output
-    assert "--benchmark-compare: 0001_cpu.json; passed over the later 0002_parity.json (no timings)" in output
+    assert ("--benchmark-compare: 0001_cpu.json; passed over the later 0003_trained.json, 0002_parity.json "
+            "(no timings, or other weights)") in output
     assert "Comparing against benchmarks from: " in output and "0001_cpu.json" in output
     assert "test_timed (0001_cpu)" in output  # the stored timing's row in pytest-benchmark's table
     assert "machine_info is different" not in output  # the GPU state, which always differs, is kept apart

@@ -271,6 +271,11 @@ def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wan
     raise ReportError(f"--latest-in: none of the {len(runs)} stored runs in {folder} holds {wanted}")
 
 
+def same_weights(a: dict, b: dict) -> bool:
+    """Whether two runs measured the same weights, as far as they say (runs before the key say nothing)."""
+    return not (a.get("weights") and b.get("weights")) or a["weights"] == b["weights"]
+
+
 def device_of(run: dict) -> str | None:
     return (run.get("machine_info") or {}).get("device")
 
@@ -298,8 +303,9 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", metavar="RUN.json",
                         help="BASELINE.json NEW.json, or NEW.json with --latest-in")
     parser.add_argument("--latest-in", metavar="DIR",
-                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder that holds a "
-                             "benchmark to compare (newer parity-only or partial runs are passed over)")
+                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder, of the same "
+                             "weights, that holds a benchmark to compare (newer parity-only, partial or "
+                             "other-weights runs are passed over)")
     parser.add_argument("-k", dest="expression", metavar="EXPR",
                         help="compare only the benchmarks matching this pytest -k expression (substrings of the "
                              "fullname and extra_info values), e.g. 'test_stage and (total or backbone)'")
@@ -328,7 +334,8 @@ def main(argv=None) -> int:
         if args.latest_in:
             base_path, passed_over = latest_run(
                 args.latest_in, exclude=new_path,
-                usable=lambda run: bool(compare_runs(run, new, rule, args.expression).comparisons),
+                usable=lambda run: (same_weights(run, new)
+                                    and bool(compare_runs(run, new, rule, args.expression).comparisons)),
                 wanted=f"a benchmark of {new_path}" + (f" matching -k {args.expression!r}" if args.expression else ""))
         else:
             base_path = Path(args.runs[0])
@@ -341,7 +348,7 @@ def main(argv=None) -> int:
                 raise ReportError(f"{base_path} was recorded on {base_device}, {path} on {device_of(run)}: "
                                   "timings compare only on one device")
         for path, run in ((new_path, new), (rerun_path, rerun)):
-            if run is not None and baseline.get("weights") and run.get("weights") not in (None, baseline["weights"]):
+            if run is not None and not same_weights(baseline, run):
                 raise ReportError(f"{base_path} measured {baseline['weights']}, {path} {run['weights']}: the "
                                   "detections, and so the timings, differ with the weights")
         if injected_delay(baseline):
@@ -358,7 +365,8 @@ def main(argv=None) -> int:
         result = confirmed(result, compare_runs(baseline, rerun, rule, args.expression))
     print(report(result, rule, (base_path, baseline), (new_path, new)))
     if passed_over:
-        print(f"\nNewer stored runs passed over, none of whose benchmarks is compared: {', '.join(passed_over)}.")
+        print(f"\nNewer stored runs passed over (none of the compared benchmarks, or other weights): "
+              f"{', '.join(passed_over)}.")
     if args.confirm:
         print(f"\nRerun: {describe(rerun_path, rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
     if args.flagged_out:
