@@ -275,7 +275,7 @@ def test_latest_in_with_no_usable_stored_run_names_what_it_looked_for(tmp_path, 
     assert gate.main(["--latest-in", str(stored), slow, "-k", "throughput"]) == 2
     (err,) = capsys.readouterr().err.strip().splitlines()
     assert err == (f"error: --latest-in: none of the 1 stored runs in {stored} holds a benchmark of {slow} "
-                   "matching -k 'throughput'")
+                   "matching -k 'throughput' with the same weights")
 
 
 def with_weights(weights):

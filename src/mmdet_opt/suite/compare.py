@@ -336,7 +336,8 @@ def main(argv=None) -> int:
                 args.latest_in, exclude=new_path,
                 usable=lambda run: (same_weights(run, new)
                                     and bool(compare_runs(run, new, rule, args.expression).comparisons)),
-                wanted=f"a benchmark of {new_path}" + (f" matching -k {args.expression!r}" if args.expression else ""))
+                wanted=f"a benchmark of {new_path}" + (f" matching -k {args.expression!r}" if args.expression else "")
+                + " with the same weights")
         else:
             base_path = Path(args.runs[0])
         baseline = load_run(base_path)
