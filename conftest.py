@@ -184,6 +184,7 @@ def _check_compare_baselines(config):
     from pytest_benchmark.utils import get_machine_id
 
     from mmdet_opt.machine import device_name
+    from mmdet_opt.suite.compare import same_weights
     from mmdet_opt.suite.report import ReportError, load_run
 
     root = Path(storage.removeprefix("file://"))
@@ -215,7 +216,7 @@ def _check_compare_baselines(config):
             raise pytest.UsageError(f"--benchmark-compare: {path} was recorded on {recorded}, this run is on "
                                     f"{here}; compare against a run of this device (baselines/<device>/)")
         weights = _weights(config._mmdet_opt)
-        if run.get("weights") not in (None, weights):
+        if not same_weights(run, {"weights": weights}):
             raise pytest.UsageError(f"--benchmark-compare: {path} measured {run['weights']}, this run {weights}; "
                                     "the detections, and so the timings, differ with the weights")
 
@@ -224,16 +225,17 @@ def _latest_timed_run(config, stored: list) -> list:
     """A bare --benchmark-compare: the latest stored run, as pytest-benchmark picks it, except that
     runs without timings (a parity run stores only figures) or of other weights are passed over,
     else nothing, or the wrong thing, would be compared. A broken file is still a usage error."""
+    from mmdet_opt.suite.compare import same_weights
     from mmdet_opt.suite.report import ReportError, load_run
 
-    weights = _weights(config._mmdet_opt)
+    this_run = {"weights": _weights(config._mmdet_opt)}
     passed_over = []
     for path in reversed(stored):
         try:
             run = load_run(path)
         except ReportError as exc:
             raise pytest.UsageError(f"--benchmark-compare: {exc}") from None
-        if run["benchmarks"] and run.get("weights") in (None, weights):
+        if run["benchmarks"] and same_weights(run, this_run):
             if passed_over:
                 config.option.benchmark_compare = str(path)
                 config._mmdet_opt_compare_note = (f"--benchmark-compare: {path.name}; passed over the later "

@@ -345,11 +345,12 @@ def main(argv=None) -> int:
         rerun = load_run(rerun_path) if rerun_path else None
         base_device = device_of(baseline)
         for path, run in ((new_path, new), (rerun_path, rerun)):
-            if run is not None and base_device and device_of(run) and device_of(run) != base_device:
+            if run is None:
+                continue
+            if base_device and device_of(run) and device_of(run) != base_device:
                 raise ReportError(f"{base_path} was recorded on {base_device}, {path} on {device_of(run)}: "
                                   "timings compare only on one device")
-        for path, run in ((new_path, new), (rerun_path, rerun)):
-            if run is not None and not same_weights(baseline, run):
+            if not same_weights(baseline, run):
                 raise ReportError(f"{base_path} measured {baseline['weights']}, {path} {run['weights']}: the "
                                   "detections, and so the timings, differ with the weights")
         if injected_delay(baseline):

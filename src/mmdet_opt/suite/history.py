@@ -90,10 +90,11 @@ def collect(files: list) -> tuple:
     labels, dates, totals, parities = [], [], {}, {}
     for i, path in enumerate(files):
         run = load_run(path)
+        figures_of_run = parity(run)
         try:
             table = medians(run)
         except ReportError as exc:
-            if not parity(run):
+            if not figures_of_run:
                 raise ReportError(f"{path}: {exc}, and no parity figures") from None
             table = {}
         labels.append(label(path, run))
@@ -102,7 +103,7 @@ def collect(files: list) -> tuple:
             for variant, stages in rows.items():
                 if TOTAL in stages:
                     totals.setdefault((variant, size), [None] * len(files))[i] = stages[TOTAL]
-        for key, figures in parity(run).items():
+        for key, figures in figures_of_run.items():
             parities.setdefault(key, [None] * len(files))[i] = figures
     order = {k: j for j, k in enumerate(totals)}  # variants in the order runs list them
     ordered = dict(sorted(totals.items(), key=lambda kv: (_size_key(kv[0][1]), order[kv[0]])))
