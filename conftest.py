@@ -252,7 +252,11 @@ def parity_records(request) -> list:
 
 
 def _weights(settings: Settings) -> str:
-    return f"checkpoint {settings.checkpoint}" if settings.checkpoint else f"synthetic, seed {settings.seed}"
+    from mmdet_opt.checkpoint import describe_checkpoint
+
+    if settings.checkpoint:
+        return f"checkpoint {describe_checkpoint(settings.checkpoint)}"
+    return f"synthetic, seed {settings.seed}"
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):

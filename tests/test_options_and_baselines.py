@@ -12,6 +12,7 @@ What pytest-benchmark 5.3 does by itself with --benchmark-compare, and what the 
     a run number stored only under another device's folder: no match, as above           -> usage error
                                                                           naming the other device's run
 """
+import hashlib
 import json
 import shutil
 import subprocess
@@ -209,6 +210,20 @@ def test_run_of_other_weights(project, stored_run):
     store(project, "cpu", "0001_cpu.json", stored_run)
     assert_usage_error(collect(project, "--benchmark-compare=0001", "--seed=3"),
                        "measured synthetic, seed 0, this run synthetic, seed 3")
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_a_checkpoint_is_known_by_its_content(project, stored_run):
+    """One name (``trained``, a path) holds other weights once a new checkpoint is committed or copied
+    over it: a run records the file's sha256 prefix, so a run of the earlier file is other weights."""
+    checkpoint = project.path / "model.pth"
+    checkpoint.write_bytes(b"first weights")
+    earlier = f"checkpoint {checkpoint}, sha256 {hashlib.sha256(b'first weights').hexdigest()[:8]}"
+    store(project, "cpu", "0001_cpu.json", {**stored_run, "weights": earlier})
+    checkpoint.write_bytes(b"second weights")
+    now = f"checkpoint {checkpoint}, sha256 {hashlib.sha256(b'second weights').hexdigest()[:8]}"
+    assert_usage_error(collect(project, "--benchmark-compare=0001", f"--checkpoint={checkpoint}"),
+                       f"measured {earlier}, this run {now}")
 
 
 @pytest.mark.slow  # pytest in a subprocess

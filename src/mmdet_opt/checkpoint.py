@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .download import DownloadError, fetch
+from .download import DownloadError, fetch, sha256_of
 from .user_cache import user_cache_dir
 
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -109,6 +109,13 @@ def resolve_checkpoint(spec: str | os.PathLike, download: bool = True) -> Path:
     if not path.is_file():
         raise CheckpointError(f"no such file: {path}")
     return path
+
+
+def describe_checkpoint(spec: str | os.PathLike) -> str:
+    """The spec and the first 8 hex digits of its file's sha256, as mmdet names its files: a run
+    records it, since one name (``trained``, a path) can hold other weights from one commit to the next."""
+    path = resolve_checkpoint(spec, download=False)
+    return f"{spec}, sha256 {sha256_of(path)[:8]}" if path.is_file() else str(spec)
 
 
 def _summary(names, limit=8):

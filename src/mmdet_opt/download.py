@@ -40,7 +40,7 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, sha25
     timeout = TIMEOUT_S if timeout is None else timeout
     dest = Path(dest)
     if dest.is_file():
-        problem = _hash_problem(_sha256_of(dest), sha256, sha256_prefix) if sha256 or sha256_prefix else None
+        problem = _hash_problem(sha256_of(dest), sha256, sha256_prefix) if sha256 or sha256_prefix else None
         if problem:
             raise DownloadError(f"{dest} (cached from {url}): {problem}; delete it to download again")
         return dest
@@ -95,7 +95,7 @@ def _download(url: str, out, label: str, timeout: float) -> str:
     return hasher.hexdigest()
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     hasher = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

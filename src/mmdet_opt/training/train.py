@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..download import sha256_of
 from .coco import evaluate, heldout_split
 from .scenes import training_scene
 
@@ -72,7 +73,7 @@ def continue_from(model, init: str, seed: int) -> dict:
         raise CheckpointError(f"--init {init}: its frozen tensors {meta.get('frozen')} are not this "
                               f"recipe's {list(FROZEN)}")
     load_state_dict(model, path, state, meta)
-    return {"checkpoint": init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    return {"checkpoint": init, "sha256": sha256_of(path),
             "iterations_total": int(meta.get("iterations", 0))}
 
 
