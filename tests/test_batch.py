@@ -10,6 +10,7 @@ import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.feature_net import rpn_top_k
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.parity import compare
@@ -70,3 +71,56 @@ def test_boxes_by_class_is_mmdets_bbox2result(n):
     assert len(got) == len(expected) == 80
     for mine, theirs in zip(got, expected, strict=True):
         assert mine.dtype == theirs.dtype and mine.shape == theirs.shape and np.array_equal(mine, theirs)
+
+
+
+# The RPN levels at 1333x800 (stride 4 to 64, 3 anchors per cell): the top-k takes another CUDA path
+# for the largest (multi-block radix select) than for the smallest, and keeps all of the last.
+LEVELS_1333x800 = [(200, 336), (100, 168), (50, 84), (25, 42), (13, 21)]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+def rpn_outputs(batch: int, device: str):
+    """fp16 objectness and deltas as the graphed path has them, the logits rounded so that many scores tie
+    at the k-th; anchor i is (i, i, i, i), so a kept anchor says which position it came from."""
+    gen = torch.Generator().manual_seed(0)
+    cls_scores = [(torch.randn(batch, 3, h, w, generator=gen) * 4).round(decimals=1).half().to(device)
+                  for h, w in LEVELS_1333x800]
+    bbox_preds = [torch.randn(batch, 12, h, w, generator=gen).half().to(device) for h, w in LEVELS_1333x800]
+    anchors = [torch.arange(h * w * 3, dtype=torch.float32, device=device)[:, None].expand(-1, 4)
+               for h, w in LEVELS_1333x800]
+    return cls_scores, bbox_preds, anchors
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("batch", [8, 24])  # 24: over TOP_K_ROWS, two top-k calls per level
+@torch.no_grad()
+def test_the_batched_rpn_top_k_keeps_each_images_k_best(device, batch):
+    cls_scores, bbox_preds, anchors = rpn_outputs(batch, device)
+    scores, deltas, kept = rpn_top_k(cls_scores, bbox_preds, anchors, nms_pre=1000)
+    for cls, reg, level_scores, level_deltas, level_anchors in zip(cls_scores, bbox_preds, scores, deltas, kept):
+        every = cls.permute(0, 2, 3, 1).reshape(batch, -1).float().sigmoid()
+        every_delta = reg.permute(0, 2, 3, 1).reshape(batch, -1, 4).float()
+        k = min(every.shape[1], 1000)
+        assert level_scores.shape == (batch, k) and level_deltas.shape == level_anchors.shape == (batch, k, 4)
+        for b in range(batch):
+            where = level_anchors[b, :, 0].long()
+            assert len(where.unique()) == k
+            assert torch.equal(level_scores[b], every[b, where])  # each score with its own deltas and anchor
+            assert torch.equal(level_deltas[b], every_delta[b, where])
+            assert torch.equal(level_scores[b], every[b].sort(descending=True).values[:k])  # the k best, sorted
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("batch", [8, 16, 24])
+@torch.no_grad()
+def test_the_batched_rpn_top_k_ranks_each_image_as_alone_on_cuda(batch):
+    """Ties at the k-th included: on CUDA, an image of a batch keeps the same anchors, in the same order,
+    as alone. (On a CPU the vectorised sigmoid can round a score one ulp apart between the two.)"""
+    cls_scores, bbox_preds, anchors = rpn_outputs(batch, "cuda")
+    batched = rpn_top_k(cls_scores, bbox_preds, anchors, nms_pre=1000)
+    for b in range(batch):
+        alone = rpn_top_k([c[b:b + 1] for c in cls_scores], [r[b:b + 1] for r in bbox_preds], anchors, 1000)
+        for got, want in zip(batched, alone, strict=True):
+            for level_got, level_want in zip(got, want, strict=True):
+                assert torch.equal(level_got[b], level_want[0])

@@ -37,20 +37,19 @@ class FeatureNet(nn.Module):
 
     def kept_per_level(self, level_size: int) -> int:
         """How many of a level's anchors the top-k keeps (``nms_pre``)."""
-        return min(level_size, self.nms_pre) if self.nms_pre > 0 else level_size
+        return kept_per_level(level_size, self.nms_pre)
 
     def forward(self, img: torch.Tensor, anchors: list):
         feats, cls_scores, bbox_preds = self.convolutions(img)
-        return (feats, *self.top_k(cls_scores, bbox_preds, anchors))
+        return (feats, *([level[0] for level in part] for part in
+                         rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre)))
 
     def forward_batch(self, img: torch.Tensor, anchors: list):
         """``forward`` over a batch: FPN levels for all images, then (scores, deltas, anchors) lists
         with per level the images' top-k stacked along a leading image dimension, each image ranked
         as ``forward`` ranks one."""
         feats, cls_scores, bbox_preds = self.convolutions(img)
-        per_image = [self.top_k([c[b:b + 1] for c in cls_scores], [r[b:b + 1] for r in bbox_preds], anchors)
-                     for b in range(len(img))]
-        return feats, [[torch.stack(level) for level in zip(*part)] for part in zip(*per_image)]
+        return feats, rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre)
 
     def backbone_stages(self, img: torch.Tensor) -> tuple:
         """The backbone's output stages, in its dtype and layout."""
@@ -67,15 +66,34 @@ class FeatureNet(nn.Module):
         feats = self.fpn_levels(self.backbone_stages(img))
         return (feats, *rpn_head_forward(self.rpn_head, feats, self.fused))
 
-    def top_k(self, cls_scores: list, bbox_preds: list, anchors: list):
-        """RPNHead._get_bboxes_single's per-level ranking of image 0, which has static shapes; every
-        level comes out sorted by descending score (the NMS after it wants that order)."""
-        scores, deltas, kept_anchors = [], [], []
-        for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
-            score = cls[0].permute(1, 2, 0).reshape(-1).float().sigmoid()
-            delta = reg[0].permute(1, 2, 0).reshape(-1, 4).float()
-            score, order = score.topk(self.kept_per_level(score.numel()))
-            scores.append(score)
-            deltas.append(delta[order])
-            kept_anchors.append(anc[order])
-        return scores, deltas, kept_anchors
+
+def kept_per_level(level_size: int, nms_pre: int) -> int:
+    """How many of a level's anchors the RPN's top-k keeps (``nms_pre``, or all when it is not set)."""
+    return min(level_size, nms_pre) if nms_pre > 0 else level_size
+
+
+# Up to 20 rows, PyTorch's CUDA top-k takes the path it takes for one row at every level size (its
+# multi-block radix select starts at 20000 elements up to 20 rows, at fewer for more rows), and its
+# in-place sort of each row's k values depends on k alone: so each row gets its selection alone.
+TOP_K_ROWS = 20
+
+
+def rpn_top_k(cls_scores: list, bbox_preds: list, anchors: list, nms_pre: int):
+    """RPNHead._get_bboxes_single's per-level ranking, for every image of a batch at once: per level,
+    (B, k) scores sorted descending (the NMS after it wants that order), (B, k, 4) deltas and the
+    anchors they belong to; k is ``nms_pre`` or the whole level, so every shape is static."""
+    scores, deltas, kept_anchors = [], [], []
+    for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
+        images = len(cls)
+        score = cls.permute(0, 2, 3, 1).reshape(images, -1).float().sigmoid()
+        delta = reg.permute(0, 2, 3, 1).reshape(images, -1, 4).float()
+        k = kept_per_level(score.shape[1], nms_pre)
+        if images <= TOP_K_ROWS:
+            score, order = score.topk(k)
+        else:
+            parts = [rows.topk(k) for rows in score.split(TOP_K_ROWS)]
+            score, order = torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts])
+        scores.append(score)
+        deltas.append(delta.gather(1, order.unsqueeze(-1).expand(-1, -1, 4)))
+        kept_anchors.append(anc[order])
+    return scores, deltas, kept_anchors
