@@ -41,8 +41,8 @@ class FeatureNet(nn.Module):
 
     def forward(self, img: torch.Tensor, anchors: list):
         feats, cls_scores, bbox_preds = self.convolutions(img)
-        return (feats, *([level[0] for level in part] for part in
-                         rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre)))
+        scores, deltas, kept_anchors = rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre)
+        return feats, [s[0] for s in scores], [d[0] for d in deltas], [a[0] for a in kept_anchors]
 
     def forward_batch(self, img: torch.Tensor, anchors: list):
         """``forward`` over a batch: FPN levels for all images, then (scores, deltas, anchors) lists
