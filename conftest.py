@@ -189,8 +189,9 @@ def _check_compare_baselines(config):
 
     root = Path(storage.removeprefix("file://"))
     stored = FileStorage(root, logger=None, default_machine_id=get_machine_id())
+    weights = _weights(config._mmdet_opt)  # once: it reads the whole checkpoint file for its hash
     if compare is True:
-        files = _latest_timed_run(config, stored.query("[0-9][0-9][0-9][0-9]_"))
+        files = _latest_timed_run(config, stored.query("[0-9][0-9][0-9][0-9]_"), weights)
     else:
         try:
             files = stored.query(compare)
@@ -215,20 +216,19 @@ def _check_compare_baselines(config):
         if recorded and recorded != here:
             raise pytest.UsageError(f"--benchmark-compare: {path} was recorded on {recorded}, this run is on "
                                     f"{here}; compare against a run of this device (baselines/<device>/)")
-        weights = _weights(config._mmdet_opt)
         if not same_weights(run, {"weights": weights}):
             raise pytest.UsageError(f"--benchmark-compare: {path} measured {run['weights']}, this run {weights}; "
                                     "the detections, and so the timings, differ with the weights")
 
 
-def _latest_timed_run(config, stored: list) -> list:
+def _latest_timed_run(config, stored: list, weights: str) -> list:
     """A bare --benchmark-compare: the latest stored run, as pytest-benchmark picks it, except that
     runs without timings (a parity run stores only figures) or of other weights are passed over,
     else nothing, or the wrong thing, would be compared. A broken file is still a usage error."""
     from mmdet_opt.suite.compare import same_weights
     from mmdet_opt.suite.report import ReportError, load_run
 
-    this_run = {"weights": _weights(config._mmdet_opt)}
+    this_run = {"weights": weights}
     passed_over = []
     for path in reversed(stored):
         try:
