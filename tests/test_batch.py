@@ -48,6 +48,25 @@ def test_a_batch_gives_each_photo_its_own_result(pipe):
 
 
 @pytest.mark.slow
+def test_photos_of_any_landscape_size_batch_together_padded_to_the_scale(small_base_model, pipe):
+    """With pad_to_scale every landscape photo pads to one shape, so photos of different extents share
+    a batch; each gets what it gets alone, padded to its own extent."""
+    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
+    options = dataclasses.replace(GraphOptions().eager_fp32(), pad_to_scale=True)
+    padded = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options)
+    photos = [resize_to(sample_image(name), size) for name, size in
+              [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500))]]
+    with torch.no_grad():
+        batched = [detections(r, p) for r, p in zip(padded.detect_batch(photos), photos)]
+        alone = [detections(pipe(p), p) for p in photos]
+    assert list(padded.shapes.batches.keys()) == [(192, 320, 3)]
+    for got, expected in zip(batched, alone):
+        assert len(expected.boxes) > 0
+        report = compare(expected, got)
+        assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, report
+
+
+@pytest.mark.slow
 def test_a_batch_larger_than_max_batch_is_split(small_base_model):
     model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
     options = dataclasses.replace(GraphOptions().eager_fp32(), max_batch=2)

@@ -30,3 +30,24 @@ def test_a_graphed_batch_matches_each_photo_alone(small_base_model):
                 report = compare(one, many)
                 # fp16 convolutions at batch 4 may pick other kernels than at batch 1: rounding only.
                 assert report.matched_fraction >= 0.98 and report.mask_iou_mean >= 0.97, str(report)
+
+
+def test_graphs_padded_to_the_scale_match_each_photo_at_its_own_extent(small_base_model):
+    """pad_to_scale with CUDA graphs and the fused fp16 kernels (extent.py): a photo alone and photos of
+    different extents in one batch get what the photo gets padded to its own extent."""
+    on_gpu = copy.deepcopy(small_base_model).cuda()
+    model = variant_model(on_gpu, get_variant("inference_graph"), SMALL_SCALE)
+    own = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), GraphOptions())
+    padded = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), GraphOptions(pad_to_scale=True))
+    photos = [resize_to(sample_image(name), size) for name, size in
+              [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500)), ("chelsea", (1280, 720))]]
+    with torch.no_grad():
+        expected = [Detections.from_mmdet(own(p), p.shape) for p in photos]
+        alone = [Detections.from_mmdet(padded(p), p.shape) for p in photos]
+        batched = [Detections.from_mmdet(r, p.shape) for r, p in zip(padded.detect_batch(photos), photos)]
+    assert len(padded.shapes.networks) == 1 and padded.fallbacks == 0
+    for want, one, many in zip(expected, alone, batched):
+        for got in (one, many):
+            report = compare(want, got)
+            # Convolutions over a larger input may pick other cuDNN kernels: rounding only.
+            assert report.matched_fraction >= 0.98 and report.mask_iou_mean >= 0.97, str(report)

@@ -84,3 +84,26 @@ def test_a_batched_canvas_extracts_each_rois_own_image():
     got = canvas.extract(ext, torch.cat([rois, on_second]))
     torch.testing.assert_close(got[:100], ext([f.float() for f in first], rois), **TOLERANCE)
     torch.testing.assert_close(got[100:], ext([f.float() for f in second], rois), **TOLERANCE)
+
+
+
+
+def test_a_level_larger_than_the_images_extent_is_sampled_as_stock_samples_its_own():
+    """pad_to_scale (extent.py): two images' levels sit in a larger input; framed at each image's
+    extent, the canvas gives what extraction from levels of that extent gives, RoIs on its edges too.
+    Framed at the larger levels' own edges instead, RoIs on the extent's edges read past it."""
+    ext, rois = extractor(7), rois_inside_image(5)
+    rois[:, 1:] *= torch.tensor([PAD_W / IMG_W, PAD_H / IMG_H] * 2)  # an image that fills its extent
+    larger = [(h + 3, w + 5) for h, w in level_sizes()]  # the input is 96 x 160 px larger at least
+    g = torch.Generator().manual_seed(5)
+    feats = [torch.randn(2, 8, h, w, generator=g) for h, w in larger]
+    framed, unframed = (LevelCanvas(larger, STRIDES, 8, "cpu", batch=2) for _ in range(2))
+    framed.fill(feats, extents=torch.tensor([[PAD_H, PAD_W]] * 2))
+    unframed.fill(feats)
+    for image in (0, 1):
+        own = [f[image:image + 1, :, :h, :w].contiguous() for f, (h, w) in zip(feats, level_sizes())]
+        expected = ext(own, rois)  # column 0 is 0: the one image of ``own``
+        image_rois = torch.cat([torch.full((len(rois), 1), float(image)), rois[:, 1:]], 1)
+        torch.testing.assert_close(framed.extract(ext, image_rois), expected, **TOLERANCE)
+        off = (unframed.extract(ext, image_rois) - expected).abs().amax((1, 2, 3))
+        assert (off > 0.1).sum() >= 3, "RoIs on the extent's edges should read past it without the frame"

@@ -110,13 +110,19 @@ def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_mod
 
 
 @pytest.mark.slow
-def test_pad_to_scale_serves_every_landscape_photo_from_one_plan(graph_model, photos):
-    pipe = pipeline(graph_model, pad_to_scale=True)
-    for size in FOUR_THREE + [SQUARE]:
-        detect(pipe, photos[size])
-    assert pipe.shapes.networks.keys() == [(192, 320)]  # SMALL_SCALE's box, padded to 32
-    detect(pipe, photos[PORTRAIT])
-    assert pipe.shapes.networks.keys() == [(192, 320), (320, 192)]
-    # A photo that already fills the box gets exactly the result it gets without the option.
-    full = resize_to(sample_image("astronaut"), SMALL_SCALE)
-    np.testing.assert_array_equal(detect(pipe, full).boxes, detect(pipeline(graph_model), full).boxes)
+def test_pad_to_scale_serves_every_landscape_photo_from_one_plan_with_its_own_result(graph_model, photos):
+    """Each photo padded to the scale's box gets, bit for bit on a CPU, what it gets padded to its own
+    extent (extent.py); a panorama and a tall photo, whose extents are furthest from the box, too."""
+    padded, own = pipeline(graph_model, pad_to_scale=True), pipeline(graph_model)
+    wide, tall = resize_to(sample_image("astronaut"), (1000, 300)), resize_to(sample_image("astronaut"), (250, 900))
+    for image in [photos[size] for size in FOUR_THREE + [SQUARE]] + [wide]:
+        got, expected = detect(padded, image), detect(own, image)
+        assert len(expected.boxes) > 0
+        np.testing.assert_array_equal(got.boxes, expected.boxes)
+        np.testing.assert_array_equal(got.labels, expected.labels)
+        np.testing.assert_array_equal(got.masks, expected.masks)
+    assert padded.shapes.networks.keys() == [(192, 320)]  # SMALL_SCALE's box, padded to 32
+    for image in (photos[PORTRAIT], tall):
+        np.testing.assert_array_equal(detect(padded, image).boxes, detect(own, image).boxes)
+    assert padded.shapes.networks.keys() == [(192, 320), (320, 192)]
+    assert padded.fallbacks == 0

@@ -1,10 +1,11 @@
 """The photo stream through inference_graph at several plan-cache bounds, in one process.
 
-    python tools/stream_plans.py [--max-plans 8,3,2] [--images 200] [--stock] [--unfused]
+    python tools/stream_plans.py [--max-plans 8,3,2] [--images 200] [--stock] [--unfused] [--pad-to-scale]
 
 Per bound: images/s (first calls included), p50/p95/p99, network plans built, and peak reserved
-GPU memory over what one shape needs; ``--stock`` also times stock mmdet on the same stream. The
-stream is the suite's (``benchmarks/test_stream.py``, seed 0, 1333x800).
+GPU memory over what one shape needs; ``--stock`` also times stock mmdet on the same stream, and
+``--pad-to-scale`` each bound a second time with that option. The stream is the suite's
+(``benchmarks/test_stream.py``, seed 0, 1333x800).
 """
 import argparse
 import dataclasses
@@ -30,6 +31,7 @@ def main():
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--stock", action="store_true")
     parser.add_argument("--unfused", action="store_true", help="GraphOptions.fused_convs=False (no fusion kernels)")
+    parser.add_argument("--pad-to-scale", action="store_true", help="each bound again with GraphOptions.pad_to_scale")
     args = parser.parse_args()
     suite = Suite("cuda")
     sizes = suite_stream_sizes(args.images)
@@ -45,9 +47,11 @@ def main():
         del model
     model = variant_model(suite.base, get_variant("inference_graph"), SCALE)
     spec = PreprocessSpec.from_config(model.cfg)
-    for bound in (int(v) for v in args.max_plans.split(",")):
+    runs = [(int(v), pad) for v in args.max_plans.split(",") for pad in (False, True)[:1 + args.pad_to_scale]]
+    for bound, pad_to_scale in runs:
         with GpuMemory("cuda") as memory:
-            options = dataclasses.replace(GraphOptions(), max_plans=bound, fused_convs=not args.unfused)
+            options = dataclasses.replace(GraphOptions(), max_plans=bound, fused_convs=not args.unfused,
+                                          pad_to_scale=pad_to_scale)
             pipe = GraphedPipeline(model, spec, options)
             run = run_stream(pipe, sizes, images, "cuda", pipe.shapes.networks, after_first=memory.mark_single)
             pipe.shapes.networks.clear()  # free the graphs before the next bound runs
@@ -55,7 +59,7 @@ def main():
             gc.collect()
         run.memory = memory.figures
         shown = {k: v for k, v in run.summary().items() if k in SHOWN}
-        print(f"max_plans={bound} fused_convs={options.fused_convs}:", shown, flush=True)
+        print(f"max_plans={bound} fused_convs={options.fused_convs} pad_to_scale={pad_to_scale}:", shown, flush=True)
         torch.cuda.empty_cache()
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..gpu_preprocess import mean_std, normalize_pad, resizer
+from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
 from ..inputs import prepare_image
 from ..raw_mask_head import boxes_by_class, group_by_class
 from .capture import release_steps
@@ -40,6 +40,7 @@ class BatchPlan:
         self.normalized = torch.zeros((batch, 3, pad_h, pad_w), device=dev)
         self.img_shapes = torch.tensor([[pad_h, pad_w]] * batch, dtype=torch.float32, device=dev)
         self.scale_factors = torch.ones((batch, 4), dtype=torch.float32, device=dev)
+        self.extents = torch.tensor([[pad_h, pad_w]] * batch, device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)
         self.resizers = LRUCache(options.max_photo_sizes)  # by photo size
         self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev, batch)
@@ -77,11 +78,13 @@ class BatchPlan:
                       stats=self.stats, resize=resize)
         self.img_shapes[slot].copy_(torch.tensor(metas["img_shape"][:2], dtype=torch.float32))
         self.scale_factors[slot].copy_(torch.from_numpy(metas["scale_factor"]))
+        if self.extents is not None:
+            self.extents[slot].copy_(torch.tensor(image_metas(self.spec, h, w)["pad_shape"][:2]))
         return metas
 
     def features(self, normalized: torch.Tensor):
-        levels, top_k = self.net.forward_batch(normalized, self.anchors)
-        self.canvas.fill(levels)
+        levels, top_k = self.net.forward_batch(normalized, self.anchors, self.extents)
+        self.canvas.fill(levels, self.extents)
         return levels, top_k
 
     def proposals(self, features):

@@ -7,6 +7,7 @@ import torch
 from mmcv.runner.fp16_utils import patch_norm_fp32
 from torch import nn
 
+from .extent import ExtentMask, no_mask
 from .fused import FusedResNet, fold_batchnorm, fpn_forward, rpn_head_forward
 from .options import GraphOptions
 
@@ -39,32 +40,41 @@ class FeatureNet(nn.Module):
         """How many of a level's anchors the top-k keeps (``nms_pre``)."""
         return kept_per_level(level_size, self.nms_pre)
 
-    def forward(self, img: torch.Tensor, anchors: list):
-        feats, cls_scores, bbox_preds = self.convolutions(img)
-        scores, deltas, kept_anchors = rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre)
+    def forward(self, img: torch.Tensor, anchors: list, extents: torch.Tensor | None = None):
+        """FPN levels, and per level the RPN's top-k scores, deltas and anchors of image 0. With
+        ``extents`` ((1, 2) long: the photo's padded height and width, where ``img`` is larger),
+        each layer sees the image as stock sees it padded to its extent (extent.py), and only the
+        anchors inside the extent are ranked (the others score -1, after every real one)."""
+        feats, scores, deltas, kept_anchors = self._top_k(img, anchors, extents)
         return feats, [s[0] for s in scores], [d[0] for d in deltas], [a[0] for a in kept_anchors]
 
-    def forward_batch(self, img: torch.Tensor, anchors: list):
+    def forward_batch(self, img: torch.Tensor, anchors: list, extents: torch.Tensor | None = None):
         """``forward`` over a batch: FPN levels for all images, then (scores, deltas, anchors) lists
         with per level the images' top-k stacked along a leading image dimension, each image ranked
-        as ``forward`` ranks one."""
-        feats, cls_scores, bbox_preds = self.convolutions(img)
-        return feats, rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre)
+        as ``forward`` ranks one; ``extents`` (B, 2)."""
+        feats, *top_k = self._top_k(img, anchors, extents)
+        return feats, top_k
 
-    def backbone_stages(self, img: torch.Tensor) -> tuple:
+    def _top_k(self, img: torch.Tensor, anchors: list, extents: torch.Tensor | None):
+        mask = no_mask if extents is None else ExtentMask(extents, tuple(img.shape[-2:]))
+        feats, cls_scores, bbox_preds = self.convolutions(img, mask)
+        inside = None if extents is None else [mask.inside(*c.shape[-2:]) for c in cls_scores]
+        return (feats, *rpn_top_k(cls_scores, bbox_preds, anchors, self.nms_pre, inside))
+
+    def backbone_stages(self, img: torch.Tensor, mask=no_mask) -> tuple:
         """The backbone's output stages, in its dtype and layout."""
         x = img.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.backbone(x)
+        return self.backbone(x, mask)
 
-    def fpn_levels(self, stages) -> tuple:
-        return fpn_forward(self.neck, [f.to(self.head_dtype) for f in stages])
+    def fpn_levels(self, stages, mask=no_mask) -> tuple:
+        return fpn_forward(self.neck, [f.to(self.head_dtype) for f in stages], mask)
 
-    def convolutions(self, img: torch.Tensor):
+    def convolutions(self, img: torch.Tensor, mask=no_mask):
         """FPN levels, and the RPN head's objectness and deltas per level."""
-        feats = self.fpn_levels(self.backbone_stages(img))
-        return (feats, *rpn_head_forward(self.rpn_head, feats, self.fused))
+        feats = self.fpn_levels(self.backbone_stages(img, mask), mask)
+        return (feats, *rpn_head_forward(self.rpn_head, feats, self.fused, mask))
 
 
 def kept_per_level(level_size: int, nms_pre: int) -> int:
@@ -78,14 +88,20 @@ def kept_per_level(level_size: int, nms_pre: int) -> int:
 TOP_K_ROWS = 20
 
 
-def rpn_top_k(cls_scores: list, bbox_preds: list, anchors: list, nms_pre: int):
+def rpn_top_k(cls_scores: list, bbox_preds: list, anchors: list, nms_pre: int, inside: list | None = None):
     """RPNHead._get_bboxes_single's per-level ranking, for every image of a batch at once: per level,
     (B, k) scores sorted descending (the NMS after it wants that order), (B, k, 4) deltas and the
-    anchors they belong to; k is ``nms_pre`` or the whole level, so every shape is static."""
+    anchors they belong to; k is ``nms_pre`` or the whole level, so every shape is static.
+
+    ``inside``: per level a (B, 1, H, W) bool mask of the positions inside each image's extent
+    (extent.py); the anchors outside score -1, below every sigmoid, and so come last."""
     scores, deltas, kept_anchors = [], [], []
-    for cls, reg, anc in zip(cls_scores, bbox_preds, anchors):
+    for level, (cls, reg, anc) in enumerate(zip(cls_scores, bbox_preds, anchors)):
         images = len(cls)
         score = cls.permute(0, 2, 3, 1).reshape(images, -1).float().sigmoid()
+        if inside is not None:
+            valid = inside[level].permute(0, 2, 3, 1).expand(-1, -1, -1, cls.shape[1]).reshape(images, -1)
+            score = score.masked_fill(~valid, -1.0)
         delta = reg.permute(0, 2, 3, 1).reshape(images, -1, 4).float()
         k = kept_per_level(score.shape[1], nms_pre)
         if images <= TOP_K_ROWS:

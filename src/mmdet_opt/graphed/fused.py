@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .extent import no_mask
+
 
 @torch.no_grad()
 def fold_batchnorm(backbone: nn.Module) -> nn.Module:
@@ -71,36 +73,67 @@ class FusedResNet(nn.Module):
         for name in self.resnet.res_layers[index:]:
             getattr(self.resnet, name).float()
 
-    def _block(self, block, x):
+    def _block(self, block, x, mask):
         identity = x if block.downsample is None else block.downsample(x)
-        out = conv_relu(block.conv2, conv_relu(block.conv1, x))
+        out = conv_relu(block.conv2, mask(conv_relu(block.conv1, x)))
         c3 = block.conv3
         return torch.cudnn_convolution_add_relu(out, c3.weight, identity, 1.0, c3.bias, c3.stride,
                                                 c3.padding, c3.dilation, c3.groups)
 
-    def forward(self, x):
+    def forward(self, x, mask=no_mask):
+        """The residual stages' outputs; ``mask`` (extent.py) zeroes, before the stem's max-pool
+        and each block's 3x3 convolution, what lies past each image's extent."""
         r = self.resnet
         if not (x.is_cuda and self.fusable):
-            return r(x)
-        x = r.maxpool(conv_relu(r.conv1, x))
+            return r(x) if mask is no_mask else self._forward_plain(x, mask)
+        x = r.maxpool(mask(conv_relu(r.conv1, x)))
         outs = []
         for i, name in enumerate(r.res_layers):
             layer = getattr(r, name)
             x = x.to(layer[0].conv1.weight.dtype)
             for block in layer:
-                x = self._block(block, x)
+                x = self._block(block, x, mask)
+            if i in r.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _forward_plain(self, x, mask):
+        """mmdet's ResNet forward (Bottleneck blocks) with the mask, for CPUs and unfused runs."""
+        from mmdet.models.backbones.resnet import Bottleneck
+
+        r = self.resnet
+        if r.deep_stem or not all(isinstance(b, Bottleneck) and not b.with_plugins and not b.with_dcn
+                                  for name in r.res_layers for b in getattr(r, name)):
+            raise NotImplementedError("a photo's extent inside a larger input (pad_to_scale) needs a ResNet of "
+                                      "plain Bottleneck blocks")
+        x = r.maxpool(mask(r.relu(r.norm1(r.conv1(x)))))
+        outs = []
+        for i, name in enumerate(r.res_layers):
+            for b in getattr(r, name):
+                identity = x if b.downsample is None else b.downsample(x)
+                out = mask(b.relu(b.norm1(b.conv1(x))))
+                out = b.norm3(b.conv3(b.relu(b.norm2(b.conv2(out)))))
+                x = b.relu(out + identity)
             if i in r.out_indices:
                 outs.append(x)
         return tuple(outs)
 
 
-def rpn_head_forward(rpn_head, feats, fused: bool = True):
-    """``RPNHead.forward``: per level ``rpn_conv`` + ReLU (fused here), then the two 1x1 heads."""
-    if not (fused and feats[0].is_cuda and isinstance(rpn_head.rpn_conv, nn.Conv2d)):
+def rpn_head_forward(rpn_head, feats, fused: bool = True, mask=no_mask):
+    """``RPNHead.forward``: per level ``rpn_conv`` + ReLU (fused on CUDA), then the two 1x1 heads;
+    ``mask`` zeroes each level past the images' extents first (extent.py)."""
+    if not isinstance(rpn_head.rpn_conv, nn.Conv2d):
+        if mask is not no_mask:
+            raise NotImplementedError("a photo's extent inside a larger input (pad_to_scale) needs an RPN head "
+                                      "with one rpn_conv")
         return rpn_head(feats)
     cls_scores, bbox_preds = [], []
     for feat in feats:
-        x = conv_relu(rpn_head.rpn_conv, feat)
+        feat = mask(feat)
+        if fused and feat.is_cuda:
+            x = conv_relu(rpn_head.rpn_conv, feat)
+        else:
+            x = F.relu(rpn_head.rpn_conv(feat))
         cls_scores.append(rpn_head.rpn_cls(x))
         bbox_preds.append(rpn_head.rpn_reg(x))
     return cls_scores, bbox_preds
@@ -124,7 +157,7 @@ def mask_head_forward(mask_head, x, fused: bool = True):
     return mask_head.conv_logits(x)
 
 
-def fpn_forward(neck, feats):
+def fpn_forward(neck, feats, mask=no_mask):
     """``FPN.forward`` (nearest top-down path, max-pool extra levels) with fewer full-size passes.
 
     mmdet adds each lateral's bias over the whole level, upsamples the coarser level into a new
@@ -134,6 +167,9 @@ def fpn_forward(neck, feats):
     """
     plain = all(not m.with_norm and not m.with_activation for m in (*neck.lateral_convs, *neck.fpn_convs))
     if neck.add_extra_convs or neck.upsample_cfg != dict(mode="nearest") or not plain:
+        if mask is not no_mask:
+            raise NotImplementedError("a photo's extent inside a larger input (pad_to_scale) needs a plain FPN "
+                                      "(nearest upsampling, no extra convolutions, no norm or activation)")
         return neck(feats)
     inputs = feats[neck.start_level:neck.backbone_end_level]
     top = len(inputs) - 1
@@ -147,7 +183,7 @@ def fpn_forward(neck, feats):
             fine.unflatten(3, (cw, 2)).unflatten(2, (ch, 2)).add_(coarse[:, :, :, None, :, None])
         else:
             laterals[i - 1] = fine + F.interpolate(coarse, size=(h, w), mode="nearest")
-    outs = [conv(x) for conv, x in zip(neck.fpn_convs, laterals)]
+    outs = [conv(mask(x)) for conv, x in zip(neck.fpn_convs, laterals)]
     for _ in range(neck.num_outs - len(outs)):
         outs.append(F.max_pool2d(outs[-1], 1, stride=2))
     return tuple(outs)

@@ -62,6 +62,7 @@ class InputPlan:
         self.resize = resizer(spec, h, w, dev)
         self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)
         self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
+        self.extent = torch.tensor([image_metas(spec, h, w)["pad_shape"][:2]], device=dev)  # stock's padding
         if options.graphs:
             with capture_flags(options):
                 self._normalize = CapturedCall(self._normalize, pool=network.pool, warmup=options.warmup_calls)
@@ -78,5 +79,7 @@ class InputPlan:
         net = self.network
         net.img_shape.copy_(self.img_shape)
         net.scale_factor.copy_(self.scale_factor)
+        if net.extents is not None:
+            net.extents.copy_(self.extent)
         return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=net.normalized,
                              stats=net.stats, resize=self.resize)

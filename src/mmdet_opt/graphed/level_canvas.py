@@ -37,15 +37,25 @@ class LevelCanvas:
                                     dtype=torch.float32, device=device)
         self.scales = torch.tensor([1.0 / s for s in self.strides], dtype=torch.float32, device=device)
 
-    def fill(self, feats):
-        """Copy each level (any dtype or memory format) into its slot, then frame it."""
+    def fill(self, feats, extents: torch.Tensor | None = None):
+        """Copy each level (any dtype or memory format) into its slot, then frame it.
+
+        ``extents`` ((B, 2) long, extent.py): each image's padded height and width in input pixels,
+        where the levels are larger. The frame then goes where stock's level ends, past that extent
+        at the level's stride; what lies beyond is never sampled (RoIs are inside the image)."""
         canvas = self.tensor
-        for feat, (y, x, h, w) in zip(feats, self.slots):
+        for feat, (y, x, h, w), stride in zip(feats, self.slots, self.strides):
             canvas[:, :, y:y + h, x:x + w].copy_(nchw(feat))
             canvas[:, :, y - 1, x:x + w] = canvas[:, :, y, x:x + w]
             canvas[:, :, y + h, x:x + w] = canvas[:, :, y + h - 1, x:x + w]
             canvas[:, :, y - 1:y + h + 1, x - 1] = canvas[:, :, y - 1:y + h + 1, x]
             canvas[:, :, y - 1:y + h + 1, x + w] = canvas[:, :, y - 1:y + h + 1, x + w - 1]
+            if extents is not None:
+                ends = (extents + (stride - 1)) // stride  # per image, the level's rows and columns in stock
+                image = torch.arange(len(canvas), device=canvas.device)
+                rows, cols = y + ends[:, 0], x + ends[:, 1]
+                canvas[image, :, rows, x - 1:x + w] = canvas[image, :, rows - 1, x - 1:x + w]  # left frame too
+                canvas[image, :, y - 1:y + h + 1, cols] = canvas[image, :, y - 1:y + h + 1, cols - 1]
 
     def extract(self, extractor, rois: torch.Tensor) -> torch.Tensor:
         """``extractor(feats, rois)`` for (N, 5) RoIs (column 0: the image), read from the filled canvas."""

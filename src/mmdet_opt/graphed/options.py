@@ -50,10 +50,12 @@ class GraphOptions:
     # collection needs few; docs/perf.md ("Streams of many sizes") has the memory per plan.
     max_plans: int = 8
     # Pad every landscape (and square) input to the test scale's padded box, every portrait one to its
-    # transpose, instead of to the next multiple of 32: two network plans serve every photo size
-    # (stream: 57.6 against 47.4 images/s, peak memory 1.97x one shape against 3.04x). Off: it moves
-    # features near the right and bottom edges, and with them results (a 640x480 held-out scene on
-    # the trained checkpoint: 0.93 / 0.955 against 0.99 / 0.995; docs/parity.md).
+    # transpose, instead of to the next multiple of 32: two network plans serve every photo size, and
+    # photos of any landscape size batch together. Each layer is masked to the photo's own padded
+    # extent (extent.py), so results are stock's own (bit for bit on a CPU, tests/test_plan_cache.py).
+    # An earlier, unmasked version gave 57.6 against 47.4 images/s and peak memory 1.97x one shape
+    # against 3.04x on a stream (H100), but moved results (0.93 / 0.955 on a trained-checkpoint scene).
+    # Off until the masked version is timed on a GPU.
     pad_to_scale: bool = False
     # Photo sizes whose upload buffer and resize graph are kept, over all plans.
     max_photo_sizes: int = 32

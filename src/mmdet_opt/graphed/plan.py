@@ -73,6 +73,8 @@ class NetworkPlan:
         self.normalized = torch.zeros((1, 3, pad_h, pad_w), device=dev)
         self.img_shape = torch.tensor([pad_h, pad_w], dtype=torch.float32, device=dev)  # (h, w) resized
         self.scale_factor = torch.ones(4, dtype=torch.float32, device=dev)
+        # With pad_to_scale, photos pad to less than this shape: each writes its own extent here.
+        self.extents = torch.tensor([[pad_h, pad_w]], device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
         self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev)
         self.level_ids = [torch.full((net.kept_per_level(len(a)),), i, dtype=torch.long, device=dev)
@@ -94,10 +96,10 @@ class NetworkPlan:
         release_steps(self)
 
     def features(self, normalized: torch.Tensor) -> Features:
-        features = Features(*self.net(normalized, self.anchors))
+        features = Features(*self.net(normalized, self.anchors, self.extents))
         # mmcv's RoIAlign reads its input as NCHW whatever its strides, and needs fp32 (fed fp16
         # features it drops parity to ~0.87 mean mask IoU): the canvas is both.
-        self.canvas.fill(features.levels)
+        self.canvas.fill(features.levels, self.extents)
         return features
 
     def proposals(self, features: Features) -> Proposals:
@@ -163,7 +165,11 @@ def mmdet_detections(model, plan: NetworkPlan, feats: Features, meta: dict):
     from mmdet.core import multiclass_nms
 
     rpn = model.rpn_head
-    proposals = rpn._bbox_post_process(feats.scores, feats.deltas, feats.anchors, plan.level_ids, rpn.test_cfg,
+    inside = [s >= 0 for s in feats.scores]  # anchors past the photo's extent score -1 (pad_to_scale)
+    proposals = rpn._bbox_post_process([s[i] for s, i in zip(feats.scores, inside)],
+                                       [d[i] for d, i in zip(feats.deltas, inside)],
+                                       [a[i] for a, i in zip(feats.anchors, inside)],
+                                       [n[i] for n, i in zip(plan.level_ids, inside)], rpn.test_cfg,
                                        meta["img_shape"])
     n = fill_rois(plan.rois, proposals[:, :4])
     cls_score, bbox_pred = plan.bbox_forward(plan.rois)

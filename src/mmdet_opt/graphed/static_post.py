@@ -103,10 +103,10 @@ class ProposalSelector:
         lead, n, dev = scores.shape[:-1], scores.shape[-1], scores.device
         batched = bool(lead)
         proposals = self.decode(anchors, deltas, self.img_shape)
-        valid = torch.ones_like(scores, dtype=torch.bool)
+        valid = scores >= 0  # an anchor outside its image's extent scores -1 (feature_net.rpn_top_k)
         if self.min_bbox_size >= 0:
             wh = proposals[..., 2:] - proposals[..., :2]
-            valid = (wh > self.min_bbox_size).all(-1)
+            valid &= (wh > self.min_bbox_size).all(-1)
         # Each box's slot: its level's block, its rank among that level's boxes in mmcv's order.
         order = scores.masked_fill(~valid, float("-inf")).sort(descending=True)[1]  # mmcv's own call
         level = self.level[order]
