@@ -11,7 +11,7 @@ import torch
 
 from mmdet_opt.suite.stream import LONG_SIDE_RANGE, GpuMemory, run_stream, stream_images, suite_stream_sizes
 
-STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph")
+STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph", "inference_graph_padded")
 GPU_STREAM, CPU_STREAM = (200, LONG_SIDE_RANGE), (6, (320, 800))
 
 

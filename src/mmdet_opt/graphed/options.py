@@ -52,7 +52,8 @@ class GraphOptions:
     # Pad every landscape (and square) input to the test scale's padded box, every portrait one to its
     # transpose, instead of to the next multiple of 32: two network plans serve every photo size, and
     # photos of any landscape size batch together. Each layer is masked to the photo's own padded
-    # extent (extent.py), so results are stock's own (bit for bit on a CPU, tests/test_plan_cache.py).
+    # extent (extent.py), so results are its own-extent ones (on a CPU the same boxes bit for bit,
+    # tests/test_plan_cache.py). The opt-in variant inference_graph_padded runs it.
     # An earlier, unmasked version gave 57.6 against 47.4 images/s and peak memory 1.97x one shape
     # against 3.04x on a stream (H100), but moved results (0.93 / 0.955 on a trained-checkpoint scene).
     # Off until the masked version is timed on a GPU.
