@@ -128,3 +128,25 @@ def test_pad_to_scale_serves_every_landscape_photo_from_one_plan_with_its_own_re
         np.testing.assert_array_equal(detect(padded, image).boxes, detect(own, image).boxes)
     assert padded.shapes.networks.keys() == [(192, 320), (320, 192)]
     assert padded.fallbacks == 0
+
+
+@pytest.mark.slow
+def test_pad_to_scale_falls_back_to_mmdets_code_without_the_anchors_past_the_extent(graph_model, monkeypatch):
+    """One NMS round cannot vouch for a selection, so mmdet's own proposal code runs on the ranked
+    anchors (plan.mmdet_detections): those past the photo's extent must not reach it."""
+    rpn = graph_model.rpn_head
+    candidates = []  # per call, how many ranked anchors each level hands to mmdet's code
+    post_process = rpn._bbox_post_process
+
+    def counting(scores, *args, **kwargs):
+        candidates.append([len(s) for s in scores])
+        return post_process(scores, *args, **kwargs)
+
+    monkeypatch.setattr(rpn, "_bbox_post_process", counting)
+    wide = resize_to(sample_image("astronaut"), (1000, 300))  # 320x96 in a 320x192 box
+    padded, own = pipeline(graph_model, pad_to_scale=True, nms_rounds=1), pipeline(graph_model, nms_rounds=1)
+    got, expected = detect(padded, wide), detect(own, wide)
+    assert padded.fallbacks == own.fallbacks == 1
+    assert candidates[0] == candidates[1] and candidates[0][-1] < 1000  # the small levels: all their anchors
+    np.testing.assert_array_equal(got.boxes, expected.boxes)
+    np.testing.assert_array_equal(got.labels, expected.labels)
