@@ -57,9 +57,15 @@ class FusedResNet(nn.Module):
 
     def __init__(self, resnet: nn.Module, fused: bool = True):
         super().__init__()
+        from mmdet.models.backbones.resnet import Bottleneck
+
         self.resnet = resnet
-        self.fusable = fused and not resnet.deep_stem and not any(
+        simple = not resnet.deep_stem and not any(
             getattr(m, "with_plugins", False) or getattr(m, "with_dcn", False) for m in resnet.modules())
+        self.fusable = fused and simple
+        # What _forward_plain rewrites: mmdet's forward of a ResNet of plain Bottleneck blocks.
+        self.plain_bottlenecks = simple and all(isinstance(b, Bottleneck)
+                                                for name in resnet.res_layers for b in getattr(resnet, name))
 
     def keep_float32_from(self, index: int):
         """Run the residual stages from ``index`` on in float32 (after the module was cast).
@@ -99,11 +105,8 @@ class FusedResNet(nn.Module):
 
     def _forward_plain(self, x, mask):
         """mmdet's ResNet forward (Bottleneck blocks) with the mask, for CPUs and unfused runs."""
-        from mmdet.models.backbones.resnet import Bottleneck
-
         r = self.resnet
-        if r.deep_stem or not all(isinstance(b, Bottleneck) and not b.with_plugins and not b.with_dcn
-                                  for name in r.res_layers for b in getattr(r, name)):
+        if not self.plain_bottlenecks:
             raise NotImplementedError("a photo's extent inside a larger input (pad_to_scale) needs a ResNet of "
                                       "plain Bottleneck blocks")
         x = r.maxpool(mask(r.relu(r.norm1(r.conv1(x)))))

@@ -44,6 +44,8 @@ class LevelCanvas:
         where the levels are larger. The frame then goes where stock's level ends, past that extent
         at the level's stride; what lies beyond is never sampled (RoIs are inside the image)."""
         canvas = self.tensor
+        if extents is not None:  # each image's own frame, below
+            image = torch.arange(len(canvas), device=canvas.device)
         for feat, (y, x, h, w), stride in zip(feats, self.slots, self.strides):
             canvas[:, :, y:y + h, x:x + w].copy_(nchw(feat))
             canvas[:, :, y - 1, x:x + w] = canvas[:, :, y, x:x + w]
@@ -52,7 +54,6 @@ class LevelCanvas:
             canvas[:, :, y - 1:y + h + 1, x + w] = canvas[:, :, y - 1:y + h + 1, x + w - 1]
             if extents is not None:
                 ends = (extents + (stride - 1)) // stride  # per image, the level's rows and columns in stock
-                image = torch.arange(len(canvas), device=canvas.device)
                 rows, cols = y + ends[:, 0], x + ends[:, 1]
                 canvas[image, :, rows, x - 1:x + w] = canvas[image, :, rows - 1, x - 1:x + w]  # left frame too
                 canvas[image, :, y - 1:y + h + 1, cols] = canvas[image, :, y - 1:y + h + 1, cols - 1]
