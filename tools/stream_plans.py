@@ -2,7 +2,8 @@
 
     python tools/stream_plans.py [--max-plans 8,3,2] [--images 200] [--stock] [--unfused] [--pad-to-scale]
 
-Per bound: images/s (first calls included), p50/p95/p99, network plans built, and peak reserved
+Per bound: images/s (first calls included), p50/p95/p99, network plans built, a new size's first call
+over its cached calls (when it built a network plan, and when it did not), and peak reserved
 GPU memory over what one shape needs; ``--stock`` also times stock mmdet on the same stream, and
 ``--pad-to-scale`` each bound a second time with that option. The stream is the suite's
 (``benchmarks/test_stream.py``, seed 0, 1333x800).
@@ -22,7 +23,7 @@ from mmdet_opt.variants import get_variant, variant_model
 
 SCALE = (1333, 800)
 SHOWN = ("images_per_second", "p50_ms", "p95_ms", "p99_ms", "new_plans", "first_over_cached_new_plan_median",
-         "single_shape_reserved_mib", "peak_reserved_mib", "peak_over_single_shape")
+         "first_over_cached_known_plan_median", "first_over_cached_known_plan_max", "single_shape_reserved_mib", "peak_reserved_mib", "peak_over_single_shape")
 
 
 def main():
