@@ -20,8 +20,7 @@ TRAINED_PARITY_IMAGES = "scene0,scene1,scene2"
 def pytest_addoption(parser):
     group = parser.getgroup("mmdet-opt", "mmdet-opt benchmark and parity options")
     group.addoption("--variants", default=None,
-                    help="comma-separated variants (default: all but inference_graph_padded, which runs when "
-                         "named; those needing CUDA are skipped on CPU)")
+                    help="comma-separated variants (default: all; those needing CUDA are skipped on CPU)")
     group.addoption("--sizes", default=None,
                     help="comma-separated cases: WxH (the study's protocol: the photo resized to the test scale "
                          f"WxH) or WxH@WxH (a photo at its own size @ test scale); default {GPU_SIZES} on GPU, "
@@ -83,7 +82,7 @@ def _settings(config) -> Settings:
     from mmdet_opt.inputs import ImageInputError, load_image
     from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED, TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
     from mmdet_opt.suite.cases import parse_case
-    from mmdet_opt.variants import KNOWN_VARIANTS, VARIANTS, VariantUnavailable, variant_for_device
+    from mmdet_opt.variants import VARIANTS, VariantUnavailable, variant_for_device
 
     opt = config.getoption
     try:
@@ -92,9 +91,9 @@ def _settings(config) -> Settings:
         raise pytest.UsageError(f"--device: {exc}") from None
     on_gpu = device.startswith("cuda")
     names = _split(opt("--variants")) if opt("--variants") else list(VARIANTS)
-    unknown = [v for v in names if v not in KNOWN_VARIANTS]
+    unknown = [v for v in names if v not in VARIANTS]
     if unknown:
-        raise pytest.UsageError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(KNOWN_VARIANTS)}")
+        raise pytest.UsageError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     variants, unavailable = {}, {}
     for name in names:  # each as it runs on this device (on a CPU: its CPU composition)
         try:

@@ -33,8 +33,9 @@ def test_a_graphed_batch_matches_each_photo_alone(small_base_model):
 
 
 def test_graphs_padded_to_the_scale_match_each_photo_at_its_own_extent(small_base_model):
-    """pad_to_scale with CUDA graphs and the fused fp16 kernels (extent.py): a photo alone and photos of
-    different extents in one batch get what the photo gets padded to its own extent."""
+    """pad_to_scale with CUDA graphs and the fused fp16 kernels (extent.py): a photo alone gets what it
+    gets padded to its own extent, and in a batch of photos of other extents what it gets in a batch
+    of its own copies (the same graphs at the same batch size: rounding cannot differ)."""
     on_gpu = copy.deepcopy(small_base_model).cuda()
     model = variant_model(on_gpu, get_variant("inference_graph"), SMALL_SCALE)
     own = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), GraphOptions())
@@ -44,10 +45,12 @@ def test_graphs_padded_to_the_scale_match_each_photo_at_its_own_extent(small_bas
     with torch.no_grad():
         expected = [Detections.from_mmdet(own(p), p.shape) for p in photos]
         alone = [Detections.from_mmdet(padded(p), p.shape) for p in photos]
-        batched = [Detections.from_mmdet(r, p.shape) for r, p in zip(padded.detect_batch(photos), photos)]
+        mixed = [Detections.from_mmdet(r, p.shape) for r, p in zip(padded.detect_batch(photos), photos)]
+        copies = [Detections.from_mmdet(padded.detect_batch([p] * len(photos))[0], p.shape) for p in photos]
     assert len(padded.shapes.networks) == 1 and padded.fallbacks == 0
-    for want, one, many in zip(expected, alone, batched):
-        for got in (one, many):
-            report = compare(want, got)
-            # Convolutions over a larger input may pick other cuDNN kernels: rounding only.
-            assert report.matched_fraction >= 0.98 and report.mask_iou_mean >= 0.97, str(report)
+    for want, one, in_mixed, in_copies in zip(expected, alone, mixed, copies):
+        # Alone, the wider input may only pick other cuDNN kernels. Measured on an H200 (6 photos,
+        # 10 and 100 detections): 1.00 matched / 1.0000 mask IoU every time; with the masks
+        # removed, down to 0.80 / 0.76.
+        for report in (compare(want, one), compare(in_copies, in_mixed)):
+            assert report.matched_fraction == 1.0 and report.mask_iou_mean >= 0.999, str(report)

@@ -23,7 +23,8 @@ from mmdet_opt.variants import get_variant, variant_model
 
 SCALE = (1333, 800)
 SHOWN = ("images_per_second", "p50_ms", "p95_ms", "p99_ms", "new_plans", "first_over_cached_new_plan_median",
-         "first_over_cached_known_plan_median", "first_over_cached_known_plan_max", "single_shape_reserved_mib", "peak_reserved_mib", "peak_over_single_shape")
+         "first_over_cached_known_plan_median", "first_over_cached_known_plan_max",
+         "single_shape_reserved_mib", "peak_reserved_mib", "peak_over_single_shape")
 
 
 def main():

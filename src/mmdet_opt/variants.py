@@ -91,23 +91,16 @@ VARIANTS = {v.name: v for v in (
             summary="+ raw 28x28 masks, pasted on demand"),
     Variant("inference_graph", gpu_preprocess=True, raw_mask=True, graph=GraphOptions(),
             summary="GPU-resident: fp16 CUDA graphs for the static part, raw masks"),
-)}
-
-
-# Selected by name only (``--variants``), not in a default run: configurations whose GPU parity and
-# timing are not yet measured.
-OPT_IN_VARIANTS = {v.name: v for v in (
     Variant("inference_graph_padded", gpu_preprocess=True, raw_mask=True, graph=GraphOptions(pad_to_scale=True),
             summary="inference_graph with every photo padded to the scale's box, masked to its own extent"),
 )}
-KNOWN_VARIANTS = {**VARIANTS, **OPT_IN_VARIANTS}
 
 
 def get_variant(name: str) -> Variant:
     try:
-        return KNOWN_VARIANTS[name]
+        return VARIANTS[name]
     except KeyError:
-        raise ValueError(f"unknown variant {name!r}; known: {', '.join(KNOWN_VARIANTS)}") from None
+        raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
 def variant_for_device(name: str, device: str) -> Variant:

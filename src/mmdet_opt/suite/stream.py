@@ -7,6 +7,7 @@ as a collection's common camera sizes do; the order is shuffled, so new sizes ke
 """
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -145,6 +146,7 @@ class GpuMemory:
     def __enter__(self):
         if self.cuda:
             torch.cuda.synchronize(self.device)
+            gc.collect()  # an earlier pipeline's graphs, held in reference cycles, hand their memory back
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base_reserved = torch.cuda.memory_reserved(self.device)
