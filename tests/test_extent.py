@@ -1,5 +1,7 @@
 """The extent masks (graphed/extent.py): what is inside a photo's own padding at every stride."""
+import pytest
 import torch
+from torch.nn import functional as F
 
 from mmdet_opt.graphed.extent import ExtentMask
 
@@ -16,8 +18,39 @@ def test_each_stride_keeps_the_ceiling_of_the_extent_over_it():
         assert inside[1].all()  # the second photo fills the input
 
 
-def test_the_mask_zeroes_in_place_what_lies_past_the_extent():
+def test_the_mask_zeroes_in_place_the_ring_just_past_the_extent():
     x = torch.ones(1, 3, 13, 21, dtype=torch.float16).contiguous(memory_format=torch.channels_last)
     out = ExtentMask(torch.tensor([[384, 608]]), (800, 1344))(x)  # stride 64: 6 x 10 of 13 x 21
     assert out.data_ptr() == x.data_ptr() and out.is_contiguous(memory_format=torch.channels_last)
-    assert out[0, :, :6, :10].eq(1).all() and out.sum().item() == 3 * 6 * 10
+    assert out[0, :, :6, :10].eq(1).all()
+    assert out[0, :, 6, :].eq(0).all() and out[0, :, :, 10].eq(0).all()  # the row and column past it
+    assert out.sum().item() == 3 * (13 * 21 - 21 - 13 + 1)  # nothing else touched
+
+
+def test_no_ring_where_the_extent_reaches_the_edge():
+    x = torch.ones(2, 4, 13, 21)
+    ExtentMask(torch.tensor([[800, 1344], [800, 608]]), (800, 1344))(x)  # stride 64: 13 x 21 and 13 x 10
+    assert x[0].eq(1).all()
+    assert x[1, :, :, :10].eq(1).all() and x[1, :, :, 10].eq(0).all()  # past column 10: never read
+
+
+@pytest.mark.parametrize("stride_of_conv", [1, 2])
+def test_a_3x3_window_inside_the_extent_reads_the_same_as_with_everything_past_it_zeroed(stride_of_conv):
+    """The ring is all that a 3x3 convolution or max-pool (padding 1) reads from outside the extent:
+    inside, its output equals the output over an input zeroed everywhere past the extent."""
+    generator = torch.Generator().manual_seed(0)
+    height, width = 800, 1344
+    extents = torch.tensor([[608, 800], [800, 1344], [480, 1344], [800, 416], [352, 96]])
+    mask = ExtentMask(extents, (height, width))
+    weight = torch.randn(5, 4, 3, 3, generator=generator)
+    for stride in (2, 4, 8, 16, 32, 64):
+        h, w = -(-height // stride), -(-width // stride)
+        x = torch.randn(len(extents), 4, h, w, generator=generator) + 3  # garbage past the extent, not zero
+        zeroed = x * mask.inside(h, w)
+        ringed = mask(x.clone())
+        for run in (lambda t: F.conv2d(t, weight, stride=stride_of_conv, padding=1),
+                    lambda t: F.max_pool2d(t, 3, stride=stride_of_conv, padding=1)):
+            want, got = run(zeroed), run(ringed)
+            limit = (extents + (stride * stride_of_conv - 1)) // (stride * stride_of_conv)
+            for i, (rows, cols) in enumerate(limit.tolist()):
+                assert torch.equal(got[i, :, :rows, :cols], want[i, :, :rows, :cols]), (stride, i)
