@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
-from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed import GraphedPipeline, extent
 from mmdet_opt.graphed.feature_net import rpn_top_k
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.images import resize_to, sample_image
@@ -48,9 +48,13 @@ def test_a_batch_gives_each_photo_its_own_result(pipe):
 
 
 @pytest.mark.slow
-def test_photos_of_any_landscape_size_batch_together_padded_to_the_scale(small_base_model, pipe):
+@pytest.mark.parametrize("ring_from", [extent.RING_FROM, 0], ids=["as-sized", "ring-everywhere"])
+def test_photos_of_any_landscape_size_batch_together_padded_to_the_scale(small_base_model, pipe, ring_from,
+                                                                       monkeypatch):
     """With pad_to_scale every landscape photo pads to one shape, so photos of different extents share
-    a batch; each gets what it gets alone, padded to its own extent."""
+    a batch; each gets what it gets alone, padded to its own extent. This scale's activations are
+    small, so the masks are whole-tensor passes unless the ring is forced everywhere (extent.py)."""
+    monkeypatch.setattr(extent, "RING_FROM", ring_from)
     model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
     options = dataclasses.replace(GraphOptions().eager_fp32(), pad_to_scale=True)
     padded = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options)

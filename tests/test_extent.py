@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mmdet_opt.graphed import extent
 from mmdet_opt.graphed.extent import ExtentMask
 
 
@@ -18,7 +19,15 @@ def test_each_stride_keeps_the_ceiling_of_the_extent_over_it():
         assert inside[1].all()  # the second photo fills the input
 
 
-def test_the_mask_zeroes_in_place_the_ring_just_past_the_extent():
+def test_a_small_tensor_is_zeroed_in_place_everywhere_past_the_extent():
+    x = torch.ones(1, 3, 13, 21, dtype=torch.float16).contiguous(memory_format=torch.channels_last)
+    out = ExtentMask(torch.tensor([[384, 608]]), (800, 1344))(x)  # stride 64: 6 x 10 of 13 x 21
+    assert out.data_ptr() == x.data_ptr() and out.is_contiguous(memory_format=torch.channels_last)
+    assert out[0, :, :6, :10].eq(1).all() and out.sum().item() == 3 * 6 * 10
+
+
+def test_a_large_tensor_is_zeroed_in_place_on_the_ring_just_past_the_extent(monkeypatch):
+    monkeypatch.setattr(extent, "RING_FROM", 3 * 13 * 21)
     x = torch.ones(1, 3, 13, 21, dtype=torch.float16).contiguous(memory_format=torch.channels_last)
     out = ExtentMask(torch.tensor([[384, 608]]), (800, 1344))(x)  # stride 64: 6 x 10 of 13 x 21
     assert out.data_ptr() == x.data_ptr() and out.is_contiguous(memory_format=torch.channels_last)
@@ -27,7 +36,8 @@ def test_the_mask_zeroes_in_place_the_ring_just_past_the_extent():
     assert out.sum().item() == 3 * (13 * 21 - 21 - 13 + 1)  # nothing else touched
 
 
-def test_no_ring_where_the_extent_reaches_the_edge():
+def test_no_ring_where_the_extent_reaches_the_edge(monkeypatch):
+    monkeypatch.setattr(extent, "RING_FROM", 0)
     x = torch.ones(2, 4, 13, 21)
     ExtentMask(torch.tensor([[800, 1344], [800, 608]]), (800, 1344))(x)  # stride 64: 13 x 21 and 13 x 10
     assert x[0].eq(1).all()
@@ -35,9 +45,11 @@ def test_no_ring_where_the_extent_reaches_the_edge():
 
 
 @pytest.mark.parametrize("stride_of_conv", [1, 2])
-def test_a_3x3_window_inside_the_extent_reads_the_same_as_with_everything_past_it_zeroed(stride_of_conv):
+def test_a_3x3_window_inside_the_extent_reads_the_same_as_with_everything_past_it_zeroed(stride_of_conv,
+                                                                                        monkeypatch):
     """The ring is all that a 3x3 convolution or max-pool (padding 1) reads from outside the extent:
     inside, its output equals the output over an input zeroed everywhere past the extent."""
+    monkeypatch.setattr(extent, "RING_FROM", 0)
     generator = torch.Generator().manual_seed(0)
     height, width = 800, 1344
     extents = torch.tensor([[608, 800], [800, 1344], [480, 1344], [800, 416], [352, 96]])

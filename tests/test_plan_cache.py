@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
-from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed import GraphedPipeline, extent
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.graphed.plan_cache import LRUCache
 from mmdet_opt.images import resize_to, sample_image
@@ -110,11 +110,14 @@ def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_mod
 
 
 @pytest.mark.slow
-def test_pad_to_scale_serves_every_landscape_photo_from_one_plan_with_its_own_result(graph_model, photos):
+@pytest.mark.parametrize("ring_from", [extent.RING_FROM, 0], ids=["as-sized", "ring-everywhere"])
+def test_pad_to_scale_serves_every_landscape_photo_from_one_plan_with_its_own_result(graph_model, photos, ring_from,
+                                                                                   monkeypatch):
     """Each photo padded to the scale's box gets, bit for bit on a CPU, what it gets padded to its own
     extent (extent.py); a panorama and a tall photo, whose extents are furthest from the box, too.
     (Masks could differ by RoIAlign's coordinate rounding, the levels sitting at other canvas offsets;
-    at this small scale they do not.)"""
+    at this small scale they do not.) The masks are whole-tensor passes here, or the ring everywhere."""
+    monkeypatch.setattr(extent, "RING_FROM", ring_from)
     padded, own = pipeline(graph_model, pad_to_scale=True), pipeline(graph_model)
     wide, tall = resize_to(sample_image("astronaut"), (1000, 300)), resize_to(sample_image("astronaut"), (250, 900))
     for image in [photos[size] for size in FOUR_THREE + [SQUARE]] + [wide]:

@@ -12,20 +12,24 @@ size rounding up.
 
 Only the ring one position past the extent needs the zeros: a 3x3 window (padding 1, stride 1 or
 2) centred inside the extent reaches at most one row and one column past it, and 1x1 convolutions
-and the FPN's exact 2x upsampling read nothing outside. So the mask zeroes that row and column,
-O(h + w) positions per image instead of a pass over the whole activation, and what lies beyond
-them stays as computed, never read by a position inside.
+and the FPN's exact 2x upsampling read nothing outside. On a large activation the mask zeroes only
+that row and column, O(h + w) positions per image, and what lies beyond them stays as computed,
+never read by a position inside. On a small one a pass multiplying by the whole mask is cheaper:
+on an H200 the pass cost ~5.4 us per million elements and the ring ~20-28 us whatever the size
+(docs/perf.md, "`pad_to_scale`, masked to each photo's extent").
 """
 from __future__ import annotations
 
 import torch
 
 STRIDES = (2, 4, 8, 16, 32, 64)  # the resolutions of a ResNet + FPN below the input's
+RING_FROM = 5_000_000  # elements per image from which zeroing the ring beats a pass over the tensor
 
 
 class ExtentMask:
-    """``mask(x)`` zeroes, in place, the ring just past each image's extent in ``x``, looked up by
-    ``x``'s spatial size; ``inside(h, w)`` is the (B, 1, h, w) bool mask of the extent itself.
+    """``mask(x)`` zeroes, in place, what a 3x3 window inside each image's extent would read past it
+    in ``x`` (looked up by ``x``'s spatial size); ``inside(h, w)`` is the (B, 1, h, w) bool mask of
+    the extent itself.
 
     ``extents``: (B, 2) long tensor, each image's padded (height, width) in input pixels (a device
     buffer that a captured graph reads at replay); ``input_shape``: the network input's (H, W).
@@ -33,21 +37,26 @@ class ExtentMask:
 
     def __init__(self, extents: torch.Tensor, input_shape: tuple[int, int]):
         height, width = input_shape
-        self.masks, self.rings = {}, {}
+        self.limits, self.masks, self.rings = {}, {}, {}
         for stride in STRIDES:
             h, w = -(-height // stride), -(-width // stride)
             if (h, w) in self.masks:
                 continue
             limit = (extents + (stride - 1)) // stride  # ceil, per image
             rows, cols = torch.arange(h, device=extents.device), torch.arange(w, device=extents.device)
+            self.limits[(h, w)] = limit
             self.masks[(h, w)] = (rows < limit[:, :1])[:, None, :, None] & (cols < limit[:, 1:])[:, None, None, :]
-            self.rings[(h, w)] = ring(limit, h, w)
 
     def inside(self, h: int, w: int) -> torch.Tensor:
         return self.masks[(h, w)]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        image, row, col, keep = self.rings[tuple(x.shape[-2:])]
+        size = tuple(x.shape[-2:])
+        if x[0].numel() < RING_FROM:
+            return x.mul_(self.masks[size])
+        if size not in self.rings:  # made on first use: only the large resolutions need one
+            self.rings[size] = ring(self.limits[size], *size)
+        image, row, col, keep = self.rings[size]
         positions = x.permute(0, 2, 3, 1)  # a view: (image, row, column) -> the position's channels
         positions[image, row, col] = positions[image, row, col] * keep
         return x
