@@ -54,8 +54,9 @@ class GraphOptions:
     # photos of any landscape size batch together. Each layer is masked to the photo's own padded
     # extent (extent.py), so results are its own-extent ones (CPU: the same boxes bit for bit; H200:
     # 1.0000 mean mask IoU). The variant inference_graph_padded runs it. On a 200-photo stream (H200):
-    # 103.7 against 63.8 images/s, peak memory 1.70x one shape against 3.03x; but the masks cost a
-    # cached call +0.7 ms at 1333x800 and +4.1 ms at 3840x2304, so it is off by default.
+    # 103.7 against 63.8 images/s, peak memory 1.70x one shape against 3.03x; but the masks cost the
+    # backbone +0.54 ms at 1333x800 and +0.76 ms at 3840x2304 (and a narrower photo pays the box's
+    # width), so it is off by default.
     pad_to_scale: bool = False
     # Photo sizes whose upload buffer and resize graph are kept, over all plans.
     max_photo_sizes: int = 32
