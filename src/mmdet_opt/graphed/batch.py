@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..gpu_preprocess import image_metas, mean_std, normalize_pad, resizer
+from ..gpu_preprocess import mean_std, normalize_pad, resizer
 from ..inputs import prepare_image
 from ..raw_mask_head import boxes_by_class, group_by_class
 from .capture import release_steps
@@ -70,7 +70,7 @@ class BatchPlan:
     def load(self, slot: int, image: np.ndarray, staging) -> dict:
         """Upload ``image`` and preprocess it into ``slot`` (eagerly); return its img_metas."""
         h, w = image.shape[:2]
-        metas = photo_metas(self.spec, h, w, self.pad_shape)
+        metas, extent = photo_metas(self.spec, h, w, self.pad_shape)
         resize = self.resizers.get((h, w), lambda: resizer(self.spec, h, w, self.device))
         uploaded = torch.empty((h, w, 3), dtype=torch.uint8, device=self.device)
         staging.upload(image, uploaded)
@@ -79,7 +79,7 @@ class BatchPlan:
         self.img_shapes[slot].copy_(torch.tensor(metas["img_shape"][:2], dtype=torch.float32))
         self.scale_factors[slot].copy_(torch.from_numpy(metas["scale_factor"]))
         if self.extents is not None:
-            self.extents[slot].copy_(torch.tensor(image_metas(self.spec, h, w)["pad_shape"][:2]))
+            self.extents[slot].copy_(torch.tensor(extent))
         return metas
 
     def features(self, normalized: torch.Tensor):

@@ -42,7 +42,7 @@ class ExtentMask:
             h, w = -(-height // stride), -(-width // stride)
             if (h, w) in self.masks:
                 continue
-            limit = (extents + (stride - 1)) // stride  # ceil, per image
+            limit = at_stride(extents, stride)
             rows, cols = torch.arange(h, device=extents.device), torch.arange(w, device=extents.device)
             self.limits[(h, w)] = limit
             self.masks[(h, w)] = (rows < limit[:, :1])[:, None, :, None] & (cols < limit[:, 1:])[:, None, None, :]
@@ -60,6 +60,11 @@ class ExtentMask:
         positions = x.permute(0, 2, 3, 1)  # a view: (image, row, column) -> the position's channels
         positions[image, row, col] = positions[image, row, col] * keep
         return x
+
+
+def at_stride(extents: torch.Tensor, stride: int) -> torch.Tensor:
+    """Each image's extent in positions of a level at ``stride``: ceil(extent / stride)."""
+    return (extents + (stride - 1)) // stride
 
 
 def ring(limit: torch.Tensor, h: int, w: int) -> tuple:

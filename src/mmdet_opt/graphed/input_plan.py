@@ -8,15 +8,17 @@ from ..gpu_preprocess import image_metas, normalize_pad, resizer
 from .capture import CapturedCall, capture_flags, release_steps
 
 
-def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> dict:
-    """The img_metas of an (h, w) photo in a plan padded to ``pad_shape`` (which must hold it)."""
+def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> tuple[dict, tuple[int, int]]:
+    """The img_metas of an (h, w) photo in a plan padded to ``pad_shape`` (which must hold it), and
+    the photo's own padded (height, width), its extent (extent.py), as stock pads it."""
     metas = image_metas(spec, h, w)
+    extent = metas["pad_shape"][:2]
     new_h, new_w, _ = metas["img_shape"]
     pad_h, pad_w = pad_shape
     if new_h > pad_h or new_w > pad_w or pad_h % spec.size_divisor or pad_w % spec.size_divisor:
         raise ValueError(f"a {w}x{h} photo resizes to {new_w}x{new_h}: it does not pad to {pad_w}x{pad_h}")
     metas.update(pad_shape=(pad_h, pad_w, 3), batch_input_shape=(pad_h, pad_w))
-    return metas
+    return metas, extent
 
 
 class HostStaging:
@@ -56,13 +58,13 @@ class InputPlan:
     def __init__(self, network, h: int, w: int, staging: HostStaging):
         dev, spec, options = network.device, network.spec, network.options
         self.network, self.spec, self.staging = network, spec, staging
-        self.metas = photo_metas(spec, h, w, network.pad_shape)
+        self.metas, extent = photo_metas(spec, h, w, network.pad_shape)
         new_h, new_w, _ = self.metas["img_shape"]
         self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
         self.resize = resizer(spec, h, w, dev)
         self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)
         self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
-        self.extent = torch.tensor([image_metas(spec, h, w)["pad_shape"][:2]], device=dev)  # stock's padding
+        self.extent = torch.tensor([extent], device=dev)
         if options.graphs:
             with capture_flags(options):
                 self._normalize = CapturedCall(self._normalize, pool=network.pool, warmup=options.warmup_calls)

@@ -17,6 +17,8 @@ import copy
 
 import torch
 
+from .extent import at_stride
+
 
 class LevelCanvas:
     """FPN levels side by side in one (batch, C, H, W) float32 tensor, for RoI extractors over them.
@@ -53,7 +55,7 @@ class LevelCanvas:
             canvas[:, :, y - 1:y + h + 1, x - 1] = canvas[:, :, y - 1:y + h + 1, x]
             canvas[:, :, y - 1:y + h + 1, x + w] = canvas[:, :, y - 1:y + h + 1, x + w - 1]
             if extents is not None:
-                ends = (extents + (stride - 1)) // stride  # per image, the level's rows and columns in stock
+                ends = at_stride(extents, stride)  # per image, the level's rows and columns in stock
                 rows, cols = y + ends[:, 0], x + ends[:, 1]
                 canvas[image, :, rows, x - 1:x + w] = canvas[image, :, rows - 1, x - 1:x + w]  # left frame too
                 canvas[image, :, y - 1:y + h + 1, cols] = canvas[image, :, y - 1:y + h + 1, cols - 1]
