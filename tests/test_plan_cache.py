@@ -119,6 +119,8 @@ def test_pad_to_scale_serves_every_landscape_photo_from_one_plan_with_its_own_re
     at this small scale they do not.) The masks are whole-tensor passes here, or the ring everywhere."""
     monkeypatch.setattr(extent, "RING_FROM", ring_from)
     padded, own = pipeline(graph_model, pad_to_scale=True), pipeline(graph_model)
+    boxes = [(192, 320), (320, 192)]  # SMALL_SCALE's box, padded to 32, and its transpose: built ahead
+    assert sorted(padded.shapes.networks.keys()) == boxes and padded.shapes.networks.misses == 2
     wide, tall = resize_to(sample_image("astronaut"), (1000, 300)), resize_to(sample_image("astronaut"), (250, 900))
     for image in [photos[size] for size in FOUR_THREE + [SQUARE]] + [wide]:
         got, expected = detect(padded, image), detect(own, image)
@@ -126,11 +128,26 @@ def test_pad_to_scale_serves_every_landscape_photo_from_one_plan_with_its_own_re
         np.testing.assert_array_equal(got.boxes, expected.boxes)
         np.testing.assert_array_equal(got.labels, expected.labels)
         np.testing.assert_array_equal(got.masks, expected.masks)
-    assert padded.shapes.networks.keys() == [(192, 320)]  # SMALL_SCALE's box, padded to 32
     for image in (photos[PORTRAIT], tall):
         np.testing.assert_array_equal(detect(padded, image).boxes, detect(own, image).boxes)
-    assert padded.shapes.networks.keys() == [(192, 320), (320, 192)]
+    assert sorted(padded.shapes.networks.keys()) == boxes and padded.shapes.networks.misses == 2  # none built since
     assert padded.fallbacks == 0
+
+
+def test_plans_ahead_only_where_the_shapes_are_known(graph_model, photos):
+    """Without pad_to_scale each photo size pads to its own shape, so nothing can be built ahead;
+    with it, ``plans_ahead=False`` leaves each box to its first photo, and two boxes need two plans."""
+    with pytest.raises(ValueError, match="only with pad_to_scale"):
+        pipeline(graph_model).plan_ahead()
+    with pytest.raises(ValueError, match="max_plans >= 2"):
+        pipeline(graph_model, pad_to_scale=True, max_plans=1)
+    lazy = pipeline(graph_model, pad_to_scale=True, plans_ahead=False)
+    assert len(lazy.shapes.networks) == 0
+    detect(lazy, photos[PORTRAIT])
+    assert lazy.shapes.networks.keys() == [(320, 192)]
+    built = []
+    assert lazy.plan_ahead(after_each=lambda: built.append(len(lazy.shapes.networks))) == [(192, 320), (320, 192)]
+    assert built == [2, 2] and lazy.shapes.networks.misses == 2  # the portrait box was kept, not rebuilt
 
 
 @pytest.mark.slow

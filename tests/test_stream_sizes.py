@@ -43,4 +43,10 @@ def test_summary_splits_first_calls_by_whether_they_built_a_plan():
     assert s["images_per_second"] == round(5 / 0.075, 2)
     lines = stream_markdown({"benchmarks": [{"extra_info": {"variant": "inference_graph", "scale": "1333x800",
                                                             "stream_summary": s}}]})
-    assert "2 distinct sizes" in lines[0] and "| inference_graph | 66.7 |" in lines[4]
+    assert "2 distinct sizes" in lines[0] and "| inference_graph | 66.7 |  |" in lines[4]  # no start-up timed
+    run.startup_seconds = 0.425  # plans built ahead: their cost is start-up, and counts against images/s too
+    s = run.summary()
+    assert s["startup_s"] == 0.425 and s["images_per_second_with_startup"] == round(5 / 0.5, 2)
+    lines = stream_markdown({"benchmarks": [{"extra_info": {"variant": "inference_graph", "scale": "1333x800",
+                                                            "stream_summary": s}}]})
+    assert "| inference_graph | 66.7 | 0.425 / 10 |" in lines[4]

@@ -1,6 +1,6 @@
 """How far each backbone configuration's features are from exact fp32, before any chaotic head.
 
-    python tools/feature_error.py [--sizes 640x480@1333x800,4032x3024@3840x2304] [--images coffee,rocket]
+    python tools/feature_error.py [--sizes 640x480@1333x800,4032x3024@3840x2304] [--images coffee,rocket] [--seed 1]
 
 Per case and image: the relative error (||got - exact|| / ||exact||) of the four backbone stages and
 the five FPN levels, exact being the model's own modules in strict fp32 (no TF32). Rows: stock as it
@@ -37,8 +37,9 @@ def main():
     parser = argparse.ArgumentParser(prog="python tools/feature_error.py", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="640x480@1333x800,4032x3024@3840x2304")
     parser.add_argument("--images", default="coffee,rocket,astronaut,chelsea")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
     args = parser.parse_args()
-    suite = Suite("cuda")
+    suite = Suite("cuda", seed=args.seed)
     print(f"relative error against strict fp32 on {torch.cuda.get_device_name()}: backbone stages 1-4 | FPN levels")
     for case_text in args.sizes.split(","):
         case = parse_case(case_text)

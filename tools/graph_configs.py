@@ -1,6 +1,6 @@
 """Compare inference_graph configurations in one run: total time (median) and parity per image.
 
-    python tools/graph_configs.py [--sizes 1333x800,640x480@1333x800] [--runs 30] [--vary tf32,fp16_layers=4/3/2]
+    python tools/graph_configs.py [--sizes 1333x800,640x480@1333x800] [--runs 30] [--vary tf32,fp16_layers=4/3/2] [--seed 1]
 
 ``--sizes`` takes the suite's cases: the protocol size, or a photo size @ the test scale. Each
 case first prints stock against strict-fp32 stock per image: the spread rounding alone gives.
@@ -51,8 +51,9 @@ def main():
     parser.add_argument("--images", default="astronaut,coffee,rocket")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--vary", default="channels_last,fp16_heads")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
     args = parser.parse_args()
-    suite = Suite("cuda")
+    suite = Suite("cuda", seed=args.seed)
     for size_text in args.sizes.split(","):
         case = parse_case(size_text)
         size = case.scale

@@ -58,6 +58,10 @@ class GraphOptions:
     # backbone +0.54 ms at 1333x800 and +0.76 ms at 3840x2304 (and a narrower photo pays the box's
     # width), so it is off by default.
     pad_to_scale: bool = False
+    # With pad_to_scale, build both boxes' network plans (landscape, portrait) with the pipeline, so
+    # that no photo's first call pays for one (~150 ms each on an H200: cuDNN plans every new
+    # convolution shape); the pipeline's start-up pays instead.
+    plans_ahead: bool = True
     # Photo sizes whose upload buffer and resize graph are kept, over all plans.
     max_photo_sizes: int = 32
     # Photos of one network shape run as one batch by ``detect_batch`` (more are split).

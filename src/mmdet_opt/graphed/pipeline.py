@@ -49,6 +49,12 @@ class GraphedPipeline:
         self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
                                  spec, options, HostStaging(pinned=self.device.type == "cuda"),
                                  lambda pad_h, pad_w, n: BatchPlan(model, net, spec, options, pad_h, pad_w, n, pool))
+        if options.pad_to_scale and options.plans_ahead:
+            self.shapes.plan_ahead()
+
+    def plan_ahead(self, after_each=None) -> list:
+        """Build every network plan now (``pad_to_scale`` only; ``ShapePlans.plan_ahead``)."""
+        return self.shapes.plan_ahead(after_each)
 
     def plan(self, h: int, w: int) -> InputPlan:
         """The plan of an (h, w) photo: built on its first call, kept while recently used."""

@@ -93,9 +93,30 @@ class ShapePlans:
         pad_h, pad_w, _ = image_metas(self.spec, h, w)["pad_shape"]
         if not self.options.pad_to_scale:
             return pad_h, pad_w
+        landscape, portrait = self.scale_boxes()
+        return portrait if pad_h > pad_w else landscape
+
+    def scale_boxes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """With ``pad_to_scale``, the only two network shapes: the test scale's padded box (H, W) for
+        landscape and square photos, and its transpose for portrait ones."""
         d = self.spec.size_divisor
         short, long = (-(-s // d) * d for s in sorted(self.spec.scale))
-        return (long, short) if pad_h > pad_w else (short, long)
+        return (short, long), (long, short)
+
+    def plan_ahead(self, after_each: Callable[[], None] | None = None) -> list[tuple[int, int]]:
+        """Build the network plans of both boxes now (``pad_to_scale`` only: otherwise the shapes depend
+        on the photos), so that no photo's first call pays for one; ``after_each()`` runs after each."""
+        if not self.options.pad_to_scale:
+            raise ValueError("network plans can be built ahead only with pad_to_scale: without it, each "
+                             "photo size's padded shape is its own")
+        if self.options.max_plans < 2:
+            raise ValueError(f"building both boxes' plans ahead needs max_plans >= 2, not {self.options.max_plans}")
+        boxes = self.scale_boxes()
+        for box in boxes:
+            self.networks.get(box, lambda box=box: self.make_network(*box))
+            if after_each is not None:
+                after_each()
+        return list(boxes)
 
     def _drop_network(self, network) -> None:
         for key in self.photos.keys():

@@ -118,6 +118,7 @@ def markdown(data: dict) -> str:
 
 STREAM_COLUMNS = (
     ("images/s", "images_per_second", "{:.3g}"),
+    ("start-up s / images/s with it", ("startup_s", "images_per_second_with_startup"), "{:.3g}"),
     ("p50 / p95 / p99 ms", ("p50_ms", "p95_ms", "p99_ms"), "{:.1f}"),
     ("first call / cached, median ms", ("first_call_median_ms", "cached_call_median_ms"), "{:.1f}"),
     ("first over cached, median / max", ("first_over_cached_median", "first_over_cached_max"), "{:.1f}x"),

@@ -69,6 +69,7 @@ class StreamRun:
     new_plan: list = field(default_factory=list)  # the call built a network plan (graph pipelines)
     planned: bool = False  # the pipeline has network plans (the split of first calls is meaningful)
     memory: dict = field(default_factory=dict)
+    startup_seconds: float | None = None  # building the pipeline (and any plans it builds ahead)
 
     def summary(self) -> dict:
         ms = np.array(self.seconds) * 1000
@@ -92,6 +93,9 @@ class StreamRun:
                 out[f"first_over_cached{label}_max"] = round(float(np.max(r)), 2)
         if self.planned:
             out["new_plans"] = int(new_plan.sum())
+        if self.startup_seconds is not None:
+            out["startup_s"] = round(self.startup_seconds, 3)
+            out["images_per_second_with_startup"] = round(len(ms) / (ms.sum() / 1000 + self.startup_seconds), 2)
         out.update(self.memory)
         return out
 
