@@ -9,6 +9,7 @@ import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
+from mmdet_opt.graphed.input_plan import HostStaging
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.results import Detections
@@ -72,3 +73,19 @@ def test_reserved_memory_is_flat_over_passes(graph_model, photos):
         reserved.append(torch.cuda.memory_reserved() / 2**20)
     print("reserved MiB after each pass:", [round(r, 1) for r in reserved])
     assert reserved[-1] - reserved[1] <= FLAT_TOLERANCE_MIB, reserved
+
+
+
+def test_uploads_are_exact_as_the_pinned_buffer_grows():
+    """The buffer is pinned at start-up for ``capacity`` bytes; a larger photo grows it, and every
+    upload, through the buffer as it was or as it grew, lands exactly."""
+    staging = HostStaging(pinned=True, capacity=96 * 128 * 3)
+    assert staging.buffer.is_pinned() and staging.buffer.numel() == 96 * 128 * 3
+    rng = np.random.default_rng(0)
+    for h, w in [(48, 64), (96, 128), (200, 300), (40, 50)]:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        dst = torch.empty((h, w, 3), dtype=torch.uint8, device="cuda")
+        staging.upload(image, dst)
+        torch.cuda.synchronize()
+        np.testing.assert_array_equal(dst.cpu().numpy(), image)
+    assert staging.buffer.is_pinned() and staging.buffer.numel() == 200 * 300 * 3

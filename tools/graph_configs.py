@@ -1,6 +1,7 @@
 """Compare inference_graph configurations in one run: total time (median) and parity per image.
 
-    python tools/graph_configs.py [--sizes 1333x800,640x480@1333x800] [--runs 30] [--vary tf32,fp16_layers=4/3/2] [--seed 1]
+    python tools/graph_configs.py [--sizes 1333x800,640x480@1333x800] [--runs 30] [--seed 1]
+        [--vary tf32,fp16_layers=4/3/2]
 
 ``--sizes`` takes the suite's cases: the protocol size, or a photo size @ the test scale. Each
 case first prints stock against strict-fp32 stock per image: the spread rounding alone gives.

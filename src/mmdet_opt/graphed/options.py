@@ -62,6 +62,10 @@ class GraphOptions:
     # that no photo's first call pays for one (~150 ms each on an H200: cuDNN plans every new
     # convolution shape); the pipeline's start-up pays instead.
     plans_ahead: bool = True
+    # Photos up to this many pixels upload through a pinned host buffer pinned with the pipeline (3 bytes
+    # a pixel; 6000x4000: DSLRs, and every phone photo): pinning one costs ~1 ms per MiB, 4x the cached
+    # call of a 4000x4000 photo when its first call paid it (H200; input_plan.HostStaging).
+    upload_pixels: int = 6000 * 4000
     # Photo sizes whose upload buffer and resize graph are kept, over all plans.
     max_photo_sizes: int = 32
     # Photos of one network shape run as one batch by ``detect_batch`` (more are split).

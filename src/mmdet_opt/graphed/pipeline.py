@@ -46,8 +46,9 @@ class GraphedPipeline:
         # All graphs of all plans share one memory pool: they are replayed one at a time.
         pool = torch.cuda.graph_pool_handle() if options.graphs else None
         net = self.net
+        staging = HostStaging(pinned=self.device.type == "cuda", capacity=3 * options.upload_pixels)
         self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
-                                 spec, options, HostStaging(pinned=self.device.type == "cuda"),
+                                 spec, options, staging,
                                  lambda pad_h, pad_w, n: BatchPlan(model, net, spec, options, pad_h, pad_w, n, pool))
         if options.pad_to_scale and options.plans_ahead:
             self.shapes.plan_ahead()
