@@ -46,9 +46,9 @@ def test_stream(benchmark, suite, settings, stream, stream_variant):
             # Fresh: no size planned yet. Plans built ahead are start-up, timed apart from the stream;
             # the memory one shape needs is counted after the first of them.
             ahead = variant.graph is not None and variant.graph.pad_to_scale and variant.graph.plans_ahead
-            pipeline = (variant if not ahead else
-                        dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, plans_ahead=False)))
-            pipeline = pipeline.build(suite.base, scale)
+            lazy = (dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, plans_ahead=False))
+                    if ahead else variant)
+            pipeline = lazy.build(suite.base, scale)
             if ahead:
                 pipeline.plan_ahead(after_each=memory.mark_single)
             if settings.on_gpu:

@@ -75,7 +75,6 @@ def test_reserved_memory_is_flat_over_passes(graph_model, photos):
     assert reserved[-1] - reserved[1] <= FLAT_TOLERANCE_MIB, reserved
 
 
-
 def test_uploads_are_exact_as_the_pinned_buffer_grows():
     """The buffer is pinned at start-up for ``capacity`` bytes; a larger photo grows it, and every
     upload, through the buffer as it was or as it grew, lands exactly."""
