@@ -150,6 +150,11 @@ def test_plans_ahead_only_where_the_shapes_are_known(graph_model, photos):
     assert built == [2, 2] and lazy.shapes.networks.misses == 2  # the portrait box was kept, not rebuilt
 
 
+def test_a_negative_upload_buffer_is_refused_clearly(graph_model):
+    with pytest.raises(ValueError, match="upload_pixels is how many pixels"):
+        pipeline(graph_model, upload_pixels=-1)
+
+
 @pytest.mark.slow
 def test_pad_to_scale_falls_back_to_mmdets_code_without_the_anchors_past_the_extent(graph_model, monkeypatch):
     """One NMS round cannot vouch for a selection, so mmdet's own proposal code runs on the ranked
