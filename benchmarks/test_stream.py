@@ -11,7 +11,14 @@ import time
 import pytest
 import torch
 
-from mmdet_opt.suite.stream import LONG_SIDE_RANGE, GpuMemory, run_stream, stream_images, suite_stream_sizes
+from mmdet_opt.suite.stream import (
+    LONG_SIDE_RANGE,
+    GpuMemory,
+    planned_apart,
+    run_stream,
+    stream_images,
+    suite_stream_sizes,
+)
 
 STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph", "inference_graph_padded")
 GPU_STREAM, CPU_STREAM = (200, LONG_SIDE_RANGE), (6, (320, 800))
@@ -43,12 +50,9 @@ def test_stream(benchmark, suite, settings, stream, stream_variant):
         gc.enable()
         with GpuMemory(settings.device) as memory:
             start = time.perf_counter()
-            # Fresh: no size planned yet. Plans built ahead are start-up, timed apart from the stream;
-            # the memory one shape needs is counted after the first of them.
-            ahead = variant.graph is not None and variant.graph.pad_to_scale and variant.graph.plans_ahead
-            lazy = (dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, plans_ahead=False))
-                    if ahead else variant)
-            pipeline = lazy.build(suite.base, scale)
+            # Fresh: no size planned yet. Plans built ahead are start-up, timed apart from the stream.
+            graph, ahead = planned_apart(variant.graph)
+            pipeline = dataclasses.replace(variant, graph=graph).build(suite.base, scale)
             if ahead:
                 pipeline.plan_ahead(after_each=memory.mark_single)
             if settings.on_gpu:

@@ -50,3 +50,15 @@ def test_summary_splits_first_calls_by_whether_they_built_a_plan():
     lines = stream_markdown({"benchmarks": [{"extra_info": {"variant": "inference_graph", "scale": "1333x800",
                                                             "stream_summary": s}}]})
     assert "| inference_graph | 66.7 | 0.425 / 10 |" in lines[4]
+
+
+def test_a_stream_builds_plans_ahead_itself():
+    """Only a padded graph pipeline has plans to build ahead; the stream builds them after the pipeline."""
+    from mmdet_opt.graphed.options import GraphOptions
+    from mmdet_opt.suite.stream import planned_apart
+
+    assert planned_apart(None) == (None, False)
+    assert planned_apart(GraphOptions()) == (GraphOptions(), False)  # no pad_to_scale: nothing ahead
+    lazy, ahead = planned_apart(GraphOptions(pad_to_scale=True))
+    assert ahead and lazy == GraphOptions(pad_to_scale=True, plans_ahead=False)
+    assert planned_apart(lazy) == (lazy, False)

@@ -46,9 +46,11 @@ for keep in (10, 100):
         batched = [Detections.from_mmdet(r, p.shape) for r, p in zip(padded.detect_batch(photos), photos)]
         saved = extent.ExtentMask.__call__
         extent.ExtentMask.__call__ = lambda self, x: x
-        broken_pipe = GraphedPipeline(model, spec, GraphOptions(pad_to_scale=True))
-        broken = [Detections.from_mmdet(broken_pipe(p), p.shape) for p in photos]
-        extent.ExtentMask.__call__ = saved
+        try:
+            broken_pipe = GraphedPipeline(model, spec, GraphOptions(pad_to_scale=True))
+            broken = [Detections.from_mmdet(broken_pipe(p), p.shape) for p in photos]
+        finally:
+            extent.ExtentMask.__call__ = saved
     for i, (n, s) in enumerate(PHOTOS):
         print(f"keep={keep} {n} {s[0]}x{s[1]}")
         for label, a, b in [("stock tf32 vs exact", exact, tf32), ("own vs exact", exact, mine),

@@ -18,7 +18,7 @@ from mmdet_opt.gpu_preprocess import PreprocessSpec
 from mmdet_opt.graphed import GraphedPipeline
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.suite.session import Suite
-from mmdet_opt.suite.stream import GpuMemory, run_stream, stream_images, suite_stream_sizes
+from mmdet_opt.suite.stream import GpuMemory, planned_apart, run_stream, stream_images, suite_stream_sizes
 from mmdet_opt.variants import get_variant, variant_model
 
 SCALE = (1333, 800)
@@ -54,7 +54,10 @@ def main():
         with GpuMemory("cuda") as memory:
             options = dataclasses.replace(GraphOptions(), max_plans=bound, fused_convs=not args.unfused,
                                           pad_to_scale=pad_to_scale)
-            pipe = GraphedPipeline(model, spec, options)
+            lazy, ahead = planned_apart(options)
+            pipe = GraphedPipeline(model, spec, lazy)
+            if ahead:
+                pipe.plan_ahead(after_each=memory.mark_single)
             run = run_stream(pipe, sizes, images, "cuda", pipe.shapes.networks, after_first=memory.mark_single)
             pipe.shapes.networks.clear()  # free the graphs before the next bound runs
             del pipe

@@ -7,6 +7,7 @@ as a collection's common camera sizes do; the order is shuffled, so new sizes ke
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from dataclasses import dataclass, field
@@ -107,6 +108,15 @@ class StreamRun:
                 later.setdefault(size, []).append(s)
         return {i: self.seconds[i] / float(np.median(later[size]))
                 for i, (size, is_first) in enumerate(zip(self.sizes, self.first)) if is_first and size in later}
+
+
+def planned_apart(options):
+    """``(options with plans_ahead off, whether it was on)``: a stream builds those plans itself, after
+    the pipeline (``GraphedPipeline.plan_ahead(after_each=memory.mark_single)``), so that their time
+    is start-up and the memory one shape needs is counted after the first of them, not after both.
+    ``options`` None (not a graph pipeline) stays None."""
+    ahead = options is not None and options.pad_to_scale and options.plans_ahead
+    return (dataclasses.replace(options, plans_ahead=False) if ahead else options), ahead
 
 
 def run_stream(run_one, sizes, images, device: str, plans=None, after_first=None) -> StreamRun:
