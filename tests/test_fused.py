@@ -7,7 +7,14 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet_opt.graphed.feature_net import FeatureNet
-from mmdet_opt.graphed.fused import FusedResNet, fold_batchnorm, fpn_forward, mask_head_forward, rpn_head_forward
+from mmdet_opt.graphed.fused import (
+    FusedResNet,
+    fold_batchnorm,
+    fpn_forward,
+    half_mask_head,
+    mask_head_forward,
+    rpn_head_forward,
+)
 from mmdet_opt.graphed.options import GraphOptions
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -52,6 +59,32 @@ def test_fused_mask_head_is_mmdets(small_base_model, strict_fp32):
     mask_head = copy.deepcopy(small_base_model.roi_head.mask_head).cuda().eval()
     x = random_input(20, 256, 14, 14)
     torch.testing.assert_close(mask_head_forward(mask_head, x), mask_head(x), rtol=1e-4, atol=1e-4)
+
+
+def test_half_mask_head_casts_the_convolutions_not_the_logits(small_base_model):
+    mask_head = copy.deepcopy(small_base_model.roi_head.mask_head)
+    half_mask_head(mask_head)
+    assert {p.dtype for p in mask_head.convs.parameters()} == {torch.float16}
+    assert {p.dtype for p in mask_head.upsample.parameters()} == {torch.float16}
+    assert {p.dtype for p in mask_head.conv_logits.parameters()} == {torch.float32}
+    normed = copy.deepcopy(small_base_model.roi_head.mask_head)
+    normed.convs[0].with_norm = True  # a head the fused path does not run
+    with pytest.raises(ValueError, match="plain conv"):
+        half_mask_head(normed)
+
+
+@needs_cuda
+@torch.no_grad()
+def test_half_mask_head_gives_the_fp32_heads_logits_within_fp16_rounding(small_base_model):
+    mask_head = copy.deepcopy(small_base_model.roi_head.mask_head).cuda().eval()
+    x = random_input(100, 256, 14, 14)
+    expected = mask_head_forward(mask_head, x)
+    half_mask_head(mask_head)
+    got = mask_head_forward(mask_head, x)
+    assert got.dtype == torch.float32
+    scale = expected.abs().max()
+    torch.testing.assert_close(got, expected, rtol=0, atol=float(scale) * 5e-3)
+    assert ((got > 0) == (expected > 0)).float().mean() > 0.999  # the masks, thresholded at 0.5
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])

@@ -144,20 +144,40 @@ def rpn_head_forward(rpn_head, feats, fused: bool = True, mask=no_mask):
 
 def mask_head_forward(mask_head, x, fused: bool = True):
     """``FCNMaskHead.forward`` with each ConvModule (conv + ReLU, no norm) as one fused kernel."""
-    fusable = fused and all(not m.with_norm and m.with_activation and isinstance(m.activate, nn.ReLU)
-                  and m.order == ("conv", "norm", "act") for m in mask_head.convs)
-    if not (x.is_cuda and fusable):
+    if not (x.is_cuda and fused and fusable(mask_head)):
         return mask_head(x)
     # One layout change here instead of cuDNN's NCHW <-> NHWC around every conv (keep the
     # head's weights in channels_last too, or cuDNN converts those on each call).
-    x = x.contiguous(memory_format=torch.channels_last)
+    x = x.to(mask_head.convs[0].conv.weight.dtype, memory_format=torch.channels_last)
     for module in mask_head.convs:
         x = conv_relu(module.conv, x)
     if mask_head.upsample is not None:
         x = mask_head.upsample(x)
         if mask_head.upsample_method == "deconv":
             x = mask_head.relu(x)
-    return mask_head.conv_logits(x)
+    return mask_head.conv_logits(x.to(mask_head.conv_logits.weight.dtype))
+
+
+def fusable(mask_head) -> bool:
+    """Whether the mask head's ConvModules are plain conv + ReLU, as ``mask_head_forward`` fuses them."""
+    return all(not m.with_norm and m.with_activation and isinstance(m.activate, nn.ReLU)
+               and m.order == ("conv", "norm", "act") for m in mask_head.convs)
+
+
+def half_mask_head(mask_head) -> None:
+    """Cast the mask head's convolutions and upsampling to fp16 in place; ``conv_logits`` stays fp32.
+
+    Each fp16 convolution rounds its input to 11 significant bits, as TF32 does (the fp32 head's
+    mode, ``GraphOptions.tf32``), and accumulates in fp32; what differs is that each layer's output
+    is stored rounded, which the next layer's TF32 would round on reading anyway (up to exponent
+    range). The logits, whose sign is the mask, are computed in fp32 from the last fp16 layer.
+    Only ``mask_head_forward``'s fused path runs a head cast so.
+    """
+    if not fusable(mask_head):
+        raise ValueError("fp16_mask_head needs a mask head of plain conv + ReLU modules (FCNMaskHead's)")
+    mask_head.convs.half()
+    if mask_head.upsample is not None:
+        mask_head.upsample.half()
 
 
 def fpn_forward(neck, feats, mask=no_mask):

@@ -10,6 +10,10 @@ at spatial scale 1 then samples the same points as the per-level calls.
 Why the frame: an aligned RoIAlign samples up to half a pixel outside a map and clamps to the
 edge there. Inside the canvas, interpolating between an edge pixel and its copy gives that edge
 value, so the clamp is reproduced. RoIs must lie inside the image (mmdet clips them).
+
+The canvas is fp32 NCHW for mmcv's RoIAlign, or (``half``) the fp16 levels' own values, channels
+last, for ``roi_align.roi_align_nhwc``: the same RoI features without converting and transposing
+every level per call.
 """
 from __future__ import annotations
 
@@ -17,16 +21,19 @@ import copy
 
 import torch
 
+from . import roi_align
 from .extent import at_stride
 
 
 class LevelCanvas:
-    """FPN levels side by side in one (batch, C, H, W) float32 tensor, for RoI extractors over them.
+    """FPN levels side by side in one (batch, C, H, W) tensor, for RoI extractors over them.
 
-    ``level_sizes``: (height, width) of each level, finest first; ``strides``: theirs.
+    ``level_sizes``: (height, width) of each level, finest first; ``strides``: theirs. ``half``: an
+    fp16 canvas in channels-last memory, read by ``roi_align_nhwc`` (Triton); else fp32 NCHW.
     """
 
-    def __init__(self, level_sizes: list, strides: list, channels: int, device, batch: int = 1):
+    def __init__(self, level_sizes: list, strides: list, channels: int, device, batch: int = 1,
+                 half: bool = False):
         self.strides = [int(s) for s in strides]
         self.slots = []  # canvas (y, x) of each level's pixel (0, 0), and the level's height, width
         x = 1
@@ -34,7 +41,12 @@ class LevelCanvas:
             self.slots.append((1, x, h, w))
             x += w + 2
         height = max(h for h, _ in level_sizes) + 2
-        self.tensor = torch.zeros((batch, channels, height, x - 1), device=device)  # one canvas per image
+        self.half = half
+        if half:  # (B, H, W, C) in memory; ``tensor`` is its (B, C, H, W) view
+            self.tensor = torch.zeros((batch, height, x - 1, channels), dtype=torch.float16,
+                                      device=device).permute(0, 3, 1, 2)
+        else:
+            self.tensor = torch.zeros((batch, channels, height, x - 1), device=device)  # one canvas per image
         self.origins = torch.tensor([(x0, y0, x0, y0) for y0, x0, _, _ in self.slots],
                                     dtype=torch.float32, device=device)
         self.scales = torch.tensor([1.0 / s for s in self.strides], dtype=torch.float32, device=device)
@@ -49,7 +61,7 @@ class LevelCanvas:
         if extents is not None:  # each image's own frame, below
             image = torch.arange(len(canvas), device=canvas.device)
         for feat, (y, x, h, w), stride in zip(feats, self.slots, self.strides):
-            canvas[:, :, y:y + h, x:x + w].copy_(nchw(feat))
+            canvas[:, :, y:y + h, x:x + w].copy_(feat if self.half else nchw(feat))
             canvas[:, :, y - 1, x:x + w] = canvas[:, :, y, x:x + w]
             canvas[:, :, y + h, x:x + w] = canvas[:, :, y + h - 1, x:x + w]
             canvas[:, :, y - 1:y + h + 1, x - 1] = canvas[:, :, y - 1:y + h + 1, x]
@@ -67,9 +79,20 @@ class LevelCanvas:
             raise ValueError(f"extractor strides {extractor.featmap_strides} are not the canvas' {self.strides}")
         levels = extractor.map_roi_levels(rois, num_levels)
         boxes = rois[:, 1:] * self.scales[levels, None] + self.origins[levels]
+        if self.half:
+            layer = extractor.roi_layers[0]
+            return roi_align.roi_align_nhwc(self.tensor.permute(0, 2, 3, 1), torch.cat([rois[:, :1], boxes], dim=1),
+                                            layer.output_size, 1.0, layer.sampling_ratio, layer.aligned)
         layer = copy.copy(extractor.roi_layers[0])
         layer.spatial_scale = 1.0  # each RoI was scaled to its own level above
         return layer(self.tensor, torch.cat([rois[:, :1], boxes], dim=1))
+
+
+def reads_half(extractor) -> bool:
+    """Whether ``roi_align_nhwc`` computes what ``extractor``'s RoI layer does (mmcv's, averaging)."""
+    layer = extractor.roi_layers[0]
+    return roi_align.available() and type(layer).__name__ == "RoIAlign" and layer.pool_mode == "avg" \
+        and not layer.use_torchvision
 
 
 def nchw(feat: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from ..gpu_preprocess import mean_std
 from ..raw_mask_head import raw_class_masks
 from .capture import CapturedCall, capture_flags, release_steps
 from .fused import mask_head_forward
-from .level_canvas import LevelCanvas
+from .level_canvas import LevelCanvas, reads_half
 from .static_post import DetectionSelector, ProposalSelector
 
 
@@ -76,7 +76,7 @@ class NetworkPlan:
         # With pad_to_scale, photos pad to less than this shape: each writes its own extent here.
         self.extents = torch.tensor([[pad_h, pad_w]], device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
-        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev)
+        self.anchors, self.canvas = anchors_and_canvas(model, options, pad_h, pad_w, dev)
         self.level_ids = [torch.full((net.kept_per_level(len(a)),), i, dtype=torch.long, device=dev)
                           for i, a in enumerate(self.anchors)]
         roi_head = model.roi_head
@@ -97,8 +97,6 @@ class NetworkPlan:
 
     def features(self, normalized: torch.Tensor) -> Features:
         features = Features(*self.net(normalized, self.anchors, self.extents))
-        # mmcv's RoIAlign reads its input as NCHW whatever its strides, and needs fp32 (fed fp16
-        # features it drops parity to ~0.87 mean mask IoU): the canvas is both.
         self.canvas.fill(features.levels, self.extents)
         return features
 
@@ -121,13 +119,20 @@ class NetworkPlan:
         return masks_forward(self.model, self.canvas, mask_rois, mask_labels, self.net.fused)
 
 
-def anchors_and_canvas(model, pad_h: int, pad_w: int, device, batch: int = 1):
-    """The RPN's anchors per level for a (pad_h, pad_w) input, and a LevelCanvas for ``batch`` images."""
+def anchors_and_canvas(model, options, pad_h: int, pad_w: int, device, batch: int = 1):
+    """The RPN's anchors per level for a (pad_h, pad_w) input, and a LevelCanvas for ``batch`` images.
+
+    The canvas is fp16 (``options.fp16_canvas``) where it holds the FPN's fp16 levels exactly and
+    both RoI extractors can read it (level_canvas.reads_half); else fp32, for mmcv's RoIAlign.
+    """
     prior_generator = model.rpn_head.prior_generator
     sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
-    extractor = model.roi_head.bbox_roi_extractor
+    roi_head = model.roi_head
+    extractor = roi_head.bbox_roi_extractor
+    half = options.fp16_canvas and options.fp16_heads and torch.device(device).type == "cuda" \
+        and reads_half(extractor) and (not roi_head.with_mask or reads_half(roi_head.mask_roi_extractor))
     canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, device,
-                         batch)
+                         batch, half)
     return prior_generator.grid_priors(sizes, device=device), canvas
 
 
