@@ -10,9 +10,9 @@ result is copied back. The whole flow, for one uint8 image (``GraphedPipeline.__
     img = photo.preprocess(image)                   # pinned upload; exact resize, normalise, pad
     features = plan.features(img)                   # fp16 backbone (BatchNorm folded, fused
                                                     # conv+ReLU), FPN, RPN convs, per-level top-k;
-                                                    # levels copied into one fp32 LevelCanvas
+                                                    # levels copied into one fp16 LevelCanvas
     proposals = plan.proposals(features)            # RPN NMS over fixed-size tensors (static_post)
-    scores, deltas = plan.bbox_forward(proposals.rois)       # one RoIAlign over the canvas
+    scores, deltas = plan.bbox_forward(proposals.rois)       # one RoIAlign over the canvas, in fp32
     dets = plan.detections(proposals, (scores, deltas))      # score threshold + static NMS
     masks = plan.mask_forward(dets.mask_rois, dets.mask_labels)  # 28x28 probabilities
     count, exact = dets.count, dets.exact & proposals.exact      # the one host sync
@@ -23,9 +23,9 @@ result is copied back. The whole flow, for one uint8 image (``GraphedPipeline.__
 Modules: ``options`` (GraphOptions, each default with its measured reason), ``plan`` (one
 network shape's buffers and steps), ``input_plan`` (what a photo size adds), ``plan_cache``
 (LRU), ``pipeline`` (the stages the suite times), ``feature_net``, ``fused`` (cuDNN-fused convs),
-``level_canvas``, ``static_post`` and ``static_nms`` (data-dependent steps over static shapes),
-``capture``. docs/architecture.md draws the flow; docs/perf.md has the
-measurements behind each choice.
+``level_canvas`` and ``roi_align`` (RoI features from it), ``static_post`` and ``static_nms``
+(data-dependent steps over static shapes), ``capture``. docs/architecture.md draws the flow;
+docs/perf.md has the measurements behind each choice.
 """
 from .options import GraphOptions
 from .pipeline import GraphedPipeline
