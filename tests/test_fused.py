@@ -73,6 +73,18 @@ def test_half_mask_head_casts_the_convolutions_not_the_logits(small_base_model):
         half_mask_head(normed)
 
 
+def test_each_pipelines_mask_head_is_its_own(small_base_model):
+    """Pipelines over one model keep their own mask heads, each in its options' precision."""
+    cpu = GraphOptions().eager_fp32()
+    half = FeatureNet(small_base_model, dataclasses.replace(cpu, fp16_mask_head=True))
+    full = FeatureNet(small_base_model, cpu)
+    assert half.mask_head.convs[0].conv.weight.dtype == torch.float16
+    assert full.mask_head.convs[0].conv.weight.dtype == torch.float32
+    assert small_base_model.roi_head.mask_head.convs[0].conv.weight.dtype == torch.float32
+    with pytest.raises(ValueError, match="fused_convs"):
+        FeatureNet(small_base_model, dataclasses.replace(cpu, fp16_mask_head=True, fused_convs=False))
+
+
 @needs_cuda
 @torch.no_grad()
 def test_half_mask_head_gives_the_fp32_heads_logits_within_fp16_rounding(small_base_model):

@@ -111,7 +111,7 @@ class BatchPlan:
         return boxes, labels, counts, exact
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
-        return masks_forward(self.model, self.canvas, mask_rois, mask_labels, self.net.fused)
+        return masks_forward(self.model, self.net, self.canvas, mask_rois, mask_labels)
 
     def run(self):
         """Every step on the loaded slots; per image an mmdet result, or None where a static step

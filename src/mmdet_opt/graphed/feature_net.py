@@ -8,12 +8,17 @@ from mmcv.runner.fp16_utils import patch_norm_fp32
 from torch import nn
 
 from .extent import ExtentMask, no_mask
-from .fused import FusedResNet, fold_batchnorm, fpn_forward, rpn_head_forward
+from .fused import FusedResNet, fold_batchnorm, fpn_forward, half_mask_head, rpn_head_forward
 from .options import GraphOptions
 
 
 class FeatureNet(nn.Module):
-    """Image -> (FPN levels, and per level the RPN's top-k scores, deltas and anchors)."""
+    """Image -> (FPN levels, and per level the RPN's top-k scores, deltas and anchors).
+
+    It holds the pipeline's own copies of the convolutional parts, in the precision and layout
+    its options say, the mask head's too (``mask_head``, which the plans' mask step runs): the
+    model the pipeline was given is left as it was, whichever options another pipeline over it has.
+    """
 
     def __init__(self, model, options: GraphOptions):
         super().__init__()
@@ -31,6 +36,11 @@ class FeatureNet(nn.Module):
             self.backbone.keep_float32_from(options.fp16_layers)
         self.neck = copy.deepcopy(model.neck).to(self.head_dtype)
         self.rpn_head = copy.deepcopy(model.rpn_head).to(self.head_dtype)
+        self.mask_head = copy.deepcopy(model.roi_head.mask_head) if model.roi_head.with_mask else None
+        if options.fp16_mask_head and self.mask_head is not None:  # its convolutions; the logits stay fp32
+            if not self.fused:
+                raise ValueError("fp16_mask_head runs in the fused mask head: it needs fused_convs")
+            half_mask_head(self.mask_head)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
         self.channels_last = options.channels_last
         if self.channels_last:

@@ -12,7 +12,6 @@ from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import boxes_by_class, group_by_class
 from .batch import BatchPlan, detect_batch
 from .feature_net import FeatureNet
-from .fused import half_mask_head
 from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
 from .plan import Features, NetworkPlan, Proposals, fill_rois, mmdet_detections
@@ -39,12 +38,6 @@ class GraphedPipeline:
         if options.needs_cuda and self.device.type != "cuda":
             raise ValueError(f"graph options {options} need CUDA; on {self.device} use options.eager_fp32()")
         self.net = FeatureNet(model, options).eval()
-        if options.channels_last:  # the fused mask head runs in channels_last (fused.mask_head_forward)
-            model.roi_head.mask_head.to(memory_format=torch.channels_last)
-        if options.fp16_mask_head:  # its convolutions and upsampling; the logits stay fp32
-            if not options.fused_convs:
-                raise ValueError("fp16_mask_head runs in the fused mask head: it needs fused_convs")
-            half_mask_head(model.roi_head.mask_head)
         self.eager = StagedPipeline(model, preprocess=None)  # mmdet's own steps, for the fallback
         self.mask_post = self.eager.mask_post
         self.fallbacks = 0

@@ -116,7 +116,7 @@ class NetworkPlan:
         return Detections(boxes, labels, count, exact, self.mask_rois, self.mask_labels)
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
-        return masks_forward(self.model, self.canvas, mask_rois, mask_labels, self.net.fused)
+        return masks_forward(self.model, self.net, self.canvas, mask_rois, mask_labels)
 
 
 def anchors_and_canvas(model, options, pad_h: int, pad_w: int, device, batch: int = 1):
@@ -157,10 +157,11 @@ def bbox_head_forward(model, canvas: LevelCanvas, rois: torch.Tensor):
     return roi_head.bbox_head(canvas.extract(roi_head.bbox_roi_extractor, rois))
 
 
-def masks_forward(model, canvas: LevelCanvas, mask_rois: torch.Tensor, mask_labels: torch.Tensor, fused: bool = True):
-    """(mask_pred, own-class 28x28 probabilities) of the mask head over ``mask_rois``."""
-    mask_head = model.roi_head.mask_head
-    mask_pred = mask_head_forward(mask_head, canvas.extract(model.roi_head.mask_roi_extractor, mask_rois), fused)
+def masks_forward(model, net, canvas: LevelCanvas, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
+    """(mask_pred, own-class 28x28 probabilities) of the pipeline's mask head (``net.mask_head``,
+    feature_net.FeatureNet) over ``mask_rois``."""
+    mask_head = net.mask_head
+    mask_pred = mask_head_forward(mask_head, canvas.extract(model.roi_head.mask_roi_extractor, mask_rois), net.fused)
     return mask_pred, raw_class_masks(mask_pred, mask_labels, mask_head.class_agnostic)
 
 
