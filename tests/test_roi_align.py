@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+import torchvision
 from mmcv.ops import RoIAlign
 
 import test_level_canvas as lc
@@ -86,6 +87,9 @@ def test_reads_half_only_what_it_computes():
         for key, value in layer.items():
             setattr(ext.roi_layers[0], key, value)
         assert not reads_half(ext), layer
+    other = lc.extractor(7)
+    other.roi_layers[0] = torchvision.ops.RoIAlign(7, 1.0, 0, aligned=True)  # another library's RoIAlign
+    assert not reads_half(other)
 
 
 def test_a_canvas_that_is_not_channels_last_is_refused():

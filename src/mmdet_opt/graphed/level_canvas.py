@@ -90,8 +90,10 @@ class LevelCanvas:
 
 def reads_half(extractor) -> bool:
     """Whether ``roi_align_nhwc`` computes what ``extractor``'s RoI layer does (mmcv's, averaging)."""
+    from mmcv.ops import RoIAlign
+
     layer = extractor.roi_layers[0]
-    return roi_align.available() and type(layer).__name__ == "RoIAlign" and layer.pool_mode == "avg" \
+    return roi_align.available() and isinstance(layer, RoIAlign) and layer.pool_mode == "avg" \
         and not layer.use_torchvision
 
 
