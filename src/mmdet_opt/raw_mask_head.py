@@ -19,11 +19,11 @@ from mmdet.models.roi_heads.mask_heads.fcn_mask_head import FCNMaskHead
 
 
 def raw_class_masks(mask_pred: torch.Tensor, labels: torch.Tensor, class_agnostic: bool) -> torch.Tensor:
-    """(N, h, w) probabilities of each detection's own class channel."""
-    probs = mask_pred.sigmoid()
+    """(N, h, w) probabilities of each detection's own class channel (the channel picked first:
+    the sigmoid of the other classes' logits would be thrown away)."""
     if class_agnostic:
-        return probs[:, 0]
-    return probs[torch.arange(len(probs), device=probs.device), labels]
+        return mask_pred[:, 0].sigmoid()
+    return mask_pred[torch.arange(len(mask_pred), device=mask_pred.device), labels].sigmoid()
 
 
 def boxes_by_class(boxes: np.ndarray, labels: np.ndarray, num_classes: int) -> list:

@@ -42,6 +42,10 @@ class GraphOptions:
     # fp32 with TF32: -0.18 / -0.2 ms a photo; 0.998-0.999 mean mask IoU against the fp32 head, and
     # the same distance from stock (H200, docs/perf.md).
     fp16_mask_head: bool = True
+    # The bias of each convolution that runs unfused (and the mask head's ReLU after its deconvolution)
+    # added by one vectorised Triton pass (bias_pass.py) instead of PyTorch's broadcast add: the same
+    # values, bit for bit. False (or no Triton) leaves PyTorch's.
+    bias_pass: bool = True
     # Backbone in channels_last, the layout cuDNN's fp16 kernels want on Hopper.
     channels_last: bool = True
     # TF32 in the RoI heads' matrix products, baked in at capture (stock mmdet runs with TF32 too).

@@ -1,0 +1,118 @@
+"""The one-pass bias add gives PyTorch's bias add bit for bit, and the pipeline's convolutions use it.
+
+On a CUDA machine the kernel runs compiled, inside the convolutions it serves. Without one, the
+kernel checks run in a subprocess under Triton's interpreter (``TRITON_INTERPRET=1``, set before
+Triton is imported) on CPU tensors: ``python tests/test_bias_pass.py``.
+"""
+import copy
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from mmdet_opt.graphed import bias_pass
+from mmdet_opt.graphed.feature_net import FeatureNet
+from mmdet_opt.graphed.fused import mask_head_forward
+from mmdet_opt.graphed.options import GraphOptions
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+needs_triton = pytest.mark.skipif(not bias_pass.available(), reason="needs Triton")
+
+
+def layouts(device: str):
+    """(tensor, bias) pairs: channels-last and NCHW, fp16 and fp32, sizes that are not whole blocks,
+    values around zero and large enough to round in fp16."""
+    g = torch.Generator().manual_seed(0)
+    for shape in [(2, 256, 25, 42), (1, 3, 7, 9), (100, 80, 28, 28)]:
+        for dtype in (torch.float16, torch.float32):
+            for memory_format in (torch.channels_last, torch.contiguous_format):
+                x = (torch.randn(shape, generator=g) * 300).to(dtype).to(device, memory_format=memory_format)
+                yield x, (torch.randn(shape[1], generator=g) * 100).to(dtype).to(device)
+
+
+def check_kernel(device: str) -> None:
+    for x, bias in layouts(device):
+        for relu in (False, True):
+            expected = x.clone().add_(bias.view(1, -1, 1, 1))
+            if relu:
+                expected.relu_()
+            got = bias_pass.kernel_add_bias_(x.clone(), bias, relu)
+            assert got.stride() == x.stride()
+            torch.testing.assert_close(got, expected, rtol=0, atol=0, msg=f"{x.shape} {x.dtype} {x.stride()} {relu}")
+
+
+@needs_triton
+def test_kernel_is_pytorchs_bias_add():
+    if torch.cuda.is_available():
+        check_kernel("cuda")
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, __file__], capture_output=True, text=True, cwd=here,
+                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+
+
+@needs_triton
+def test_kernel_refuses_a_layout_it_does_not_read():
+    x = torch.zeros(1, 4, 5, 6).permute(0, 1, 3, 2)  # neither contiguous nor channels-last
+    with pytest.raises(ValueError, match="channels-last or contiguous"):
+        bias_pass.kernel_add_bias_(x, torch.zeros(4))
+
+
+def test_switched_modules_compute_what_they_did():
+    """On a CPU (PyTorch's own add) and on CUDA (the kernel): the same values, ReLU included."""
+    g = torch.Generator().manual_seed(1)
+    conv, deconv = nn.Conv2d(8, 5, 3, padding=1), nn.ConvTranspose2d(8, 6, 2, stride=2)
+    x = torch.randn(3, 8, 9, 11, generator=g)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for module, relu in ((conv, False), (deconv, True), (conv, True)):
+            original = copy.deepcopy(module).to(device)
+            inputs = x.to(device, memory_format=torch.channels_last)
+            expected = original(inputs)
+            if relu:
+                expected = expected.relu()
+            switched = bias_pass.with_bias_pass(copy.deepcopy(original), relu=relu)
+            assert switched.weight is not None and switched.bias is not None
+            with torch.no_grad():
+                torch.testing.assert_close(switched(inputs), expected, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="2-d convolution"):
+        bias_pass.with_bias_pass(nn.Linear(3, 4))
+
+
+def test_feature_net_switches_its_own_convolutions_only(small_base_model):
+    options = GraphOptions().eager_fp32()
+    net = FeatureNet(small_base_model, options)
+    kinds = (bias_pass.BiasPassConv2d, bias_pass.BiasPassConvTranspose2d)
+    switched = [m for m in net.modules() if isinstance(m, kinds)]
+    # 4 downsampling, 4 FPN outputs, 2 RPN heads, the mask head's logits and deconvolution
+    assert len(switched) == 4 + 4 + 2 + 2
+    assert net.mask_head.upsample.relu and isinstance(net.mask_head.relu, nn.Identity)
+    model_head = small_base_model.roi_head.mask_head
+    assert isinstance(model_head.relu, nn.ReLU) and type(model_head.upsample).__name__ == "ConvTranspose2d"
+    assert not any(isinstance(m, bias_pass.BiasPassConv2d) for m in small_base_model.modules())
+    plain = FeatureNet(small_base_model, dataclasses.replace(options, bias_pass=False))
+    assert not any(isinstance(m, bias_pass.BiasPassConv2d) for m in plain.modules())
+
+
+@needs_cuda
+@torch.no_grad()
+def test_feature_net_with_bias_passes_gives_the_same_bits(small_base_model):
+    """fp16 channels-last FPN levels, RPN outputs and mask logits, with the passes and without."""
+    model = copy.deepcopy(small_base_model).cuda().eval()
+    on, off = (FeatureNet(model, dataclasses.replace(GraphOptions(), bias_pass=v)).cuda() for v in (True, False))
+    img = torch.randn(1, 3, 192, 320, generator=torch.Generator().manual_seed(2)).cuda()
+    for got, expected in zip(on.convolutions(img), off.convolutions(img), strict=True):
+        for got_level, expected_level in zip(got, expected, strict=True):
+            torch.testing.assert_close(got_level, expected_level, rtol=0, atol=0)
+    rois = torch.randn(20, 256, 14, 14, generator=torch.Generator().manual_seed(3)).cuda()
+    torch.testing.assert_close(mask_head_forward(on.mask_head, rois), mask_head_forward(off.mask_head, rois),
+                               rtol=0, atol=0)
+
+
+if __name__ == "__main__":
+    check_kernel("cpu")
