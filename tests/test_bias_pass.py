@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from mmdet_opt.graphed import bias_pass
 from mmdet_opt.graphed.feature_net import FeatureNet
@@ -27,7 +28,7 @@ def layouts(device: str):
     """(tensor, bias) pairs: channels-last and NCHW, fp16 and fp32, sizes that are not whole blocks,
     values around zero and large enough to round in fp16."""
     g = torch.Generator().manual_seed(0)
-    for shape in [(2, 256, 25, 42), (1, 3, 7, 9), (100, 80, 28, 28)]:
+    for shape in [(2, 256, 26, 42), (1, 3, 7, 9), (100, 80, 28, 28)]:
         for dtype in (torch.float16, torch.float32):
             for memory_format in (torch.channels_last, torch.contiguous_format):
                 x = (torch.randn(shape, generator=g) * 300).to(dtype).to(device, memory_format=memory_format)
@@ -43,6 +44,14 @@ def check_kernel(device: str) -> None:
             got = bias_pass.kernel_add_bias_(x.clone(), bias, relu)
             assert got.stride() == x.stride()
             torch.testing.assert_close(got, expected, rtol=0, atol=0, msg=f"{x.shape} {x.dtype} {x.stride()} {relu}")
+    for fine, _ in layouts(device):
+        if not fine.is_contiguous(memory_format=torch.channels_last) or fine.shape[-1] % 2 or fine.shape[-2] % 2:
+            continue
+        coarse = fine[:, :, ::2, ::2].flip(1).contiguous(memory_format=torch.channels_last)  # other values
+        bias = torch.linspace(-50, 50, fine.shape[1]).to(fine)
+        expected = bias_pass.add_upsampled_(fine.clone(), coarse, bias, kernel=False)
+        got = bias_pass.kernel_add_upsampled_(fine.clone(), coarse, bias)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, msg=f"{fine.shape} {fine.dtype}")
 
 
 @needs_triton
@@ -61,6 +70,17 @@ def test_kernel_refuses_a_layout_it_does_not_read():
     x = torch.zeros(1, 4, 5, 6).permute(0, 1, 3, 2)  # neither contiguous nor channels-last
     with pytest.raises(ValueError, match="channels-last or contiguous"):
         bias_pass.kernel_add_bias_(x, torch.zeros(4))
+
+
+def test_add_upsampled_is_the_upsampled_sum():
+    """The PyTorch path against mmdet's own steps (bias, nearest 2x upsampling, add); a level that is
+    not twice the coarser one is refused."""
+    g = torch.Generator().manual_seed(4)
+    fine, coarse, bias = torch.randn(2, 6, 8, 10, generator=g), torch.randn(2, 6, 4, 5, generator=g), torch.randn(6)
+    expected = fine + F.interpolate(coarse + bias.view(1, -1, 1, 1), scale_factor=2.0, mode="nearest")
+    torch.testing.assert_close(bias_pass.add_upsampled_(fine.clone(), coarse, bias), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="twice"):
+        bias_pass.add_upsampled_(fine, coarse[:, :, :3], bias)
 
 
 def test_switched_modules_compute_what_they_did():

@@ -4,13 +4,15 @@ PyTorch runs a cuDNN convolution with bias as the convolution, then ``output.add
 broadcast pass. A broadcast operand keeps that pass off PyTorch's vectorised kernel: on a channels-
 last fp16 output it moved ~1 TB/s on an H200, a quarter of the memory's speed, and the 24
 convolutions that no cuDNN kernel fuses (FPN outputs, backbone downsampling, RPN heads, the mask
-head's deconvolution and logits) spend 0.31 ms a photo in it at 1333x800 (docs/perf.md). This
-kernel reads and writes contiguous blocks and computes what ``add_`` computes, the fp32 sum
-rounded once to the output's dtype, so the result is the same bit for bit; a ReLU after the bias
-(the deconvolution's) is the same pass.
+head's deconvolution and logits) spend 0.31 ms a photo in it at 1333x800 (docs/perf.md). These
+kernels read and write contiguous rows and compute what ``add_`` computes, the fp32 sum rounded
+once to the output's dtype, so the result is the same bit for bit; a ReLU after the bias (the
+deconvolution's) is the same pass. No per-element index arithmetic: a tile is (pixels, channels)
+for channels-last memory, (planes, pixels) for NCHW, and the bias is read once per tile.
 
-``with_bias_pass`` switches a model's own convolutions to it; off CUDA, without Triton, or for a
-layout it does not cover, each runs its own forward.
+``add_upsampled_`` is the FPN's top-down step, one more broadcast pass of the same kind.
+``with_bias_pass`` switches a model's own convolutions to ``add_bias_``; off CUDA, without Triton,
+or for a layout they do not cover, PyTorch's own passes run.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ try:
 except ImportError:  # a CPU-only install: PyTorch's own bias add serves
     triton = None
 
-BLOCK = 4096  # elements per program: 16 a thread over 8 warps
+TILE = 8192  # elements per program: 32 a thread over 8 warps
 
 
 def available() -> bool:
@@ -33,46 +35,98 @@ def available() -> bool:
 
 if triton is not None:
 
-    @triton.jit(do_not_specialize=["numel"])  # one compilation for every output size
-    def _add_bias(x, bias, numel, channels, inner, RELU: tl.constexpr, BLOCK: tl.constexpr):
-        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inside = offsets < numel
+    @triton.jit(do_not_specialize=["rows"])  # one compilation for every image size
+    def _add_bias(x, bias, rows, length, channels, PER_ROW: tl.constexpr, RELU: tl.constexpr,
+                  BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr):
+        """``x`` as (rows, length) contiguous; the bias per column (channels-last) or per row (NCHW)."""
+        row = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+        col = tl.program_id(1) * BLOCK_L + tl.arange(0, BLOCK_L)
+        inside = (row < rows)[:, None] & (col < length)[None, :]
+        offsets = row.to(tl.int64)[:, None] * length + col[None, :]
         value = tl.load(x + offsets, mask=inside).to(tl.float32)
-        value += tl.load(bias + (offsets // inner) % channels, mask=inside).to(tl.float32)
+        if PER_ROW:
+            value += tl.load(bias + row % channels, mask=row < rows).to(tl.float32)[:, None]
+        else:
+            value += tl.load(bias + col, mask=col < length).to(tl.float32)[None, :]
         if RELU:
             value = tl.where(value < 0.0, 0.0, value)  # PyTorch's relu: NaN stays NaN
         tl.store(x + offsets, value.to(x.dtype.element_ty), mask=inside)
 
+    @triton.jit(do_not_specialize=["rows", "height", "width"])
+    def _add_upsampled(fine, coarse, bias, rows, height, width, channels, BLOCK_R: tl.constexpr,
+                       BLOCK_C: tl.constexpr):
+        """fine[n, y, x] += round(coarse[n, y // 2, x // 2] + bias), channels-last, fine (rows, channels)."""
+        row = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+        col = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        inside = (row < rows)[:, None] & (col < channels)[None, :]
+        x = row % width
+        y = (row // width) % height
+        n = row // (width * height)
+        source = (n * (height // 2) + y // 2) * (width // 2) + x // 2
+        up = tl.load(coarse + source.to(tl.int64)[:, None] * channels + col[None, :], mask=inside).to(tl.float32)
+        up += tl.load(bias + col, mask=col < channels).to(tl.float32)[None, :]
+        up = up.to(fine.dtype.element_ty).to(tl.float32)  # mmdet's coarse level + bias is a tensor of its own
+        offsets = row.to(tl.int64)[:, None] * channels + col[None, :]
+        value = tl.load(fine + offsets, mask=inside).to(tl.float32) + up
+        tl.store(fine + offsets, value.to(fine.dtype.element_ty), mask=inside)
 
-def channel_stride(x: torch.Tensor) -> int | None:
-    """How many consecutive elements of ``x``'s memory share a channel: 1 for channels-last, H*W for
-    contiguous NCHW; None for any other layout."""
-    if x.dim() != 4:
-        return None
-    if x.is_contiguous(memory_format=torch.channels_last):
-        return 1
-    if x.is_contiguous():
-        return x.shape[2] * x.shape[3]
-    return None
+
+def tile(length: int) -> tuple:
+    """(rows, columns) of a program's tile over rows of ``length`` contiguous elements."""
+    columns = min(triton.next_power_of_2(length), 1024)
+    return max(1, TILE // columns), columns
 
 
 def add_bias_(x: torch.Tensor, bias: torch.Tensor, relu: bool = False) -> torch.Tensor:
     """``x.add_(bias.view(1, -1, 1, 1))`` (then ``relu_``) on a (N, C, H, W) tensor, in place: by the
     kernel on CUDA, else (or for a layout or dtype it does not take) by PyTorch."""
-    if triton is None or not x.is_cuda or channel_stride(x) is None or bias.dtype != x.dtype or x.numel() == 0:
+    if triton is None or not x.is_cuda or not kernel_layout(x) or bias.dtype != x.dtype or x.numel() == 0:
         x.add_(bias.view(1, -1, 1, 1))
         return x.relu_() if relu else x
     return kernel_add_bias_(x, bias, relu)
 
 
+def kernel_layout(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and (x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous())
+
+
 def kernel_add_bias_(x: torch.Tensor, bias: torch.Tensor, relu: bool = False) -> torch.Tensor:
     """``add_bias_`` by the kernel, wherever ``x`` is (a CPU tensor runs under ``TRITON_INTERPRET=1``)."""
-    inner = channel_stride(x)
-    if inner is None or bias.shape != (x.shape[1],) or not bias.is_contiguous():
+    if not kernel_layout(x) or bias.shape != (x.shape[1],) or not bias.is_contiguous():
         raise ValueError("kernel_add_bias_ takes a channels-last or contiguous (N, C, H, W) tensor and a (C,) bias")
-    _add_bias[(triton.cdiv(x.numel(), BLOCK),)](x, bias, x.numel(), x.shape[1], inner, RELU=relu, BLOCK=BLOCK,
-                                                 num_warps=8)
+    n, c, h, w = x.shape
+    per_row = not x.is_contiguous(memory_format=torch.channels_last)  # NCHW: a row is one channel's plane
+    rows, length = (n * c, h * w) if per_row else (n * h * w, c)
+    block_r, block_l = tile(length)
+    grid = (triton.cdiv(rows, block_r), triton.cdiv(length, block_l))
+    _add_bias[grid](x, bias, rows, length, c, PER_ROW=per_row, RELU=relu, BLOCK_R=block_r, BLOCK_L=block_l,
+                    num_warps=8)
     return x
+
+
+def add_upsampled_(fine: torch.Tensor, coarse: torch.Tensor, bias: torch.Tensor, kernel: bool = True):
+    """The FPN's nearest 2x top-down add with the finer lateral's bias (fused.fpn_forward), in place:
+    ``fine += upsample(coarse + bias)``, with ``coarse + bias`` rounded to the dtype as its own tensor
+    would be. One pass with ``kernel`` on CUDA (channels-last, one dtype); else PyTorch's two."""
+    (h, w), (ch, cw) = fine.shape[-2:], coarse.shape[-2:]
+    if (h, w) != (2 * ch, 2 * cw):
+        raise ValueError(f"add_upsampled_ takes a level twice the coarser one's size, not {(h, w)} and {(ch, cw)}")
+    channels_last = all(t.is_contiguous(memory_format=torch.channels_last) for t in (fine, coarse))
+    one_dtype = len({fine.dtype, coarse.dtype, bias.dtype}) == 1
+    if not (kernel and triton is not None and fine.is_cuda and channels_last and one_dtype):
+        coarse = coarse + bias.view(1, -1, 1, 1)
+        fine.unflatten(3, (cw, 2)).unflatten(2, (ch, 2)).add_(coarse[:, :, :, None, :, None])
+        return fine
+    return kernel_add_upsampled_(fine, coarse, bias)
+
+
+def kernel_add_upsampled_(fine: torch.Tensor, coarse: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``add_upsampled_`` by the kernel, wherever the tensors are."""
+    n, c, h, w = fine.shape
+    block_r, block_c = tile(c)
+    _add_upsampled[(triton.cdiv(n * h * w, block_r), triton.cdiv(c, block_c))](
+        fine, coarse, bias, n * h * w, h, w, c, BLOCK_R=block_r, BLOCK_C=block_c, num_warps=8)
+    return fine
 
 
 class BiasPassConv2d(nn.Conv2d):

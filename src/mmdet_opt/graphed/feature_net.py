@@ -42,7 +42,8 @@ class FeatureNet(nn.Module):
             if not self.fused:
                 raise ValueError("fp16_mask_head runs in the fused mask head: it needs fused_convs")
             half_mask_head(self.mask_head)
-        if options.bias_pass:
+        self.bias_pass = options.bias_pass
+        if self.bias_pass:
             self._bias_passes()
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
         self.channels_last = options.channels_last
@@ -100,7 +101,7 @@ class FeatureNet(nn.Module):
         return self.backbone(x, mask)
 
     def fpn_levels(self, stages, mask=no_mask) -> tuple:
-        return fpn_forward(self.neck, [f.to(self.head_dtype) for f in stages], mask)
+        return fpn_forward(self.neck, [f.to(self.head_dtype) for f in stages], mask, self.bias_pass)
 
     def convolutions(self, img: torch.Tensor, mask=no_mask):
         """FPN levels, and the RPN head's objectness and deltas per level."""

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .bias_pass import add_upsampled_
 from .extent import no_mask
 
 
@@ -180,13 +181,14 @@ def half_mask_head(mask_head) -> None:
         mask_head.upsample.half()
 
 
-def fpn_forward(neck, feats, mask=no_mask):
+def fpn_forward(neck, feats, mask=no_mask, bias_pass: bool = False):
     """``FPN.forward`` (nearest top-down path, max-pool extra levels) with fewer full-size passes.
 
     mmdet adds each lateral's bias over the whole level, upsamples the coarser level into a new
     tensor, then adds the two. Here a lateral's bias is added to the coarser level instead (nearest
     upsampling repeats values, so it commutes with a per-channel constant), and the 2x upsample +
-    add is one in-place broadcast add. Same sums, in another order.
+    add is one in-place broadcast add; with ``bias_pass`` (bias_pass.add_upsampled_) the coarse
+    level's bias joins that pass. Same sums, in another order.
     """
     plain = all(not m.with_norm and not m.with_activation for m in (*neck.lateral_convs, *neck.fpn_convs))
     if neck.add_extra_convs or neck.upsample_cfg != dict(mode="nearest") or not plain:
@@ -200,12 +202,12 @@ def fpn_forward(neck, feats, mask=no_mask):
                          m.conv.dilation, m.conv.groups)
                 for i, (x, m) in enumerate(zip(inputs, neck.lateral_convs))]
     for i in range(top, 0, -1):
-        fine, coarse = laterals[i - 1], laterals[i] + neck.lateral_convs[i - 1].conv.bias.view(1, -1, 1, 1)
+        fine, coarse, bias = laterals[i - 1], laterals[i], neck.lateral_convs[i - 1].conv.bias
         (h, w), (ch, cw) = fine.shape[-2:], coarse.shape[-2:]
         if (h, w) == (2 * ch, 2 * cw):
-            fine.unflatten(3, (cw, 2)).unflatten(2, (ch, 2)).add_(coarse[:, :, :, None, :, None])
+            add_upsampled_(fine, coarse, bias, kernel=bias_pass)
         else:
-            laterals[i - 1] = fine + F.interpolate(coarse, size=(h, w), mode="nearest")
+            laterals[i - 1] = fine + F.interpolate(coarse + bias.view(1, -1, 1, 1), size=(h, w), mode="nearest")
     outs = [conv(mask(x)) for conv, x in zip(neck.fpn_convs, laterals)]
     for _ in range(neck.num_outs - len(outs)):
         outs.append(F.max_pool2d(outs[-1], 1, stride=2))
