@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
+from . import normalize_kernel
 from .resize import BilinearResize, bilinear_resize
 
 
@@ -89,12 +90,14 @@ def resizer(spec: PreprocessSpec, h: int, w: int, device) -> BilinearResize:
 
 
 def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: torch.Tensor | None = None,
-                  stats: tuple[torch.Tensor, torch.Tensor] | None = None, resize: BilinearResize | None = None):
+                  stats: tuple[torch.Tensor, torch.Tensor] | None = None, resize: BilinearResize | None = None,
+                  kernel: bool = True):
     """(3, H, W) uint8 on the device -> (1, 3, H_pad, W_pad) normalised, as the CPU pipeline.
 
     Writes into ``out`` when given (a static buffer, e.g. a CUDA graph's input); ``stats`` are
     ``mean_std(spec, device)`` and ``resize`` is ``resizer(spec, H, W, device)``: both upload small
-    tables, so inside a graph capture pass them in, built before it.
+    tables, so inside a graph capture pass them in, built before it. With ``kernel``, a CUDA
+    ``out`` is written in one pass (normalize_kernel.py, the same values).
     """
     new_h, new_w, _ = metas["img_shape"]
     pad_h, pad_w, _ = metas["pad_shape"]
@@ -105,10 +108,12 @@ def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: tor
         if resize.dst_shape != (new_h, new_w):
             raise ValueError(f"resize goes to {resize.dst_shape}, img_shape is {(new_h, new_w)}")
         img = resize(img)
+    mean, std = stats or mean_std(spec, img.device)
+    if kernel and out is not None and img.is_cuda and normalize_kernel.available():
+        return normalize_kernel.normalize_pad_(img, out, mean, std, spec.to_rgb)
     img = img.float()
     if spec.to_rgb:
         img = img.flip(0)
-    mean, std = stats or mean_std(spec, img.device)
     img = (img - mean) / std
     if out is None:
         return TF.pad(img, [0, 0, pad_w - new_w, pad_h - new_h], fill=0).unsqueeze(0)  # l, t, r, b

@@ -37,6 +37,7 @@ class BatchPlan:
         dev = next(model.parameters()).device
         self.model, self.net, self.spec, self.device, self.batch = model, net, spec, dev, batch
         self.pad_shape = (pad_h, pad_w)
+        self.normalize_kernel = options.normalize_kernel
         self.normalized = torch.zeros((batch, 3, pad_h, pad_w), device=dev)
         self.img_shapes = torch.tensor([[pad_h, pad_w]] * batch, dtype=torch.float32, device=dev)
         self.scale_factors = torch.ones((batch, 4), dtype=torch.float32, device=dev)
@@ -75,7 +76,7 @@ class BatchPlan:
         uploaded = torch.empty((h, w, 3), dtype=torch.uint8, device=self.device)
         staging.upload(image, uploaded)
         normalize_pad(self.spec, uploaded.permute(2, 0, 1), metas, out=self.normalized[slot:slot + 1],
-                      stats=self.stats, resize=resize)
+                      stats=self.stats, resize=resize, kernel=self.normalize_kernel)
         self.img_shapes[slot].copy_(torch.tensor(metas["img_shape"][:2], dtype=torch.float32))
         self.scale_factors[slot].copy_(torch.from_numpy(metas["scale_factor"]))
         if self.extents is not None:

@@ -95,10 +95,8 @@ class FeatureNet(nn.Module):
 
     def backbone_stages(self, img: torch.Tensor, mask=no_mask) -> tuple:
         """The backbone's output stages, in its dtype and layout."""
-        x = img.to(self.dtype)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.backbone(x, mask)
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        return self.backbone(img.to(self.dtype, memory_format=layout), mask)  # one pass
 
     def fpn_levels(self, stages, mask=no_mask) -> tuple:
         return fpn_forward(self.neck, [f.to(self.head_dtype) for f in stages], mask, self.bias_pass)

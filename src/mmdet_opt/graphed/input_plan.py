@@ -85,4 +85,4 @@ class InputPlan:
         if net.extents is not None:
             net.extents.copy_(self.extent)
         return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=net.normalized,
-                             stats=net.stats, resize=self.resize)
+                             stats=net.stats, resize=self.resize, kernel=net.options.normalize_kernel)

@@ -46,6 +46,9 @@ class GraphOptions:
     # added by one vectorised Triton pass (bias_pass.py) instead of PyTorch's broadcast add: the same
     # values, bit for bit. False (or no Triton) leaves PyTorch's.
     bias_pass: bool = True
+    # Normalise and pad each photo into the network's input in one Triton pass (normalize_kernel.py)
+    # instead of six PyTorch passes: the same values.
+    normalize_kernel: bool = True
     # Backbone in channels_last, the layout cuDNN's fp16 kernels want on Hopper.
     channels_last: bool = True
     # TF32 in the RoI heads' matrix products, baked in at capture (stock mmdet runs with TF32 too).
