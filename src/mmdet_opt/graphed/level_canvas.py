@@ -22,6 +22,7 @@ import copy
 import torch
 
 from . import roi_align
+from . import row_copy as row_copy_kernel
 from .extent import at_stride
 
 
@@ -30,10 +31,11 @@ class LevelCanvas:
 
     ``level_sizes``: (height, width) of each level, finest first; ``strides``: theirs. ``half``: an
     fp16 canvas in channels-last memory, read by ``roi_align_nhwc`` (Triton); else fp32 NCHW.
+    ``row_copy``: ``fill`` copies the fp16 levels in by rows (row_copy.py) on CUDA.
     """
 
     def __init__(self, level_sizes: list, strides: list, channels: int, device, batch: int = 1,
-                 half: bool = False):
+                 half: bool = False, row_copy: bool = False):
         self.strides = [int(s) for s in strides]
         self.slots = []  # canvas (y, x) of each level's pixel (0, 0), and the level's height, width
         x = 1
@@ -42,6 +44,7 @@ class LevelCanvas:
             x += w + 2
         height = max(h for h, _ in level_sizes) + 2
         self.half = half
+        self.row_copy = row_copy and half and row_copy_kernel.available()  # fill's level copies by rows
         if half:  # (B, H, W, C) in memory; ``tensor`` is its (B, C, H, W) view
             self.tensor = torch.zeros((batch, height, x - 1, channels), dtype=torch.float16,
                                       device=device).permute(0, 3, 1, 2)
@@ -61,7 +64,11 @@ class LevelCanvas:
         if extents is not None:  # each image's own frame, below
             image = torch.arange(len(canvas), device=canvas.device)
         for feat, (y, x, h, w), stride in zip(feats, self.slots, self.strides):
-            canvas[:, :, y:y + h, x:x + w].copy_(feat if self.half else nchw(feat))
+            slot = canvas[:, :, y:y + h, x:x + w]
+            if self.row_copy and feat.is_cuda and row_copy_kernel.rows_copyable(slot, feat):
+                row_copy_kernel.copy_rows_(slot, feat)
+            else:
+                slot.copy_(feat if self.half else nchw(feat))
             canvas[:, :, y - 1, x:x + w] = canvas[:, :, y, x:x + w]
             canvas[:, :, y + h, x:x + w] = canvas[:, :, y + h - 1, x:x + w]
             canvas[:, :, y - 1:y + h + 1, x - 1] = canvas[:, :, y - 1:y + h + 1, x]

@@ -46,6 +46,9 @@ class GraphOptions:
     # added by one vectorised Triton pass (bias_pass.py) instead of PyTorch's broadcast add: the same
     # values, bit for bit. False (or no Triton) leaves PyTorch's.
     bias_pass: bool = True
+    # With fp16_canvas, copy each FPN level into the canvas by whole rows (row_copy.py) instead of
+    # PyTorch's strided copy: the same values.
+    canvas_row_copy: bool = True
     # Normalise and pad each photo into the network's input in one Triton pass (normalize_kernel.py)
     # instead of six PyTorch passes: the same values.
     normalize_kernel: bool = True

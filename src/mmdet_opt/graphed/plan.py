@@ -132,7 +132,7 @@ def anchors_and_canvas(model, options, pad_h: int, pad_w: int, device, batch: in
     half = options.fp16_canvas and options.fp16_heads and torch.device(device).type == "cuda" \
         and reads_half(extractor) and (not roi_head.with_mask or reads_half(roi_head.mask_roi_extractor))
     canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, device,
-                         batch, half)
+                         batch, half, options.canvas_row_copy)
     return prior_generator.grid_priors(sizes, device=device), canvas
 
 
