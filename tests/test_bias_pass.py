@@ -6,9 +6,6 @@ Triton is imported) on CPU tensors: ``python tests/test_bias_pass.py``.
 """
 import copy
 import dataclasses
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,6 +16,7 @@ from mmdet_opt.graphed import bias_pass
 from mmdet_opt.graphed.feature_net import FeatureNet
 from mmdet_opt.graphed.fused import mask_head_forward
 from mmdet_opt.graphed.options import GraphOptions
+from triton_checks import run_check
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 needs_triton = pytest.mark.skipif(not bias_pass.available(), reason="needs Triton")
@@ -56,13 +54,7 @@ def check_kernel(device: str) -> None:
 
 @needs_triton
 def test_kernel_is_pytorchs_bias_add():
-    if torch.cuda.is_available():
-        check_kernel("cuda")
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run([sys.executable, __file__], capture_output=True, text=True, cwd=here,
-                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    run_check(check_kernel, __file__)
 
 
 @needs_triton

@@ -3,9 +3,6 @@
 On a CUDA machine the kernel runs compiled; without one, the checks run in a subprocess under
 Triton's interpreter on CPU tensors (``python tests/test_normalize_kernel.py``).
 """
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +10,7 @@ import torch
 
 from mmdet_opt import normalize_kernel
 from mmdet_opt.gpu_preprocess import PreprocessSpec, image_metas, mean_std, normalize_pad, resizer
+from triton_checks import run_check
 
 pytestmark = pytest.mark.skipif(not normalize_kernel.available(), reason="needs Triton")
 
@@ -40,13 +38,7 @@ def check_kernel(device: str) -> None:
 
 
 def test_kernel_is_normalize_pads_ops():
-    if torch.cuda.is_available():
-        check_kernel("cuda")
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run([sys.executable, __file__], capture_output=True, text=True, cwd=here,
-                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    run_check(check_kernel, __file__)
 
 
 def test_a_buffer_that_does_not_hold_the_image_is_refused():

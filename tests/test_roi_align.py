@@ -4,8 +4,6 @@ On a CUDA machine the kernel runs compiled. Without one, the same checks run in 
 Triton's interpreter (``TRITON_INTERPRET=1``, which must be set before Triton is imported), on the
 CPU and against mmcv's CPU RoIAlign: ``python tests/test_roi_align.py``.
 """
-import os
-import subprocess
 import sys
 
 import pytest
@@ -16,6 +14,7 @@ from mmcv.ops import RoIAlign
 import test_level_canvas as lc
 from mmdet_opt.graphed import roi_align
 from mmdet_opt.graphed.level_canvas import LevelCanvas, reads_half
+from triton_checks import run_check
 
 pytestmark = pytest.mark.skipif(not roi_align.available(), reason="needs Triton")
 
@@ -71,13 +70,7 @@ CHECKS = {"mmcv": check_against_mmcv, "canvas": check_half_canvas}
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_kernel(check):
-    if torch.cuda.is_available():
-        CHECKS[check]("cuda")
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run([sys.executable, __file__, check], capture_output=True, text=True, cwd=here,
-                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    run_check(CHECKS[check], __file__, check)
 
 
 def test_reads_half_only_what_it_computes():

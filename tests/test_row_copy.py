@@ -4,9 +4,6 @@ the same canvas.
 On a CUDA machine the kernel runs compiled; without one, the kernel check runs in a subprocess under
 Triton's interpreter on CPU tensors (``python tests/test_row_copy.py``).
 """
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,6 +11,7 @@ import torch
 import test_level_canvas as lc
 from mmdet_opt.graphed import row_copy
 from mmdet_opt.graphed.level_canvas import LevelCanvas
+from triton_checks import run_check
 
 pytestmark = pytest.mark.skipif(not row_copy.available(), reason="needs Triton")
 
@@ -33,13 +31,7 @@ def check_kernel(device: str) -> None:
 
 
 def test_kernel_is_pytorchs_copy():
-    if torch.cuda.is_available():
-        check_kernel("cuda")
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run([sys.executable, __file__], capture_output=True, text=True, cwd=here,
-                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    run_check(check_kernel, __file__)
 
 
 def test_what_it_does_not_take_is_refused():
