@@ -180,3 +180,25 @@ def random_detections(draw):
 def test_any_detections_match_themselves(d):
     report = compare(d, d)
     assert report.matched == len(d) and report.passes()
+
+
+def _report(matched_fraction, mask_iou_mean):
+    return ParityReport(100, 100, int(matched_fraction * 100), matched_fraction, mask_iou_mean,
+                        mask_iou_mean, mask_iou_mean, mask_iou_mean, 1.0, 0.0)
+
+
+def test_the_rule_takes_the_worse_accepted_deviation_per_metric():
+    """fp16 variants: at most the margin under the worse of stock's TF32 spread and stock's own fp16, by metric."""
+    spreads = {"tf32": _report(0.99, 0.95), "fp16": _report(0.96, 0.98)}
+    assert _report(0.945, 0.935).failures_against_spreads(spreads, margin=0.02) == []
+    failures = _report(0.935, 0.925).failures_against_spreads(spreads, margin=0.02)
+    assert len(failures) == 2
+    assert "under fp16 (0.9600)" in failures[0] and "under tf32 (0.9500)" in failures[1]
+    # One deviation alone (fp32 variants): the TF32 spread's 0.99 matched.
+    assert len(_report(0.96, 0.97).failures_against_spreads({"tf32": spreads["tf32"]}, margin=0.02)) == 1
+
+
+def test_the_floors_hold_whatever_the_deviations():
+    spreads = {"tf32": _report(0.85, 0.85)}
+    failures = _report(0.89, 0.95).failures_against_spreads(spreads, margin=0.02)
+    assert failures == ["matched_fraction 0.8900 is under the floor 0.9"]

@@ -22,11 +22,11 @@ DEFAULT_MIN_MASK_IOU = 0.97
 # so the targets are strict.
 TRAINED_MIN_MATCHED = 0.98
 TRAINED_MIN_MASK_IOU = 0.98
-# Synthetic weights are judged against stock's own rounding spread (stock as it runs vs stock in
-# strict fp32): a variant may be at most SPREAD_MARGIN further from stock than that, on both metrics,
-# and never under the floors. Measured on an H100 (docs/parity.md): the fast variants were at most
-# 0.01 further than the spread on every protocol case; the approximate GPU resize (1 grey level on
-# ~10% of pixels) was 0.13-0.16 further. 0.02 is twice the first, an eighth of the second.
+# Synthetic weights are judged against the deviations from stock that mmdet users already accept:
+# stock's own TF32 rounding spread (stock as it runs vs stock in strict fp32) and, for a variant that
+# computes in fp16, stock's own fp16 (``inference_fp16``, mmcv's wrap_fp16_model, vs stock). A variant
+# may be at most SPREAD_MARGIN further from stock than the worse of those, on both metrics, and never
+# under the floors.
 SPREAD_MARGIN = 0.02
 FLOOR_MATCHED = 0.90
 FLOOR_MASK_IOU = 0.90
@@ -49,13 +49,19 @@ class ParityReport:
         return self.matched_fraction >= min_matched and self.mask_iou_mean >= min_mask_iou
 
     def failures_against_spread(self, spread: ParityReport, margin: float = SPREAD_MARGIN) -> list[str]:
-        """Why this report fails the spread rule (empty: it passes); ``spread`` is stock vs exact stock."""
+        """Why this report fails the rule against stock's own rounding spread alone (empty: it passes)."""
+        return self.failures_against_spreads({"stock's own rounding spread": spread}, margin)
+
+    def failures_against_spreads(self, spreads: dict[str, ParityReport], margin: float = SPREAD_MARGIN) -> list[str]:
+        """Why this report fails the rule (empty: it passes): on each metric, at most ``margin`` under the
+        worst of the accepted deviations ``spreads`` (name -> that deviation's report against stock), and
+        never under the floor."""
         failures = []
         for metric, floor in (("matched_fraction", FLOOR_MATCHED), ("mask_iou_mean", FLOOR_MASK_IOU)):
-            value, allowed = getattr(self, metric), getattr(spread, metric) - margin
-            if value < allowed:
-                failures.append(f"{metric} {value:.4f} is more than {margin} under stock's own rounding spread "
-                                f"({getattr(spread, metric):.4f})")
+            name, worst = min(((n, getattr(r, metric)) for n, r in spreads.items()), key=lambda item: item[1])
+            value = getattr(self, metric)
+            if value < worst - margin:
+                failures.append(f"{metric} {value:.4f} is more than {margin} under {name} ({worst:.4f})")
             if value < floor:
                 failures.append(f"{metric} {value:.4f} is under the floor {floor}")
         return failures

@@ -32,6 +32,12 @@ class Variant:
     def needs_cuda(self) -> bool:
         return self.fp16 or (self.graph is not None and self.graph.needs_cuda)
 
+    @property
+    def computes_in_fp16(self) -> bool:
+        """Whether any part runs in fp16; parity then also accepts stock's own fp16 deviation."""
+        g = self.graph
+        return self.fp16 or (g is not None and (g.fp16_backbone or g.fp16_heads or g.fp16_mask_head))
+
     def for_device(self, device: str) -> Variant:
         """This variant as it runs on ``device``: itself on CUDA, its CPU composition on a CPU."""
         if str(device).startswith("cuda") or not self.needs_cuda:

@@ -7,6 +7,7 @@ import torch
 
 from ..detector import build_detector
 from ..images import image_by_spec, resize_to
+from ..parity import ParityReport, compare
 from ..results import Detections
 from ..variants import Variant, variant_for_device
 from .cases import Case
@@ -27,6 +28,10 @@ def strict_fp32():
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+TF32_SPREAD = "stock's own TF32 spread"
+FP16_SPREAD = "stock's own fp16 (inference_fp16)"
 
 
 class Suite:
@@ -76,3 +81,13 @@ class Suite:
     def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
         image = self.image(image_name, case)
         return Detections.from_mmdet(self.pipeline(variant, case)(image), image.shape)
+
+    def accepted_deviations(self, variant: Variant | str, case: Case | tuple[int, int],
+                            image_name: str) -> dict[str, ParityReport]:
+        """The deviations from stock that mmdet users already accept, against which parity on synthetic
+        weights is judged: stock's own TF32 spread, and for a variant computing in fp16, stock's own fp16."""
+        reference = self.reference(case, image_name)
+        spreads = {TF32_SPREAD: compare(reference, self.reference(case, image_name, exact=True))}
+        if self.variant(variant).computes_in_fp16:
+            spreads[FP16_SPREAD] = compare(reference, self.detections("inference_fp16", case, image_name))
+        return spreads
