@@ -149,8 +149,18 @@ def _settings(config) -> Settings:
 
 
 def pytest_report_header(config):
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
     settings = config._mmdet_opt
-    lines = [f"mmdet-opt: device {settings.device}; variants {', '.join(v.name for v in settings.variants.values())}"]
+    packages = ("torch", "torchvision", "mmcv-full", "mmdet", "opencv-python-headless", "numpy")
+    lines = [f"mmdet-opt: device {settings.device}; variants {', '.join(v.name for v in settings.variants.values())}",
+             "mmdet-opt: " + ", ".join(f"{name} {installed(name)}" for name in packages)]
     lines += [f"mmdet-opt: not run: {reason}" for reason in settings.unavailable.values()]
     note = getattr(config, "_mmdet_opt_compare_note", None)
     return lines + [f"mmdet-opt: {note}"] if note else lines
