@@ -168,6 +168,7 @@ def pytest_report_header(config):
 
 def pytest_configure(config):
     config._mmdet_opt = _settings(config)
+    _make_output_folders(config)
     config._mmdet_opt_parity = []
     from mmdet_opt.machine import device_slug
 
@@ -176,6 +177,23 @@ def pytest_configure(config):
     if storage and storage.rstrip("/").endswith("baselines"):
         config.option.benchmark_storage = f"{storage.rstrip('/')}/{device_slug(config._mmdet_opt.device)}"
     _check_compare_baselines(config)
+
+
+def _make_output_folders(config):
+    """The folders that --benchmark-json and --benchmark-histogram write into, made before anything
+    runs: pytest-benchmark writes the JSON only at the end, into a folder that must already exist."""
+    json_path = config.getoption("benchmark_json", None)
+    histogram = config.getoption("benchmark_histogram", None)  # [prefix]: files PREFIX-<group>.svg
+    if json_path and Path(json_path).is_dir():
+        raise pytest.UsageError(f"--benchmark-json: {json_path} is a folder; give a file path")
+    folders = {"--benchmark-json": json_path and Path(json_path).parent,
+               "--benchmark-histogram": histogram and Path(f"{histogram[0]}.svg").parent}
+    for option, folder in folders.items():
+        try:
+            if folder:
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise pytest.UsageError(f"{option}: cannot make the folder {folder}: {exc.strerror or exc}") from None
 
 
 def _check_compare_baselines(config):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmdet_opt.graphed import capture
 from mmdet_opt.graphed.feature_net import FeatureNet
 from mmdet_opt.graphed.fused import (
     FusedResNet,
@@ -23,7 +24,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 @pytest.fixture
 def strict_fp32():
     """TF32 off, so that only summation order separates the fused kernels from mmdet's."""
-    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+    with capture.strict_fp32(deterministic=True):
         yield
 
 

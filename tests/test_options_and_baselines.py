@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.utils import get_machine_id
 
+from mmdet_opt.suite.report import cli as report_cli
 from mmdet_opt.suite.report import main as report_main
 
 pytest_plugins = ["pytester"]
@@ -101,6 +102,24 @@ def test_a_checkpoint_url_is_not_downloaded_to_collect(project):
     """Its form is checked at once; the download waits for the model build (nothing listens on port 9)."""
     result = collect(project, "--checkpoint=http://127.0.0.1:9/mask_rcnn_r50_fpn_2x_coco-3e542a40.pth")
     assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_output_folders_are_made_before_anything_runs(project):
+    """pytest-benchmark writes --benchmark-json at the very end, into a folder that must exist."""
+    result = collect(project, "--benchmark-json=out/runs/run.json", "--benchmark-histogram=out/charts/stages")
+    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+    assert (project.path / "out" / "runs").is_dir() and (project.path / "out" / "charts").is_dir()
+
+
+@pytest.mark.slow  # pytest in a subprocess
+@pytest.mark.parametrize("option, words", [
+    ("--benchmark-json=test_nothing.py/run.json", ["--benchmark-json", "cannot make the folder test_nothing.py"]),
+    ("--benchmark-json=.", ["--benchmark-json", "is a folder"]),
+    ("--benchmark-histogram=test_nothing.py/h", ["--benchmark-histogram", "cannot make the folder"]),
+], ids=["json-under-a-file", "json-a-folder", "histogram-under-a-file"])
+def test_an_output_path_that_cannot_be_written_is_one_usage_line(project, option, words):
+    assert_usage_error(collect(project, option), *words)
 
 
 # --- baselines for --benchmark-compare ----------------------------------------------------------------
@@ -266,10 +285,32 @@ def test_report_command_exit_status(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_report_chart_that_cannot_be_written_exits_2(tmp_path, capsys):
+def one_stage_run(tmp_path) -> Path:
     run = tmp_path / "run.json"
     stage = {"extra_info": {"variant": "inference", "size": "320x192", "stage": "total"},
              "stats": {"median": 0.01}}
     run.write_text(json.dumps({"benchmarks": [stage]}))
-    assert report_main([str(run), "--chart", str(tmp_path / "no" / "such" / "dir" / "chart.svg")]) == 2
-    assert capsys.readouterr().err.startswith("error: cannot write")
+    return run
+
+
+def test_report_chart_that_cannot_be_written_exits_2_before_the_tables(tmp_path, capsys):
+    run = one_stage_run(tmp_path)
+    assert report_main([str(run), "--chart", str(run / "chart.svg")]) == 2  # its folder would be a file
+    out, err = capsys.readouterr()
+    assert err.startswith("error: cannot write") and len(err.splitlines()) == 1
+    assert out == ""
+
+
+def test_history_chart_that_cannot_be_written_exits_2_before_the_table(tmp_path, capsys):
+    run = one_stage_run(tmp_path)
+    assert report_cli(["--history", str(run), "--chart", str(run / "history.svg")]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {run}: ") and len(err.splitlines()) == 1
+    assert out == ""
+
+
+def test_report_chart_into_a_new_folder(tmp_path, capsys):
+    chart = tmp_path / "out" / "charts" / "stages.svg"
+    assert report_main([str(one_stage_run(tmp_path)), "--chart", str(chart)]) == 0
+    assert chart.read_text().lstrip().startswith("<?xml")
+    assert "inference" in capsys.readouterr().out

@@ -2,11 +2,13 @@
 
 Each check runs the command in a fresh interpreter: the notices come at import time.
 """
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,25 @@ def test_only_the_cuda_home_notice_is_dropped():
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in records] == ["Error checking compiler version for c++"]
+
+
+def test_mmcv_notice_is_dropped_once_the_package_is_imported():
+    mmcv_init = Path(importlib.util.find_spec("mmcv").origin).read_text()
+    assert "MMCV will release v2.0.0" in mmcv_init  # the notice this mmcv prints at import
+    proc = run("-W", "default", "-c", "import mmdet_opt, mmcv")
+    assert proc.returncode == 0 and output(proc) == "", proc.stderr
+
+
+def test_escape_warnings_are_dropped_for_mmdet_sources_only():
+    """Python 3.12 warns (SyntaxWarning; DeprecationWarning before) when it compiles a source with an
+    invalid escape, as it compiles mmdet's on a first import; made errors here, so each one shows."""
+    check = ("import mmdet_opt\n"
+             "compile(SOURCE, '/site-packages/mmdet/models/dense_heads/head.py', 'exec')\n"
+             "try:\n"
+             "    compile(SOURCE, '/home/me/mine.py', 'exec')\n"
+             "except SyntaxError as exc:\n"
+             "    print(exc.msg)\n")
+    proc = run("-W", "error::SyntaxWarning", "-W", "error::DeprecationWarning", "-c",
+               "SOURCE = " + repr(r"'\d'") + "\n" + check)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == r"invalid escape sequence '\d'"

@@ -10,15 +10,14 @@ import argparse
 import dataclasses
 import statistics
 
-from graph_configs import median_ms
-
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.session import Suite
+from mmdet_opt.suite.timing import median_ms
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python tools/ab_options.py", description=__doc__.splitlines()[0])
     parser.add_argument("--option", required=True, help="a boolean GraphOptions field")
     parser.add_argument("--sizes", default="1333x800:8,3840x2304:4", help="WxH:batch, comma-separated")
     parser.add_argument("--images", default="astronaut,coffee,rocket")

@@ -1,26 +1,13 @@
 """Ways to copy an fp16 channels_last FPN level into an fp32 NCHW canvas slot: CUDA-event medians.
 
-    python tools/canvas_copy_bench.py
+    python tools/canvas_copy_bench.py [--runs 50]
 """
-import statistics
+import argparse
 
 import torch
 
 from mmdet_opt.graphed.level_canvas import nchw
-
-
-def median_ms(fn, runs=50):
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(runs):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from mmdet_opt.suite.timing import median_kernel_ms
 
 
 def ways(feat, slot):
@@ -38,6 +25,9 @@ def ways(feat, slot):
 
 
 def main():
+    parser = argparse.ArgumentParser(prog="python tools/canvas_copy_bench.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50, help="timed calls per way (default: %(default)s)")
+    args = parser.parse_args()
     for h, w in ((200, 336), (576, 960)):
         feat = torch.randn(1, 256, h, w, device="cuda").half().contiguous(memory_format=torch.channels_last)
         canvas = torch.zeros(1, 256, h + 2, w + 100, device="cuda")
@@ -47,7 +37,7 @@ def main():
             fn()
             if name.startswith("slot"):
                 assert torch.equal(slot, expected), name
-            print(f"{h}x{w}: {name}: {median_ms(fn):.3f} ms", flush=True)
+            print(f"{h}x{w}: {name}: {median_kernel_ms(fn, args.runs):.3f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,13 @@ A new network shape of inference_graph meets ~60 such convolutions (tools/first_
 """
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from mmdet_opt.suite.timing import timed
+
 CONVS = [(64, 64, 3), (64, 256, 1), (128, 128, 3), (256, 1024, 1), (512, 512, 3)]
-
-
-def timed(fn) -> float:
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) * 1000
 
 
 @torch.no_grad()
@@ -49,8 +42,8 @@ def main():
                         else:
                             def conv(x=x, w=w, b=b, k=k):
                                 return F.relu(F.conv2d(x, w, b, padding=k // 2))
-                        first.append(timed(conv))
-                        cached.append(statistics.median(timed(conv) for _ in range(5)))
+                        first.append(timed(conv)[1])
+                        cached.append(statistics.median(timed(conv)[1] for _ in range(5)))
                 name = "channels_last" if layout is torch.channels_last else "NCHW"
                 kind = "fused" if fused else "unfused"
                 print(f"  {str(dtype):14s} {name:14s} {kind:8s} first call {statistics.median(first):7.2f} "

@@ -14,10 +14,11 @@ import dataclasses
 import torch
 
 from mmdet_opt.gpu_preprocess import PreprocessSpec, gpu_preprocess
+from mmdet_opt.graphed.capture import strict_fp32
 from mmdet_opt.graphed.feature_net import FeatureNet
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.suite.cases import parse_case
-from mmdet_opt.suite.session import Suite, strict_fp32
+from mmdet_opt.suite.session import Suite
 from mmdet_opt.variants import get_variant, variant_model
 
 CONFIGS = {

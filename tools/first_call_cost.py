@@ -7,7 +7,6 @@ pipeline on photos in order and prints each call's time, saying what the call ha
 """
 import argparse
 import dataclasses
-import time
 
 import torch
 
@@ -17,14 +16,7 @@ from mmdet_opt.graphed.input_plan import HostStaging, InputPlan
 from mmdet_opt.graphed.plan import NetworkPlan, capture_steps
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.suite.session import Suite
-
-
-def timed(fn):
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    torch.cuda.synchronize()
-    return out, (time.perf_counter() - start) * 1000
+from mmdet_opt.suite.timing import timed
 
 
 def plan_parts(pipe, image):

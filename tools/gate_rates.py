@@ -65,7 +65,8 @@ def rates(baselines: list, news: list, rule: Rule, expression: str | None) -> di
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="False-alarm and detection rates of the regression gate.")
+    parser = argparse.ArgumentParser(prog="python tools/gate_rates.py",
+                                     description="False-alarm and detection rates of the regression gate.")
     parser.add_argument("runs", nargs="+", help="--benchmark-json files: unchanged runs and --inject-delay-ms runs")
     parser.add_argument("-k", dest="expression", help="only benchmarks matching this pytest -k expression")
     parser.add_argument("--threshold", type=float, default=10.0, help="percent (default 10)")

@@ -12,32 +12,12 @@ values given. Every combination runs, the other options at their defaults (``--v
 import argparse
 import dataclasses
 import itertools
-import statistics
-import time
 
-import torch
-
-from mmdet_opt.gpu_preprocess import PreprocessSpec
-from mmdet_opt.graphed import GraphedPipeline
-from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.cases import parse_case
 from mmdet_opt.suite.session import Suite
-from mmdet_opt.variants import get_variant, variant_model
-
-
-def median_ms(fn, runs):
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(runs):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+from mmdet_opt.suite.timing import median_ms
 
 
 def option_values(item: str):
@@ -47,7 +27,7 @@ def option_values(item: str):
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python tools/graph_configs.py", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1333x800,3840x2304")
     parser.add_argument("--images", default="astronaut,coffee,rocket")
     parser.add_argument("--runs", type=int, default=30)
@@ -55,18 +35,18 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
     args = parser.parse_args()
     suite = Suite("cuda", seed=args.seed)
+    variant = suite.variant("inference_graph")
     for size_text in args.sizes.split(","):
         case = parse_case(size_text)
         size = case.scale
         spread = [f"{name} {compare(suite.reference(case, name), suite.reference(case, name, exact=True)).brief()}"
                   for name in args.images.split(",")]
         print(f"{case} stock vs strict-fp32 stock | " + ", ".join(spread), flush=True)
-        model = variant_model(suite.base, get_variant("inference_graph"), size)
-        spec = PreprocessSpec.from_config(model.cfg)
         names, choices = zip(*(option_values(item) for item in args.vary.split(","))) if args.vary else ((), ())
         for values in itertools.product(*choices):
             options = dict(zip(names, values))
-            pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), **options))
+            graph = dataclasses.replace(variant.graph, **options)
+            pipe = dataclasses.replace(variant, graph=graph).build(suite.base, size)
             images = args.images.split(",")
             first = suite.image(images[0], case)
             ms = median_ms(lambda pipe=pipe, first=first: pipe(first), args.runs)

@@ -10,16 +10,12 @@ import argparse
 import dataclasses
 
 import torch
-from graph_configs import median_ms  # a sibling tool: tools/ is the script's directory on sys.path
 
-from mmdet_opt.gpu_preprocess import PreprocessSpec
-from mmdet_opt.graphed import GraphedPipeline
-from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.cases import parse_case
 from mmdet_opt.suite.session import Suite
-from mmdet_opt.variants import get_variant, variant_model
+from mmdet_opt.suite.timing import median_ms
 
 
 @torch.no_grad()
@@ -44,12 +40,12 @@ def main():
     print(torch.cuda.get_device_name())
     for seed in (int(s) for s in args.seeds.split(",")):
         suite = Suite("cuda", seed=seed)
+        variant = suite.variant("inference_graph")
         for case_text in args.sizes.split(","):
             case = parse_case(case_text)
-            model = variant_model(suite.base, get_variant("inference_graph"), case.scale)
-            spec = PreprocessSpec.from_config(model.cfg)
             for rounds in (int(r) for r in args.rounds.split(",")):
-                pipe = GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), nms_rounds=rounds))
+                graph = dataclasses.replace(variant.graph, nms_rounds=rounds)
+                pipe = dataclasses.replace(variant, graph=graph).build(suite.base, case.scale)
                 for name in args.images.split(","):
                     img = suite.image(name, case)
                     proposals_exact, detections_exact = exact_flags(pipe, img)

@@ -14,7 +14,7 @@ from mmdet_opt.suite.session import Suite
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python tools/profile_stages.py", description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="inference_graph")
     parser.add_argument("--size", default="1333x800")
     parser.add_argument("--image", default="astronaut")

@@ -7,23 +7,13 @@ matrix products do not. Each setting below is as valid a way to compute the same
 matched fraction / mean mask IoU against the reference is what rounding alone does to the metric.
 """
 import argparse
-import contextlib
 
 import torch
-from mmdet.apis import inference_detector
 
-from mmdet_opt.graphed.pipeline import matmul_tf32
+from mmdet_opt.graphed.capture import matmul_tf32, strict_fp32
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.session import Suite
-
-
-@contextlib.contextmanager
-def strict_fp32():
-    """No TF32 anywhere: convolutions and matrix products in full fp32."""
-    with matmul_tf32(False), torch.backends.cudnn.flags(enabled=True, benchmark=False, allow_tf32=False):
-        yield
-
 
 SETTINGS = {
     "strict fp32": strict_fp32,
@@ -33,7 +23,9 @@ SETTINGS = {
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    from mmdet.apis import inference_detector  # after mmdet_opt, which quiets mmcv's start-up notices
+
+    parser = argparse.ArgumentParser(prog="python tools/stock_noise.py", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1333x800,3840x2304")
     parser.add_argument("--images", default="astronaut,coffee,chelsea,rocket,synthetic")
     args = parser.parse_args()

@@ -14,9 +14,6 @@ import gc
 
 import torch
 
-from mmdet_opt.gpu_preprocess import PreprocessSpec
-from mmdet_opt.graphed import GraphedPipeline
-from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.suite.session import Suite
 from mmdet_opt.suite.stream import GpuMemory, planned_apart, run_stream, stream_images, suite_stream_sizes
 from mmdet_opt.variants import get_variant, variant_model
@@ -28,7 +25,7 @@ SHOWN = ("images_per_second", "p50_ms", "p95_ms", "p99_ms", "new_plans", "first_
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python tools/stream_plans.py", description=__doc__.splitlines()[0])
     parser.add_argument("--max-plans", default="8,3,2")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--stock", action="store_true")
@@ -47,15 +44,14 @@ def main():
             run = run_stream(lambda image: inference_detector(model, image), sizes, images, "cuda")
         print("stock:", {k: v for k, v in run.summary().items() if k in SHOWN}, flush=True)
         del model
-    model = variant_model(suite.base, get_variant("inference_graph"), SCALE)
-    spec = PreprocessSpec.from_config(model.cfg)
+    variant = suite.variant("inference_graph")
     runs = [(int(v), pad) for v in args.max_plans.split(",") for pad in (False, True)[:1 + args.pad_to_scale]]
     for bound, pad_to_scale in runs:
         with GpuMemory("cuda") as memory:
-            options = dataclasses.replace(GraphOptions(), max_plans=bound, fused_convs=not args.unfused,
+            options = dataclasses.replace(variant.graph, max_plans=bound, fused_convs=not args.unfused,
                                           pad_to_scale=pad_to_scale)
-            lazy, ahead = planned_apart(options)
-            pipe = GraphedPipeline(model, spec, lazy)
+            lazy, ahead = planned_apart(options)  # as benchmarks/test_stream.py builds it
+            pipe = dataclasses.replace(variant, graph=lazy).build(suite.base, SCALE)
             if ahead:
                 pipe.plan_ahead(after_each=memory.mark_single)
             run = run_stream(pipe, sizes, images, "cuda", pipe.shapes.networks, after_first=memory.mark_single)

@@ -1,7 +1,7 @@
 """Fast mmdetection 2.x Mask R-CNN inference, measured stage by stage, with mask parity."""
-from .quiet import drop_cuda_home_notice
+from .quiet import quiet_start_up
 
 __version__ = "0.1.0"
 
-# Before anything imports mmcv (which imports torch.utils.cpp_extension): every entry point imports this package first.
-drop_cuda_home_notice()
+# Before anything imports mmcv or mmdet: every entry point, test run and tool imports this package first.
+quiet_start_up()

@@ -8,6 +8,8 @@ CPP_EXTENSION_LOGGER = "torch.utils.cpp_extension"
 CUDA_HOME_NOTICE = "No CUDA runtime is found"
 MMCV_V2_NOTICE = r"On January 1, 2023, MMCV will release v2\.0\.0"
 IMAGE_TO_TENSOR_NOTICE = r'"ImageToTensor" pipeline is replaced'
+INVALID_ESCAPE_NOTICE = r"invalid escape sequence"
+OPEN_MMLAB_SOURCES = r".*[\\/](mmdet|mmcv)[\\/]"
 
 
 class _DropCudaHomeNotice(logging.Filter):
@@ -31,11 +33,21 @@ def ignore_mmcv_v2_notice() -> None:
 
 def ignore_invalid_escape_warnings() -> None:
     """Python 3.12 compiles mmdet's docstrings with a SyntaxWarning per invalid escape sequence
-    (printed with the docstring's first lines) wherever no .pyc was written: not about a run."""
-    warnings.filterwarnings("ignore", message=r"invalid escape sequence", category=SyntaxWarning)
+    (printed with the docstring's first lines) wherever no .pyc was written: not about a run.
+    Only mmdet's and mmcv's sources: the warning's module is the compiled file's path."""
+    for category in (SyntaxWarning, DeprecationWarning):  # DeprecationWarning before Python 3.12
+        warnings.filterwarnings("ignore", message=INVALID_ESCAPE_NOTICE, category=category,
+                                module=OPEN_MMLAB_SOURCES)
 
 
 def ignore_image_to_tensor_notice() -> None:
     """mmdet's ``inference_detector`` warns at every call that the config's own test pipeline
     has ImageToTensor, advice for batch configs: once per image of a long evaluation."""
     warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
+
+
+def quiet_start_up() -> None:
+    """The notices that come while mmcv and mmdet are imported: before the first import of either."""
+    drop_cuda_home_notice()
+    ignore_mmcv_v2_notice()
+    ignore_invalid_escape_warnings()

@@ -61,6 +61,15 @@ def matmul_tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32 = previous
 
 
+@contextlib.contextmanager
+def strict_fp32(deterministic: bool = False):
+    """No TF32 anywhere: convolutions and matrix products in full fp32 (stock runs cuDNN in TF32);
+    ``deterministic`` also keeps cuDNN to deterministic algorithms."""
+    with matmul_tf32(False), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=deterministic,
+                                                          allow_tf32=False):
+        yield
+
+
 def capture_flags(options):
     """The cuDNN / TF32 settings a capture bakes in; the global flags stay as they were for the
     other variants."""

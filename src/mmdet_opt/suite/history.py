@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..pipeline import TOTAL
-from .report import STORED_RUN, ReportError, _size_key, load_run, medians, stored_runs
+from .report import STORED_RUN, ReportError, _size_key, load_run, make_chart_folder, medians, stored_runs
 
 
 def run_files(paths: list) -> list:
@@ -161,6 +161,8 @@ def main(argv=None) -> int:
                                         "as <name>-parity.svg")
     args = parser.parse_args(argv)
     try:
+        if args.chart:
+            make_chart_folder(args.chart)
         labels, dates, totals, parities = collect(run_files(args.history))
         print(markdown(labels, dates, totals, parities))
         if args.chart:

@@ -9,6 +9,7 @@ was throttled; the second charts ``total`` across stored runs (``history.py``).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import re
 import sys
@@ -211,6 +212,14 @@ def stage_chart(data: dict, out: str | Path) -> None:
     chart.render_to_file(str(out))
 
 
+def make_chart_folder(path: str | Path) -> None:
+    """--chart's folder, made before any table is printed: a path that cannot be written fails first."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmdet_opt.suite.report",
                                      description="Print the study's stage tables from a benchmark JSON.")
@@ -219,6 +228,8 @@ def main(argv=None) -> int:
     parser.epilog = "With --history FOLDER|RUN.json... instead: total across stored runs (see history.py)."
     args = parser.parse_args(argv)
     try:
+        if args.chart:
+            make_chart_folder(args.chart)
         data = load_run(args.run)
         print(markdown(data))
         warning = throttle_warning(data.get("machine_info") or {})

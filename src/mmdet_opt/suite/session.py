@@ -6,6 +6,7 @@ import contextlib
 import torch
 
 from ..detector import build_detector
+from ..graphed.capture import strict_fp32
 from ..images import image_by_spec, resize_to
 from ..parity import ParityReport, compare
 from ..results import Detections
@@ -16,18 +17,6 @@ from .cases import Case
 def as_case(case: Case | tuple[int, int]) -> Case:
     """A Case as given; a (w, h) size is the study's protocol case at that size."""
     return case if isinstance(case, Case) else Case(tuple(case), tuple(case))
-
-
-@contextlib.contextmanager
-def strict_fp32():
-    """No TF32 anywhere: convolutions and matrix products in full fp32 (stock runs cuDNN in TF32)."""
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.backends.cudnn.flags(enabled=True, benchmark=False, allow_tf32=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 TF32_SPREAD = "stock's own TF32 spread"

@@ -205,9 +205,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ..quiet import ignore_mmcv_v2_notice
-
-    ignore_mmcv_v2_notice()
     args = parser().parse_args(argv)
     if args.device is None:
         import torch

@@ -56,11 +56,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from ..quiet import drop_cuda_home_notice, ignore_invalid_escape_warnings, ignore_mmcv_v2_notice
-
-    drop_cuda_home_notice()
-    ignore_mmcv_v2_notice()
-    ignore_invalid_escape_warnings()
     from .train import run
 
     run(parse_args(argv))

@@ -58,10 +58,8 @@ def evaluate_checkpoint(checkpoint: str, scenes: int, size: tuple[int, int], dev
 
 def main(argv=None) -> int:
     from ..checkpoint import CheckpointError
-    from ..quiet import drop_cuda_home_notice, ignore_image_to_tensor_notice, ignore_mmcv_v2_notice
+    from ..quiet import ignore_image_to_tensor_notice
 
-    drop_cuda_home_notice()
-    ignore_mmcv_v2_notice()
     ignore_image_to_tensor_notice()
     args = parse_args(argv)
     try:
