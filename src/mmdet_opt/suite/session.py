@@ -32,8 +32,13 @@ def strict_fp32():
 class Suite:
     """Builds each thing once and hands it out again: a model build costs seconds."""
 
-    def __init__(self, device: str = "cpu", config=None, checkpoint=None, seed: int = 0):
+    def __init__(self, device: str = "cpu", config=None, checkpoint=None, seed: int = 0, mutation: str | None = None):
+        """``mutation``: the name of an output mutation (``mutations.OUTPUT_MUTATIONS``) every variant's
+        detections go through, so that the parity tests must fail."""
+        from .mutations import OUTPUT_MUTATIONS
+
         self.device = device
+        self.mutate = OUTPUT_MUTATIONS[mutation] if mutation else None
         self.base = build_detector(config, checkpoint, device=device, seed=seed)
         self._pipelines: dict = {}
         self._images: dict = {}
@@ -75,4 +80,5 @@ class Suite:
 
     def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
         image = self.image(image_name, case)
-        return Detections.from_mmdet(self.pipeline(variant, case)(image), image.shape)
+        result = self.pipeline(variant, case)(image)
+        return Detections.from_mmdet(self.mutate(result) if self.mutate else result, image.shape)
