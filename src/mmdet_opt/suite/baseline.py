@@ -8,7 +8,7 @@ benchmarks have nothing to compare with, and a run of uncommitted code measured 
 
 A run is a baseline when:
 
-- ``commit_info.dirty`` is false, as pytest-benchmark recorded it;
+- it names a commit and ``commit_info.dirty`` is false, as pytest-benchmark recorded them;
 - it holds everything the default suite runs on its kind of device (``defaults.py``): each default
   variant's stages at each default case, throughput at each protocol case and batch (or the suite's
   record that a batch did not fit in memory, ``not_run``), the stream at its default length, and a
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,6 +40,7 @@ class Coverage:
     parity: frozenset  # (variant, case, image)
 
 
+COMMIT = re.compile(r"[0-9a-f]{7,40}")  # what git describe gave pytest-benchmark; not 'unversioned'
 LABELS = {"stages": "stage benchmarks", "throughput": "throughput benchmarks", "stream": "stream benchmarks",
           "parity": "parity cases"}
 
@@ -115,9 +117,11 @@ def problems(run: dict) -> list:
     out = []
     if device_of(run) is None:
         out.append("no device recorded")
-    dirty = (run.get("commit_info") or {}).get("dirty")
-    if dirty is not False:
-        out.append("from a dirty working tree" if dirty else "no commit recorded")
+    commit = run.get("commit_info") or {}
+    if not COMMIT.fullmatch(str(commit.get("id") or "")):
+        out.append("no commit recorded")
+    elif commit.get("dirty") is not False:
+        out.append("from a dirty working tree")
     if injected_delay(run):
         out.append(f"timed with --inject-delay-ms {injected_delay(run):g}")
     if run.get("mutation"):
