@@ -32,7 +32,7 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    if not config.getoption("--quick"):
+    if not config.getoption("--quick", default=False):  # the root conftest defines it
         return
     left_out = [item for item in items if getattr(item, "originalname", item.name) in LEFT_OUT_BY_QUICK]
     if left_out:
