@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class Night:
     def run(self, *args, to: Path | None = None) -> tuple:
         """(exit status, last stderr line) of ``python ARGS``: output live, or stdout into ``to`` and echoed."""
         command = [self.python, *map(str, args)]
-        print(f"\n$ {' '.join(command)}" + (f" > {to}" if to else ""), flush=True)
+        print(f"\n$ {shlex.join(command)}" + (f" > {shlex.quote(str(to))}" if to else ""), flush=True)
         if to is None:
             return subprocess.run(command, check=False).returncode, ""
         done = subprocess.run(command, capture_output=True, text=True, check=False)
