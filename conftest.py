@@ -1,7 +1,8 @@
 """Options and shared fixtures of the suite: the model and stock reference results are built once.
 
 On a GPU the defaults are the study's: both sizes, every variant, 20 timed rounds. On a CPU they
-shrink to a smoke run: one reduced size, the variants that run there, few rounds.
+shrink to a smoke run: one reduced size, the variants that run there, few rounds. The defaults
+themselves are in mmdet_opt/suite/defaults.py, which also says what a complete run holds.
 """
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-# The study's protocol cases (photo resized to the test scale), then photos at their own size.
-GPU_SIZES = "1333x800,3840x2304,4032x3024@1333x800,640x480@1333x800,4032x3024@3840x2304"
-CPU_SIZES = "640x384,1024x768@640x384"
-DEFAULT_PARITY_IMAGES = "astronaut,coffee,rocket"
-TRAINED_PARITY_IMAGES = "scene0,scene1,scene2"
+from mmdet_opt.suite.defaults import (
+    CPU_SIZES,
+    GPU_SIZES,
+    PARITY_IMAGES,
+    QUICK_GPU_SIZES,
+    TRAINED_PARITY_IMAGES,
+)
 
 
 def pytest_addoption(parser):
@@ -33,15 +36,27 @@ def pytest_addoption(parser):
     group.addoption("--config", default=None,
                     help="mmdet config file (default: mmdet's mask_rcnn_r50_fpn_2x_coco)")
     group.addoption("--seed", type=int, default=0, help="seed of the synthetic weights")
-    group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (default 20 GPU, 3 CPU)")
-    group.addoption("--warmup-rounds", type=int, default=None, help="untimed rounds first (default 5 GPU, 1 CPU)")
+    group.addoption("--rounds", type=int, default=None,
+                    help="timed rounds per benchmark (default 20 GPU, 10 with --quick, 3 CPU)")
+    group.addoption("--warmup-rounds", type=int, default=None,
+                    help="untimed rounds first (default 5 GPU, 2 with --quick, 1 CPU)")
+    group.addoption("--quick", action="store_true",
+                    help=f"the headline table only: each variant's total at {QUICK_GPU_SIZES} (GPU) against stock, "
+                         "10 rounds, and parity on one image; no throughput or stream")
+    group.addoption("--every-stage", action="store_true",
+                    help="time every stage at every case (default: every stage of the study's variants at the "
+                         "protocol cases, total elsewhere; the full grid takes well over half an hour on a GPU)")
+    group.addoption("--mutation", default=None,
+                    help="break every variant's results for the parity tests with this mutation of "
+                         "mmdet_opt.suite.mutations (transpose_masks, shift_8px, roll_labels; identity is the "
+                         "control): the parity tests must then fail")
     group.addoption("--bench-image", default="astronaut",
                     help="image the timings use: a sample name, sceneN, or an image file (resized to each case's "
                          "photo size, as the samples are)")
     group.addoption("--parity-images", default=None,
                     help=f"comma-separated images the parity tests use, names or image files (default "
-                         f"{DEFAULT_PARITY_IMAGES}; with --checkpoint trained, held-out scenes "
-                         f"{TRAINED_PARITY_IMAGES})")
+                         f"{','.join(PARITY_IMAGES)}; with --checkpoint trained, held-out scenes "
+                         f"{','.join(TRAINED_PARITY_IMAGES)}; the first alone with --quick)")
     group.addoption("--parity-min-matched", type=float, default=None,
                     help="fraction of stock detections a variant must match (default 0.95; given, or with "
                          "--checkpoint, these fixed thresholds replace the rounding-spread rule)")
@@ -65,14 +80,13 @@ class Settings:
     min_matched: float
     min_mask_iou: float
     fixed_thresholds: bool  # judge parity by the thresholds above, not stock's own rounding spread
+    quick: bool = False
+    every_stage: bool = False
+    mutation: str | None = None  # an output mutation the parity tests' results go through
 
     @property
     def on_gpu(self) -> bool:
         return self.device.startswith("cuda")
-
-
-def _split(value: str) -> list:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _settings(config) -> Settings:
@@ -81,7 +95,10 @@ def _settings(config) -> Settings:
     from mmdet_opt.images import IMAGE_NAMES, is_image_name
     from mmdet_opt.inputs import ImageInputError, load_image
     from mmdet_opt.parity import DEFAULT_MIN_MASK_IOU, DEFAULT_MIN_MATCHED, TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
+    from mmdet_opt.suite import defaults
     from mmdet_opt.suite.cases import parse_case
+    from mmdet_opt.suite.defaults import split as _split
+    from mmdet_opt.suite.mutations import OUTPUT_MUTATIONS
     from mmdet_opt.variants import VARIANTS, VariantUnavailable, variant_for_device
 
     opt = config.getoption
@@ -101,9 +118,12 @@ def _settings(config) -> Settings:
         except VariantUnavailable as exc:
             unavailable[name] = str(exc)
     checkpoint = opt("--checkpoint")
-    trained = checkpoint == "trained"
+    trained, quick = checkpoint == "trained", opt("--quick")
     # The project's trained model is judged on held-out scenes of what it was trained for.
-    parity_images = _split(opt("--parity-images") or (TRAINED_PARITY_IMAGES if trained else DEFAULT_PARITY_IMAGES))
+    parity_images = _split(opt("--parity-images") or ",".join(defaults.parity_images(trained, quick)))
+    mutation = opt("--mutation")
+    if mutation and mutation not in OUTPUT_MUTATIONS:
+        raise pytest.UsageError(f"--mutation: unknown {mutation}; known: {', '.join(OUTPUT_MUTATIONS)}")
     images = [opt("--bench-image")] + parity_images
     unknown = [i for i in images if not is_image_name(i) and not Path(i).exists()]
     if unknown:
@@ -122,12 +142,13 @@ def _settings(config) -> Settings:
     cfg_path = opt("--config")
     if cfg_path and not Path(cfg_path).is_file():
         raise pytest.UsageError(f"--config: no such file: {cfg_path}")
-    rounds = opt("--rounds") if opt("--rounds") is not None else (20 if on_gpu else 3)
-    warmup = opt("--warmup-rounds") if opt("--warmup-rounds") is not None else (5 if on_gpu else 1)
+    default_rounds, default_warmup = defaults.rounds(on_gpu, quick)
+    rounds = opt("--rounds") if opt("--rounds") is not None else default_rounds
+    warmup = opt("--warmup-rounds") if opt("--warmup-rounds") is not None else default_warmup
     if rounds < 1 or warmup < 0:
         raise pytest.UsageError("--rounds must be >= 1 and --warmup-rounds >= 0")
     try:
-        sizes = [parse_case(s) for s in _split(opt("--sizes") or (GPU_SIZES if on_gpu else CPU_SIZES))]
+        sizes = [parse_case(s) for s in _split(opt("--sizes"))] if opt("--sizes") else defaults.sizes(on_gpu, quick)
     except ValueError as exc:
         raise pytest.UsageError(f"--sizes: {exc}") from None
     return Settings(
@@ -145,6 +166,9 @@ def _settings(config) -> Settings:
         min_matched=opt("--parity-min-matched") or (TRAINED_MIN_MATCHED if trained else DEFAULT_MIN_MATCHED),
         min_mask_iou=opt("--parity-min-mask-iou") or (TRAINED_MIN_MASK_IOU if trained else DEFAULT_MIN_MASK_IOU),
         fixed_thresholds=bool(checkpoint or opt("--parity-min-matched") or opt("--parity-min-mask-iou")),
+        quick=quick,
+        every_stage=opt("--every-stage"),
+        mutation=mutation,
     )
 
 
@@ -170,6 +194,7 @@ def pytest_configure(config):
     config._mmdet_opt = _settings(config)
     _make_output_folders(config)
     config._mmdet_opt_parity = []
+    config._mmdet_opt_not_run = []
     from mmdet_opt.machine import device_slug
 
     # Keep each device's runs apart, so --benchmark-compare only compares like with like.
@@ -202,7 +227,8 @@ def _check_compare_baselines(config):
     Left to itself, pytest-benchmark crashes on a path that does not exist, and only warns (then
     compares against nothing, so --benchmark-compare-fail passes) on a name that matches no run,
     an empty or corrupt file, or a run of another device (whose timings say nothing about this one).
-    A bare --benchmark-compare with no stored run yet keeps pytest-benchmark's warning: a first run.
+    A bare --benchmark-compare with no stored run yet keeps pytest-benchmark's warning: a first run;
+    with stored runs it takes the latest baseline (``_latest_baseline``).
     """
     compare = config.getoption("benchmark_compare", None)
     storage = config.getoption("benchmark_storage", None) or ""
@@ -212,14 +238,13 @@ def _check_compare_baselines(config):
     from pytest_benchmark.utils import get_machine_id
 
     from mmdet_opt.machine import device_name
-    from mmdet_opt.suite.compare import same_weights
-    from mmdet_opt.suite.report import ReportError, load_run
+    from mmdet_opt.suite.runs import ReportError, load_run, same_weights
 
     root = Path(storage.removeprefix("file://"))
     stored = FileStorage(root, logger=None, default_machine_id=get_machine_id())
     weights = _weights(config._mmdet_opt)  # once: it reads the whole checkpoint file for its hash
     if compare is True:
-        files = _latest_timed_run(config, stored.query("[0-9][0-9][0-9][0-9]_"), weights)
+        files = _latest_baseline(config, stored.query("[0-9][0-9][0-9][0-9]_"), weights, root)
     else:
         try:
             files = stored.query(compare)
@@ -249,27 +274,33 @@ def _check_compare_baselines(config):
                                     "the detections, and so the timings, differ with the weights")
 
 
-def _latest_timed_run(config, stored: list, weights: str) -> list:
-    """A bare --benchmark-compare: the latest stored run, as pytest-benchmark picks it, except that
-    runs without timings (a parity run stores only figures) or of other weights are passed over,
-    else nothing, or the wrong thing, would be compared. A broken file is still a usage error."""
-    from mmdet_opt.suite.compare import same_weights
-    from mmdet_opt.suite.report import ReportError, load_run
+def _latest_baseline(config, stored: list, weights: str, root: Path) -> list:
+    """A bare --benchmark-compare: the latest stored run that is a baseline (a complete run of the
+    default suite from a clean checkout, ``mmdet_opt.suite.baseline``) of the same weights. Later
+    runs are passed over, in one header line; with none, nothing is compared, and the header says so.
+    A broken file is still a usage error."""
+    from mmdet_opt.suite.baseline import is_baseline
+    from mmdet_opt.suite.runs import ReportError, load_run, same_weights
 
-    this_run = {"weights": weights}
     passed_over = []
     for path in reversed(stored):
         try:
             run = load_run(path)
         except ReportError as exc:
             raise pytest.UsageError(f"--benchmark-compare: {exc}") from None
-        if run["benchmarks"] and same_weights(run, this_run):
+        if is_baseline(run) and same_weights(run, {"weights": weights}):
+            config.option.benchmark_compare = str(path)
+            note = f"--benchmark-compare: {path.name}, the latest baseline"
             if passed_over:
-                config.option.benchmark_compare = str(path)
-                config._mmdet_opt_compare_note = (f"--benchmark-compare: {path.name}; passed over the later "
-                                                  f"{', '.join(passed_over)} (no timings, or other weights)")
+                note += f"; passed over the later {', '.join(passed_over)} (not complete and clean, or other weights)"
+            config._mmdet_opt_compare_note = note
             return [path]
         passed_over.append(path.name)
+    if stored:  # only partial, dirty or other-weights runs: comparing with one would mislead
+        config.option.benchmark_compare = False
+        config._mmdet_opt_compare_note = (f"--benchmark-compare: no baseline in {root} (passed over "
+                                          f"{', '.join(passed_over)}: not complete and clean, or other weights); "
+                                          "nothing is compared")
     return []
 
 
@@ -301,6 +332,10 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     records = getattr(config, "_mmdet_opt_parity", None)
     if records:
         output_json["parity"] = records
+    if getattr(config, "_mmdet_opt_not_run", None):  # batches too large for this GPU, measured as such
+        output_json["not_run"] = config._mmdet_opt_not_run
+    if settings.mutation:  # parity broken on purpose: never a baseline
+        output_json["mutation"] = settings.mutation
 
 
 def _run_json(config, benchmarks) -> dict:
@@ -362,6 +397,14 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 def pytest_generate_tests(metafunc):
     settings = metafunc.config._mmdet_opt
+    if "stage" in metafunc.fixturenames:  # test_stage: the stages each variant gets at each case
+        from mmdet_opt.suite.defaults import stages
+
+        plan = [(variant, case, stage) for name, variant in settings.variants.items() for case in settings.sizes
+                for stage in stages(name, case, settings.quick, settings.every_stage)]
+        metafunc.parametrize("variant,case,stage", plan, ids=[f"{v.name}-{c}-{s}" for v, c, s in plan],
+                             scope="session")
+        return
     if "variant" in metafunc.fixturenames:
         metafunc.parametrize("variant", list(settings.variants.values()), ids=lambda v: v.name, scope="session")
     if "case" in metafunc.fixturenames:
@@ -379,6 +422,6 @@ def settings(request) -> Settings:
 def suite(settings):
     from mmdet_opt.suite.session import Suite
 
-    return Suite(settings.device, settings.config, settings.checkpoint, settings.seed)
+    return Suite(settings.device, settings.config, settings.checkpoint, settings.seed, mutation=settings.mutation)
 
 

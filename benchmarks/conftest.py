@@ -1,7 +1,14 @@
 """Options and helpers of the benchmark files only."""
+import contextlib
 import time
 
 import pytest
+
+from mmdet_opt.suite.defaults import CPU_STREAM_IMAGES, GPU_STREAM_IMAGES, ROUND_BUDGET_S
+
+# --quick times the headline table and parity only.
+LEFT_OUT_BY_QUICK = ("test_throughput", "test_stream")
+SLOW_BENCHMARK_S = 10.0  # a benchmark whose timed rounds take longer says so on the terminal
 
 
 def pytest_addoption(parser):
@@ -14,13 +21,40 @@ def pytest_addoption(parser):
         help="untimed calls continue until this long has passed, after --warmup-rounds "
              "(default 1.0 on GPU, 0 on CPU)")
     parser.getgroup("mmdet-opt").addoption(
-        "--round-budget", type=float, default=60.0,
+        "--round-budget", type=float, default=ROUND_BUDGET_S,
         help="seconds of timed rounds per benchmark: a call too slow for --rounds in that time gets as many "
-             "rounds as fit, at least 5 (recorded in extra_info as rounds_capped); 0: no budget (default 60)")
+             "rounds as fit, at least 5 (recorded in extra_info as rounds_capped); 0: no budget "
+             f"(default {ROUND_BUDGET_S:g})")
     parser.getgroup("mmdet-opt").addoption(
         "--stream-images", type=int, default=None,
-        help="images in the stream benchmark (default 200 on GPU, photos up to 4032 px; 6 on CPU, up to "
-             "800 px); 30%% of them are distinct sizes (at least 3, at most 60)")
+        help=f"images in the stream benchmark (default {GPU_STREAM_IMAGES} on GPU, photos up to 4032 px; "
+             f"{CPU_STREAM_IMAGES} on CPU, up to 800 px); 30%% of them are distinct sizes (at least 3, at most 60)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--quick", default=False):  # the root conftest defines it
+        return
+    left_out = [item for item in items if getattr(item, "originalname", item.name) in LEFT_OUT_BY_QUICK]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
+
+
+@pytest.fixture(scope="session")
+def progress(request):
+    """``progress(text)``: a line on the terminal now, past pytest's output capture, so that a long
+    step (the stream, a slow stock case) shows it is moving in a plain ``pytest benchmarks``."""
+    config = request.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(text: str) -> None:
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            reporter.write_line(f"mmdet-opt: {text}")
+
+    return say
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +89,10 @@ def warm_up(settings, request):
 
 
 @pytest.fixture(scope="session")
-def timed_rounds(request):
+def timed_rounds(request, progress):
     """``timed_rounds(benchmark, rounds, per_call_s)``: the rounds that fit --round-budget, and a
-    note in the benchmark's extra_info when that is fewer than ``rounds``."""
+    note in the benchmark's extra_info when that is fewer than ``rounds``; a slow benchmark says on
+    the terminal how long it will take."""
     from mmdet_opt.suite.rounds import rounds_within
 
     budget = request.config.getoption("--round-budget")
@@ -66,6 +101,9 @@ def timed_rounds(request):
         fitting = rounds_within(rounds, per_call_s, budget)
         if fitting < rounds:
             benchmark.extra_info["rounds_capped"] = f"{fitting} of {rounds} (--round-budget {budget:g} s)"
+        if per_call_s and fitting * per_call_s > SLOW_BENCHMARK_S:
+            progress(f"{benchmark.name}: {per_call_s:.2f} s a call, {fitting} rounds, about "
+                     f"{fitting * per_call_s:.0f} s")
         return fitting
 
     return get

@@ -1,5 +1,9 @@
 """Stage timings: variant x case (photo size, test scale) x stage, stored by pytest-benchmark and compared across runs.
 
+Which stages each variant gets at each case is the suite's plan (``mmdet_opt.suite.defaults.stages``,
+parametrized by the conftest): every stage of the study's variants at its protocol cases, ``total``
+elsewhere; ``--every-stage`` gives the full grid, ``--quick`` ``total`` alone.
+
 Each round times one stage from the previous stage's real outputs. GPU work is asynchronous, so
 the timed callable ends with a synchronize and each round starts from an idle GPU (``setup``).
 """
@@ -8,7 +12,7 @@ import time
 import pytest
 import torch
 
-from mmdet_opt.pipeline import OUTPUT_STAGES, STAGES, stage_calls
+from mmdet_opt.pipeline import stage_calls
 from mmdet_opt.results import Detections
 
 
@@ -33,7 +37,6 @@ def sync(device: str):
         torch.cuda.synchronize(device)
 
 
-@pytest.mark.parametrize("stage", STAGES + OUTPUT_STAGES)
 def test_stage(benchmark, calls, variant, case, stage, settings, request, warm_up, timed_rounds):
     stage_fns, n_dets = calls(variant, case)
     if stage not in stage_fns:

@@ -11,6 +11,8 @@ import time
 import pytest
 import torch
 
+from mmdet_opt.suite import defaults
+from mmdet_opt.suite.defaults import STREAM_VARIANTS
 from mmdet_opt.suite.stream import (
     LONG_SIDE_RANGE,
     GpuMemory,
@@ -20,21 +22,21 @@ from mmdet_opt.suite.stream import (
     suite_stream_sizes,
 )
 
-STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph", "inference_graph_padded")
-GPU_STREAM, CPU_STREAM = (200, LONG_SIDE_RANGE), (6, (320, 800))
+CPU_LONG_SIDE = (320, 800)
+PROGRESS_EVERY = 50  # photos between the lines that show a stream moving
 
 
 @pytest.fixture(scope="session")
 def stream(settings, request):
-    count, long_side = GPU_STREAM if settings.on_gpu else CPU_STREAM
-    count = request.config.getoption("--stream-images") or count
+    long_side = LONG_SIDE_RANGE if settings.on_gpu else CPU_LONG_SIDE
+    count = request.config.getoption("--stream-images") or defaults.stream_images(settings.on_gpu)
     sizes = suite_stream_sizes(count, seed=settings.seed, long_side=long_side)
     scale = next((c.scale for c in settings.sizes if not c.natural), settings.sizes[0].scale)
     return sizes, stream_images(sizes, seed=settings.seed), scale
 
 
 @pytest.mark.parametrize("stream_variant", STREAM_VARIANTS)
-def test_stream(benchmark, suite, settings, stream, stream_variant):
+def test_stream(benchmark, suite, settings, stream, stream_variant, progress):
     from mmdet.apis import inference_detector
 
     variant = settings.variants.get(stream_variant)
@@ -42,6 +44,10 @@ def test_stream(benchmark, suite, settings, stream, stream_variant):
         pytest.skip(settings.unavailable.get(stream_variant, f"{stream_variant} not selected (--variants)"))
     sizes, images, scale = stream
     outcome = {}
+
+    def show_progress(done: int, seconds: float) -> None:
+        if done % PROGRESS_EVERY == 0:
+            progress(f"stream {variant.name}: {done} of {len(sizes)} photos, {seconds:.1f} s")
 
     def whole_stream():
         # The collector runs as in a user's loop: the suite times with it off (pytest.ini), and stock's
@@ -66,7 +72,8 @@ def test_stream(benchmark, suite, settings, stream, stream_variant):
                 run_one = pipeline
             shapes = getattr(pipeline, "shapes", None)  # a graph pipeline's plan caches
             plans = shapes.networks if shapes is not None else None
-            run = run_stream(run_one, sizes, images, settings.device, plans, after_first=memory.mark_single)
+            run = run_stream(run_one, sizes, images, settings.device, plans, after_first=memory.mark_single,
+                             after_each=show_progress)
         run.memory = memory.figures
         run.startup_seconds = startup
         outcome["run"], outcome["pipeline"] = run, pipeline

@@ -33,11 +33,14 @@ from mmdet_opt.suite.history import PARITY_READERS
 from mmdet_opt.suite.report import cli as report_cli
 from mmdet_opt.suite.report import main as report_main
 from mmdet_opt.suite.report import markdown
+from synthetic_runs import complete_run, only
 
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
-BASELINES = REPO / "baselines" / "NVIDIA_H100_80GB_HBM3" / "Linux-CPython-3.12-64bit"
+OLD_RUNS = REPO / "docs" / "runs" / "baselines-old"  # runs once stored as baselines: slices of the suite
+BASELINES = OLD_RUNS / "NVIDIA_H100_80GB_HBM3" / "Linux-CPython-3.12-64bit"
+H200_RUNS = OLD_RUNS / "NVIDIA_H200" / "Linux-CPython-3.12-64bit"
 H100 = "NVIDIA H100 80GB HBM3"
 
 
@@ -172,6 +175,12 @@ def write(path, data):
     return str(path)
 
 
+def write_run(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
 @pytest.fixture
 def runs(tmp_path):
     def both(total_ms, seed):
@@ -235,47 +244,71 @@ def test_a_benchmark_missing_from_the_rerun_keeps_its_verdict(runs, tmp_path):
     assert gate.main([base, slow, "--confirm", other]) == 1
 
 
-def test_latest_in_picks_the_highest_numbered_run(tmp_path, runs, capsys):
-    base, same, _ = runs
+GATE = "test_stage and inference_graph and not roi_head and not masks and not rle"
+GATED = "test_stage[inference_graph-1333x800-total]"
+
+
+def gate_slice(run_: dict) -> dict:
+    return only(run_, gate.selector(GATE))
+
+
+def test_latest_in_picks_the_highest_numbered_baseline(tmp_path, capsys):
     stored = tmp_path / "stored"
-    stored.mkdir()
-    for name in ("0002_old.json", "0009_older.json"):
-        shutil.copy(same, stored / name)
-    shutil.copy(base, stored / "0010_latest.json")
+    for number, seed in ((2, 2), (9, 9), (10, 10)):
+        write_run(stored / f"{number:04d}_full.json", complete_run(seed=seed))
     (stored / "notes.json").write_text("{}")  # not a stored run: ignored
-    assert gate.main(["--latest-in", str(stored), same]) == 0
-    assert f"Baseline: {stored / '0010_latest.json'}" in capsys.readouterr().out
-
-
-def test_latest_in_passes_over_newer_runs_without_a_compared_benchmark(tmp_path, runs, capsys):
-    """A parity-only run (no benchmarks), a partial run of other benchmarks and a run of other weights,
-    stored after the full one (which predates the weights key), are passed over and named; the gate
-    still compares with the full one."""
-    base, _, slow = runs
-    stored = tmp_path / "stored"
-    stored.mkdir()
-    shutil.copy(base, stored / "0001_full.json")
-    write(stored / "0002_parity.json", {**run(), "parity": [{"variant": "inference_graph", "size": "1333x800"}]})
-    write(stored / "0003_other.json", run(bench("t_throughput", noisy(6.0))))
-    slow_run = json.loads(Path(slow).read_text())
-    write(stored / "0004_trained.json", {**slow_run, "weights": "checkpoint trained"})
-    slow = write(tmp_path / "slow_synthetic.json", {**slow_run, "weights": "synthetic, seed 0"})
-    assert gate.main(["--latest-in", str(stored), slow, "-k", "total"]) == 1
+    new = write_run(tmp_path / "night.json", gate_slice(complete_run(seed=11)))
+    assert gate.main(["--latest-in", str(stored), str(new), "-k", GATE]) == 0
     out = capsys.readouterr().out
-    assert f"Baseline: {stored / '0001_full.json'}" in out and "1 compared: 1 REGRESSED" in out
-    assert ("Newer stored runs passed over (none of the compared benchmarks, or other weights): "
-            "0004_trained.json, 0003_other.json, 0002_parity.json") in out
+    assert f"Baseline: {stored / '0010_full.json'}" in out and "Newer stored runs" not in out
 
 
-def test_latest_in_with_no_usable_stored_run_names_what_it_looked_for(tmp_path, runs, capsys):
-    base, _, slow = runs
+def test_latest_in_passes_over_newer_runs_that_are_not_baselines(tmp_path, capsys):
+    """A parity-only run, a partial run (the gate's stages alone), a complete run of a dirty tree and one
+    of other weights, all stored after the baseline: each passed over, and named."""
     stored = tmp_path / "stored"
-    stored.mkdir()
-    shutil.copy(base, stored / "0001_full.json")
-    assert gate.main(["--latest-in", str(stored), slow, "-k", "throughput"]) == 2
+    write_run(stored / "0001_full.json", complete_run(seed=1))
+    write_run(stored / "0002_parity.json", {**only(complete_run(seed=2), lambda b: False),
+                                            "parity": complete_run(seed=2)["parity"]})
+    write_run(stored / "0003_partial.json", gate_slice(complete_run(seed=3)))
+    write_run(stored / "0004_dirty.json", complete_run(seed=4, dirty=True))
+    write_run(stored / "0005_trained.json", complete_run(seed=5, weights="checkpoint trained"))
+    new = write_run(tmp_path / "night.json", gate_slice(complete_run(seed=6, slower_ms={GATED: 1.0})))
+    assert gate.main(["--latest-in", str(stored), str(new), "-k", GATE]) == 1
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith(f"| {GATED} |")]
+    assert f"Baseline: {stored / '0001_full.json'}" in out and "| REGRESSED |" in row
+    assert ("Newer stored runs passed over (not a baseline, other weights, or none of the compared benchmarks): "
+            "0005_trained.json, 0004_dirty.json, 0003_partial.json, 0002_parity.json.") in out
+
+
+def test_latest_in_without_a_baseline_says_what_it_looked_for(tmp_path, capsys):
+    stored = tmp_path / "stored"
+    write_run(stored / "0001_partial.json", gate_slice(complete_run(seed=1)))
+    new = write_run(tmp_path / "night.json", gate_slice(complete_run(seed=2)))
+    assert gate.main(["--latest-in", str(stored), str(new), "-k", GATE]) == 2
     (err,) = capsys.readouterr().err.strip().splitlines()
-    assert err == (f"error: --latest-in: none of the 1 stored runs in {stored} holds a benchmark of {slow} "
-                   "matching -k 'throughput' with the same weights")
+    assert err == (f"error: --latest-in: none of the 1 stored runs in {stored} holds a baseline (a complete run of "
+                   "the default suite from a clean checkout, python -m mmdet_opt.suite.baseline) with the same "
+                   f"weights and a benchmark of {new} matching -k {GATE!r}")
+
+
+def test_the_stored_h200_runs_are_not_taken_for_a_baseline(tmp_path, capsys):
+    """The runs once under baselines/ (slices of the suite, most from a dirty tree): the gate finds no
+    baseline among them rather than comparing 0011's two variants, and says so in one line."""
+    new = write_run(tmp_path / "night.json", gate_slice(complete_run(seed=1)))
+    assert gate.main(["--latest-in", str(H200_RUNS), str(new), "-k", GATE]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith(f"error: --latest-in: none of the 11 stored runs in {H200_RUNS} holds a baseline")
+
+
+def test_a_baseline_named_as_a_file_is_used_and_its_gaps_said(tmp_path, capsys):
+    base = write_run(tmp_path / "base.json", gate_slice(complete_run(seed=1, dirty=True)))
+    new = write_run(tmp_path / "new.json", gate_slice(complete_run(seed=2)))
+    assert gate.main([str(base), str(new), "-k", GATE]) == 0
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("The baseline is not")]
+    assert note.startswith("The baseline is not a complete clean run (from a dirty working tree; ")
+    assert note.endswith(": only what both runs hold is compared.")
 
 
 def with_weights(weights):
@@ -342,8 +375,9 @@ def test_gate_on_real_pytest_benchmark_files(pytester, tmp_path, capsys, save_da
     (stored,) = storage.iterdir()  # pytest-benchmark's <machine-id> folder
     for delay, name in ((0.02, "same.json"), (0.06, "slower.json")):
         stub_run(pytester, storage, delay, f"--benchmark-json={tmp_path / name}")
-    assert gate.main(["--latest-in", str(stored), str(tmp_path / "same.json")]) == 0
-    assert gate.main(["--latest-in", str(stored), str(tmp_path / "slower.json")]) == 1
+    (baseline,) = stored.glob("0001_base.json")
+    assert gate.main([str(baseline), str(tmp_path / "same.json")]) == 0
+    assert gate.main([str(baseline), str(tmp_path / "slower.json")]) == 1
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| test_stage |")][-1]
     assert "| REGRESSED |" in row
     assert ("10/10 rounds" in row) if save_data else ("median alone: no rounds in the baseline" in row)
@@ -476,7 +510,21 @@ def series(svg: str) -> int:
     return len(set(re.findall(r'class="series serie-(\d+)', svg)))
 
 
-def test_history_of_the_committed_baselines(tmp_path, capsys):
+def test_history_of_the_stored_h200_runs_skips_the_stream_only_ones(tmp_path, capsys):
+    """The folder that once failed the nightly's history step: stream-only runs among partial ones."""
+    svg = tmp_path / "history.svg"
+    assert report_cli(["--history", str(H200_RUNS), "--chart", str(svg)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"skipped {H200_RUNS / name}: no stage totals and no parity figures"
+                                         for name in ("0006_h200_stream.json", "0007_h200_stream.json",
+                                                      "0008_h200_stream.json")]
+    rows = [line for line in captured.out.splitlines() if line.startswith("| 00") and " | 2026-" in line]
+    assert [row.split(" ")[1] for row in rows] == ["0001", "0002", "0003", "0004", "0005", "0009", "0010", "0011"]
+    assert all(row.endswith("| partial |") for row in rows)
+    assert svg.read_text().startswith("<?xml")
+
+
+def test_history_of_the_stored_h100_runs(tmp_path, capsys):
     svg = tmp_path / "history.svg"
     assert report_cli(["--history", str(BASELINES), "--chart", str(svg)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -544,7 +592,7 @@ def test_history_keeps_parity_of_different_weights_apart(tmp_path, capsys):
 @pytest.mark.parametrize("make, words", [
     (lambda p: p / "empty", "no stored run"),
     (lambda p: Path(write(p / "x.json", {"benchmarks": [{"name": "x", "stats": {"median": 1.0}}]})),
-     "no stage benchmarks (extra_info variant/size/stage), and no parity figures"),
+     "none of the 1 runs holds stage totals or parity figures"),
     (lambda p: p / "missing.json", "no such file"),
 ], ids=["empty-folder", "no-stages", "missing"])
 def test_history_errors_are_one_line_and_exit_2(tmp_path, capsys, make, words):

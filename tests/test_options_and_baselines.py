@@ -11,6 +11,11 @@ What pytest-benchmark 5.3 does by itself with --benchmark-compare, and what the 
     a run recorded on another device   a warning that machine_info differs, then compares -> usage error
     a run number stored only under another device's folder: no match, as above           -> usage error
                                                                           naming the other device's run
+    a bare --benchmark-compare         the latest stored run, whatever it holds          -> the latest baseline
+                                                                          (mmdet_opt.suite.baseline), or none
+
+Every run committed under baselines/ must be a baseline: a complete run of the default suite from a
+clean checkout (checked below, file by file).
 """
 import hashlib
 import json
@@ -22,8 +27,11 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.utils import get_machine_id
 
+from mmdet_opt.suite import baseline
 from mmdet_opt.suite.report import cli as report_cli
 from mmdet_opt.suite.report import main as report_main
+from mmdet_opt.suite.runs import STORED_RUN
+from synthetic_runs import complete_run, only
 
 pytest_plugins = ["pytester"]
 
@@ -65,7 +73,8 @@ def assert_usage_error(result, *words):
     ("--bench-image=nosuch", ["unknown image nosuch"]),
     ("--checkpoint=missing.pth", ["--checkpoint", "no such file", "missing.pth"]),
     ("--checkpoint=https://127.0.0.1/model.pth#md5=00", ["--checkpoint", "#sha256=<64 hex digits>"]),
-], ids=["variants", "sizes", "parity-image", "bench-image", "checkpoint", "checkpoint-url"])
+    ("--mutation=nosuch", ["--mutation", "unknown nosuch", "known: identity, transpose_masks"]),
+], ids=["variants", "sizes", "parity-image", "bench-image", "checkpoint", "checkpoint-url", "mutation"])
 def test_bad_option_is_one_usage_line(project, option, words):
     assert_usage_error(collect(project, option), *words)
 
@@ -191,23 +200,47 @@ def test_bare_compare_with_a_broken_latest_run(project, stored_run):
     assert_usage_error(collect(project, "--benchmark-compare"), "0002_cut.json", "not valid JSON")
 
 
+def baseline_like(stored_run: dict, **changes) -> dict:
+    """A complete CPU run of the default suite, with the stored run's machine and its timed stub."""
+    run = complete_run(on_gpu=False, **changes)
+    return {**run, "machine_info": stored_run["machine_info"],
+            "benchmarks": run["benchmarks"] + stored_run["benchmarks"]}
+
+
 @pytest.mark.slow  # pytest in a subprocess
-def test_bare_compare_passes_over_later_parity_only_and_other_weights_runs(project, stored_run):
-    """A stored parity run has figures and no timings, and a run of other weights other detections:
-    compared with either, a run would show nothing, or the wrong thing."""
-    store(project, "cpu", "0001_cpu.json", stored_run)
+def test_bare_compare_takes_the_latest_baseline_and_names_the_runs_passed_over(project, stored_run):
+    """A parity-only run, a partial one, a dirty one and one of other weights, stored after the baseline:
+    compared with any of them, most benchmarks would have nothing, or the wrong thing, to compare with."""
+    store(project, "cpu", "0001_cpu.json", baseline_like(stored_run))
     store(project, "cpu", "0002_parity.json", {**stored_run, "benchmarks": [], "parity": [{"variant": "inference"}]})
-    store(project, "cpu", "0003_trained.json", {**stored_run, "weights": "checkpoint trained"})
+    store(project, "cpu", "0003_partial.json", stored_run)
+    store(project, "cpu", "0004_dirty.json", baseline_like(stored_run, dirty=True))
+    store(project, "cpu", "0005_trained.json", baseline_like(stored_run, weights="checkpoint trained"))
     project.makepyfile(test_timed="def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
                                           "--benchmark-compare", timeout=600)  # not -q: the header says it
     output = "\n".join(result.outlines + result.errlines)
     assert result.ret == pytest.ExitCode.OK, output
-    assert ("--benchmark-compare: 0001_cpu.json; passed over the later 0003_trained.json, 0002_parity.json "
-            "(no timings, or other weights)") in output
+    assert ("mmdet-opt: --benchmark-compare: 0001_cpu.json, the latest baseline; passed over the later "
+            "0005_trained.json, 0004_dirty.json, 0003_partial.json, 0002_parity.json (not complete and clean, "
+            "or other weights)") in output
     assert "Comparing against benchmarks from: " in output and "0001_cpu.json" in output
     assert "test_timed (0001_cpu)" in output  # the stored timing's row in pytest-benchmark's table
     assert "machine_info is different" not in output  # the GPU state, which always differs, is kept apart
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_bare_compare_without_a_baseline_compares_nothing_and_says_so(project, stored_run):
+    store(project, "cpu", "0001_cpu.json", stored_run)  # the stub alone: a partial run
+    project.makepyfile(test_timed="def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
+                                          "--benchmark-compare", timeout=600)
+    output = "\n".join(result.outlines + result.errlines)
+    assert result.ret == pytest.ExitCode.OK, output
+    (line,) = [line for line in result.outlines if line.startswith("mmdet-opt: --benchmark-compare")]
+    assert line == ("mmdet-opt: --benchmark-compare: no baseline in baselines/cpu (passed over 0001_cpu.json: "
+                    "not complete and clean, or other weights); nothing is compared")
+    assert "(0001_cpu)" not in output and "Comparing against" not in output
 
 
 @pytest.mark.slow  # pytest in a subprocess
@@ -250,6 +283,140 @@ def test_first_run_without_baselines_keeps_the_warning(project):
     result = collect(project, "--benchmark-compare")
     assert result.ret == pytest.ExitCode.OK
     assert "Can't compare" in "\n".join(result.outlines + result.errlines)
+
+
+# --- what a baseline is ------------------------------------------------------------------------------
+
+COMMITTED = sorted((REPO / "baselines").glob("*/*/*.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_committed_baseline_is_a_complete_clean_run(path):
+    """Skipped ('got empty parameter set') only while baselines/ holds no run yet."""
+    assert baseline.problems(json.loads(path.read_text())) == []
+
+
+def test_runs_lie_only_where_pytest_benchmark_stores_them():
+    """baselines/<device>/<machine id>/NNNN_NAME.json: a file elsewhere is never compared with."""
+    assert sorted((REPO / "baselines").rglob("*.json")) == COMMITTED
+    assert all(STORED_RUN.fullmatch(p.name) for p in COMMITTED)
+
+
+@pytest.mark.parametrize("on_gpu", [True, False], ids=["gpu", "cpu"])
+def test_a_complete_run_of_a_clean_tree_is_a_baseline(on_gpu):
+    run = complete_run(on_gpu=on_gpu)
+    assert baseline.problems(run) == [] and baseline.is_baseline(run)
+
+
+def drop(run: dict, name: str) -> dict:
+    return {**run, "benchmarks": [b for b in run["benchmarks"] if b["name"] != name]}
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda r: {**r, "commit_info": {**r["commit_info"], "dirty": True}}, "from a dirty working tree"),
+    (lambda r: {**r, "commit_info": {}}, "no commit recorded"),
+    (lambda r: drop(r, "test_stage[inference-1333x800-backbone]"),
+     "1 of {stages} stage benchmarks missing (e.g. inference 1333x800 backbone)"),
+    (lambda r: drop(r, "test_stage[inference_fp16-4032x3024@3840x2304-total]"),
+     "1 of {stages} stage benchmarks missing (e.g. inference_fp16 4032x3024@3840x2304 total)"),
+    (lambda r: drop(r, "test_throughput[3840x2304-inference-16]"),
+     "1 of {throughput} throughput benchmarks missing (e.g. inference 3840x2304 16)"),
+    (lambda r: {**r, "parity": r["parity"][1:]},
+     "1 of {parity} parity cases missing (e.g. inference 1333x800 astronaut)"),
+    (lambda r: {**r, "weights": "checkpoint trained, sha256 50840a02"},
+     "{parity} of {parity} parity cases missing (e.g. inference 1333x800 scene0)"),  # the trained model's scenes
+    (lambda r: {**r, "benchmarks": [_with(b, stream_summary={**b["extra_info"]["stream_summary"], "images": 20})
+                                    if b["name"] == "test_stream[inference]" else b for b in r["benchmarks"]]},
+     "1 of {stream} stream benchmarks missing (e.g. inference)"),  # a shorter stream
+    (lambda r: {**r, "benchmarks": [_with(b, injected_delay_ms=1.0) for b in r["benchmarks"]]},
+     "timed with --inject-delay-ms 1"),
+    (lambda r: {**r, "mutation": "shift_8px"}, "parity broken on purpose (--mutation shift_8px)"),
+    (lambda r: {**r, "benchmarks": [{**b, "stats": {k: v for k, v in b["stats"].items() if k != "data"}}
+                                    for b in r["benchmarks"]]},
+     "{timed} benchmarks stored without their rounds (save with --benchmark-save-data)"),
+], ids=["dirty", "no-commit", "a-stage", "a-natural-total", "a-batch", "a-parity-case", "trained-scenes",
+        "short-stream", "injected-delay", "mutation", "no-rounds"])
+def test_what_keeps_a_run_from_being_a_baseline(change, problem):
+    counts = {kind: len(keys) for kind, keys in vars(baseline.expected(on_gpu=True)).items()}
+    counts["timed"] = counts["stages"] + counts["throughput"] + counts["stream"]
+    assert baseline.problems(change(complete_run())) == [problem.format(**counts)]
+
+
+def _with(bench: dict, **extra) -> dict:
+    return {**bench, "extra_info": {**bench["extra_info"], **extra}}
+
+
+def test_a_batch_the_gpu_could_not_hold_counts_as_run():
+    """The suite's own record of a stock batch too large for the GPU (an 80 GB H100 at 3840x2304)."""
+    run = drop(complete_run(), "test_throughput[3840x2304-inference-16]")
+    record = {"variant": "inference", "size": "3840x2304", "batch": 16, "reason": "out of GPU memory"}
+    assert baseline.problems({**run, "not_run": [record]}) == []
+
+
+def test_the_baseline_command_says_which_runs_are_baselines(tmp_path, capsys):
+    good, partial = tmp_path / "0001_good.json", tmp_path / "0002_partial.json"
+    good.write_text(json.dumps(complete_run()))
+    partial.write_text(json.dumps(only(complete_run(), lambda b: "inference_graph-" in b["name"])))
+    assert baseline.main([str(good)]) == 0
+    assert baseline.main([str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == lines[1] == f"{good}: a baseline"
+    others = [key for key in baseline.expected(on_gpu=True).stages if key[0] != "inference_graph"]
+    assert lines[2].startswith(f"{partial}: not a baseline: {len(others)} of {len(baseline.expected(True).stages)} "
+                               "stage benchmarks missing")
+    assert baseline.main([str(tmp_path / "missing.json")]) == 2
+
+
+# --- the default suite's plan --------------------------------------------------------------------------
+
+def collected(*args) -> list:
+    """The benchmark suite's test ids on a CPU, as pytest collects them with ``args``."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p",
+                           "no:cacheprovider", "--device=cpu", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [line.split("::")[1] for line in done.stdout.splitlines() if "::" in line]
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_the_default_plan_times_every_stage_only_where_the_study_reads_them():
+    ids = collected()
+    stages = [i for i in ids if i.startswith("test_stage[")]
+    assert "test_stage[inference-640x384-backbone]" in stages and "test_stage[inference-640x384-total+rle]" in stages
+    assert "test_stage[inference_preprocess_fp32-640x384-backbone]" not in stages  # not one of the study's rows
+    assert "test_stage[inference_preprocess_fp32-640x384-total]" in stages
+    natural = [i for i in stages if "1024x768@640x384" in i]
+    assert natural and all(i.endswith("-total]") for i in natural)
+    expected = baseline.expected(on_gpu=False)
+    assert len(stages) == len(expected.stages)
+    assert len([i for i in ids if i.startswith("test_parity[")]) == len(expected.parity)
+    assert len([i for i in ids if i.startswith("test_stream[")]) == len(expected.stream)
+    assert len(collected("--every-stage")) > len(ids)
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_quick_collects_the_headline_table_and_parity_on_one_image():
+    ids = collected("--quick")
+    stages = [i for i in ids if i.startswith("test_stage[")]
+    assert stages and all(i.endswith("-640x384-total]") for i in stages)
+    assert len(stages) == len({variant for variant, _, _ in baseline.expected(on_gpu=False).stages})
+    parity = [i for i in ids if i.startswith("test_parity[")]
+    assert parity and all(i.endswith("-640x384-astronaut]") for i in parity)
+    assert not [i for i in ids if i.startswith(("test_throughput", "test_stream"))]
+
+
+@pytest.mark.slow  # the model, stock and one variant on a CPU
+def test_a_mutation_fails_parity_and_marks_the_run(tmp_path):
+    out = tmp_path / "parity.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--device=cpu",
+                           "benchmarks/test_parity.py", "--variants=inference_raw_mask", "--sizes=320x192",
+                           "--parity-images=astronaut", "--mutation=shift_8px", f"--benchmark-json={out}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 failed" in done.stdout
+    run = json.loads(out.read_text())
+    assert run["mutation"] == "shift_8px"
+    assert "parity broken on purpose (--mutation shift_8px)" in baseline.problems(run)
 
 
 # --- python -m mmdet_opt.suite.report ----------------------------------------------------------------

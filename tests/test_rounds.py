@@ -53,3 +53,20 @@ def test_a_slow_benchmark_is_capped_and_says_so(pytester, tmp_path, budget):
     else:
         assert MIN_ROUNDS <= bench["stats"]["rounds"] <= 10
         assert bench["extra_info"]["rounds_capped"].endswith("of 20 (--round-budget 0.5 s)")
+
+
+PROGRESS_STUB = """
+def test_long_step(progress):
+    print("captured, shown only on failure")
+    progress("halfway")
+"""
+
+
+def test_progress_reaches_the_terminal_past_output_capture(pytester):
+    """A long step's progress line shows in a plain run, where pytest captures what a test prints."""
+    pytester.makeconftest((Path(__file__).parents[1] / "benchmarks" / "conftest.py").read_text())
+    pytester.makepyfile(test_stub=PROGRESS_STUB)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    assert "mmdet-opt: halfway" in result.outlines
+    assert "captured, shown only on failure" not in result.stdout.str()

@@ -38,114 +38,66 @@ def test_ci_runs_the_readme_test_command():
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
 
 
-def test_nightly_benchmarks_on_a_gpu_runner_and_gates_on_regressions():
+def step(job: dict, text: str) -> dict:
+    """The one step whose run command or action holds ``text``."""
+    (found,) = [s for s in job["steps"] if text in s.get("run", "") or text in s.get("uses", "")]
+    return found
+
+
+def test_nightly_calls_the_nightly_script_and_remembers_the_night():
     nightly = load(NIGHTLY)
     assert {"schedule", "workflow_dispatch"} <= set(nightly[True])
+    assert {"quick", "inject_delay_ms", "mutation"} <= set(nightly[True]["workflow_dispatch"]["inputs"])
+    assert nightly["permissions"] == {"contents": "write"}  # the nights go to gh-pages
     (job,) = nightly["jobs"].values()
     assert {"self-hosted", "gpu"} <= set(job["runs-on"])
-    commands = run_steps(nightly)
-    assert "--benchmark-compare " in commands
-    assert "--benchmark-json=out/run.json" in commands
-    assert "mmdet_opt.suite.report out/run.json --chart out/stages.svg" in commands
-    # The gate: its own JSON (every round kept), judged by the noise-aware comparison against the
-    # latest stored run of this GPU, not by pytest-benchmark's fixed percentage.
-    assert "--benchmark-compare-fail" not in commands
-    gate = gate_step(nightly)
-    assert "--benchmark-json=out/gate.json" in gate["run"]
-    assert 'mmdet_opt.suite.compare --latest-in "$BASELINES" out/gate.json' in gate["run"]
-    assert 'gate="test_stage and inference_graph and not roi_head and not masks and not rle"' in gate["run"]
-    assert "--variants inference_graph --sizes 1333x800,3840x2304" in gate["run"]
-    assert gate["shell"] == "bash"  # pipefail, so `| tee` keeps the gate's exit status
-    # The gate's baseline folder is this runner's GPU's, found at run time.
-    assert 'echo "BASELINES=$(.tox/bench/bin/python -m mmdet_opt.machine)" >> "$GITHUB_ENV"' in commands
-    assert 'mmdet_opt.suite.report --history "$BASELINES" $tonight' in commands
-    assert 'tonight="$tonight out/trained_parity.json"' in commands
-    assert "--chart out/history.svg > out/history.md" in commands
-    # Strict parity on the project's trained model, whenever its checkpoint is in the repository.
-    (trained,) = [s for s in job["steps"] if "--checkpoint trained" in s.get("run", "")]
-    assert "benchmarks/test_parity.py" in trained["run"]
-    assert "src/mmdet_opt/training/trained/trained_heads.pth" in trained["if"]
-    # The artifacts are wanted most when the gate fails.
-    (upload,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
-    assert upload["if"] == "always()"
-    assert upload["with"]["path"] == "out/"
+    # Every step of the night is the script's (tests/test_nightly.py runs it), in the tox env that runs it.
+    night = step(job, "tox -e nightly")
+    assert 'python3.12 -m tox -e nightly -- "${args[@]}"' in night["run"]
+    assert "args=(--out out --nights nights $QUICK)" in night["run"]
+    assert night["env"]["MUTATION"] == "${{ inputs.mutation }}"  # inputs reach the shell as data, not code
+    assert "mmdet_opt.suite.nightly" in (ROOT / "tox.ini").read_text()
+    # Earlier nights come from gh-pages (created on the first night) into nights/.
+    earlier = step(job, "git archive FETCH_HEAD nights")
+    assert "git archive FETCH_HEAD nights | tar -x" in earlier["run"]
+    assert 'git push origin "$commit:refs/heads/gh-pages"' in earlier["run"]
+    # A real night is remembered twice on gh-pages: github-action-benchmark's charts, and the run file.
+    action = step(job, "benchmark-action/github-action-benchmark@v1")
+    assert action["if"] == "always() && hashFiles('out/night-stored.txt') != ''"
+    assert {k: action["with"][k] for k in ("tool", "output-file-path", "auto-push", "gh-pages-branch",
+                                           "fail-on-alert")} == {
+        "tool": "pytest", "output-file-path": "out/run.json", "auto-push": True, "gh-pages-branch": "gh-pages",
+        "fail-on-alert": False}  # the project's own gate fails the job
+    assert action["with"]["github-token"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert action["with"]["benchmark-data-dir-path"] == "nightly/${{ env.DEVICE }}"
+    store = step(job, "cp -r nights/. gh-pages-tree/nights/")
+    assert store["if"] == action["if"] and "git push origin HEAD:gh-pages" in store["run"]
+    # The artifacts are wanted most when a step fails.
+    upload = step(job, "actions/upload-artifact")
+    assert upload["if"] == "always()" and upload["with"]["path"] == "out/"
+    order = [s.get("name") for s in job["steps"]]
+    assert order.index(night["name"]) < order.index(action["name"]) < order.index(store["name"])
 
 
-def gate_step(nightly) -> dict:
-    (job,) = nightly["jobs"].values()
-    (gate,) = [s for s in job["steps"] if "mmdet_opt.suite.compare" in s.get("run", "")]
-    return gate
+def test_the_nightly_device_folder_is_the_one_the_script_stores_under(tmp_path):
+    """The workflow names the gh-pages chart folder from out/baselines_folder.txt, as the script names nights."""
+    from mmdet_opt.suite.nightly import Night
 
-
-def stage_run(names_ms: dict) -> dict:
-    """A --benchmark-json run of inference_graph stages: {stage id: median ms}, 20 rounds each."""
-    import numpy as np
-
-    benchmarks = []
-    for i, (name, ms) in enumerate(names_ms.items()):
-        rounds = (ms + np.random.default_rng(i).normal(0, ms * 0.01, 20)) / 1000
-        benchmarks.append({"name": f"test_stage[{name}]", "fullname": f"benchmarks/test_stages.py::test_stage[{name}]",
-                           "extra_info": {"variant": "inference_graph"},
-                           "stats": {"median": float(np.median(rounds)), "data": rounds.tolist()}})
-    return {"machine_info": {"device": "NVIDIA H200"}, "commit_info": {"id": "0" * 40}, "benchmarks": benchmarks}
-
-
-STAGES_MS = {"inference_graph-1333x800-total": 5.2, "inference_graph-1333x800-mask post-processing": 0.13,
-             "inference_graph-1333x800-roi_head": 2.0}
-
-
-@pytest.mark.parametrize("night, rerun, status, verdict", [
-    ({"inference_graph-1333x800-total": 6.5}, {"inference_graph-1333x800-total": 5.25}, 0, "not reproduced"),
-    ({"inference_graph-1333x800-total": 6.5}, {"inference_graph-1333x800-total": 6.4}, 1, "REGRESSED"),
-    ({}, None, 0, "unchanged"),
-    ({"inference_graph-1333x800-roi_head": 3.0}, None, 0, "unchanged"),  # not gated: no rerun either
-], ids=["drift-not-repeated", "slowdown-repeated", "unchanged", "ungated-stage"])
-def test_the_gate_step_reruns_only_what_it_flagged(tmp_path, night, rerun, status, verdict):
-    """The gate step's own shell, with tox and pytest replaced by stand-ins that write given runs."""
-    import json
-    import os
-    import shutil
-
-    shutil.which("bash") or pytest.skip("needs bash")
-    base = tmp_path / "baselines" / "NVIDIA_H200" / "m"
-    base.mkdir(parents=True)
-    (base / "0001_h200.json").write_text(json.dumps(stage_run(STAGES_MS)))
+    (job,) = load(NIGHTLY)["jobs"].values()
+    device_step = step(job, "out/baselines_folder.txt")
+    folder = "baselines/NVIDIA_H200/Linux-CPython-3.12-64bit"
     (tmp_path / "out").mkdir()
-    (tmp_path / "night.json").write_text(json.dumps(stage_run({**STAGES_MS, **night})))
-    if rerun is not None:
-        (tmp_path / "rerun.json").write_text(json.dumps(stage_run(rerun)))
-    bin_dir, tox_bin = tmp_path / "bin", tmp_path / ".tox" / "bench" / "bin"
-    bin_dir.mkdir()
-    tox_bin.mkdir(parents=True)
-    json_out = 'for a in "$@"; do case $a in --benchmark-json=*) out=${a#--benchmark-json=};; esac; done'
-    # tox -e bench ... writes tonight's run; the env's python runs the real compare, and a pytest
-    # rerun writes the rerun's JSON and records what it was asked to run.
-    (bin_dir / "python3.12").write_text(f'#!/bin/bash\n{json_out}\ncp night.json "$out"\n')
-    (tox_bin / "python").write_text(
-        f'#!/bin/bash\nif [ "$2" = pytest ]; then {json_out}; printf "%s\\n" "$@" > out/rerun_args.txt; '
-        f'cp rerun.json "$out"; exit 0; fi\nexec {sys.executable} "$@"\n')
-    for script in (bin_dir / "python3.12", tox_bin / "python"):
-        script.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "BASELINES": str(base),
-           "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run(["bash", "-eo", "pipefail", "-c", gate_step(load(NIGHTLY))["run"]], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == status, done.stdout + done.stderr
-    table = (tmp_path / "out" / "gate.md").read_text()
-    (row,) = [line for line in table.splitlines() if line.startswith("| test_stage[inference_graph-1333x800-total]")]
-    assert verdict in row
-    assert "roi_head" not in table  # not gated
-    rerun_args = tmp_path / "out" / "rerun_args.txt"
-    if rerun is None:
-        assert not rerun_args.exists()
-    else:
-        args = rerun_args.read_text().splitlines()
-        assert "benchmarks/test_stages.py::test_stage[inference_graph-1333x800-total]" in args
-        assert not any("mask post-processing" in a for a in args)  # only what was flagged
+    (tmp_path / "out" / "baselines_folder.txt").write_text(folder + "\n")
+    env = tmp_path / "env"
+    done = subprocess.run(["bash", "-c", device_step["run"]], cwd=tmp_path, env={"GITHUB_ENV": str(env)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert env.read_text() == f"DEVICE={Night(python='', out=tmp_path, nights=None, baselines=folder).device()}\n"
 
 
-@pytest.mark.parametrize("gpu", ["NVIDIA H100 80GB HBM3", "NVIDIA H200"])
-def test_the_gate_finds_the_committed_baselines_of_each_gpu(monkeypatch, gpu, capsys):
+@pytest.mark.parametrize("gpu, folder", [("NVIDIA H100 80GB HBM3", "NVIDIA_H100_80GB_HBM3"),
+                                         ("NVIDIA H200", "NVIDIA_H200")])
+def test_each_gpu_has_its_own_baselines_folder(monkeypatch, gpu, folder, capsys):
     from pytest_benchmark import utils
 
     from mmdet_opt import machine
@@ -153,5 +105,4 @@ def test_the_gate_finds_the_committed_baselines_of_each_gpu(monkeypatch, gpu, ca
     monkeypatch.setattr(machine, "device_name", lambda device: gpu)
     monkeypatch.setattr(utils, "get_machine_id", lambda: "Linux-CPython-3.12-64bit")  # the nightly's Python
     assert machine.main(["--device", "cuda"]) == 0
-    folder = ROOT / capsys.readouterr().out.strip()
-    assert folder.is_dir() and any(folder.glob("[0-9][0-9][0-9][0-9]_*.json")), folder
+    assert capsys.readouterr().out.strip() == f"baselines/{folder}/Linux-CPython-3.12-64bit"

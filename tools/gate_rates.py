@@ -21,7 +21,7 @@ import sys
 from collections import defaultdict
 
 from mmdet_opt.suite.compare import REGRESSED, Rule, compare_runs, confirmed, injected_delay
-from mmdet_opt.suite.report import ReportError, load_run
+from mmdet_opt.suite.runs import ReportError, load_run
 
 
 def without_rounds(run: dict) -> dict:

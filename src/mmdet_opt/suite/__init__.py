@@ -5,6 +5,11 @@
 - ``report``: tables and charts from a pytest-benchmark JSON run (``python -m mmdet_opt.suite.report``);
 - ``history``: each variant's total across stored runs (``python -m mmdet_opt.suite.report --history``);
 - ``compare``: the regression gate over two runs (``python -m mmdet_opt.suite.compare``);
+- ``runs``: reading stored runs (pytest-benchmark JSON), shared by the report, the history and the gate;
+- ``defaults``: the default suite (cases, stages per variant and case, rounds), which the conftest runs;
+- ``baseline``: which runs are baselines, complete runs of that suite from a clean checkout
+  (``python -m mmdet_opt.suite.baseline``);
+- ``nightly``: the nightly GPU job in one command (``python -m mmdet_opt.suite.nightly``);
 - ``mutations``: deliberately broken pipelines that the parity check must reject;
 - ``visualize``: stock and a variant side by side (``python -m mmdet_opt.suite.visualize``).
 """

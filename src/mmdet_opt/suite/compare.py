@@ -28,7 +28,7 @@ Why each part:
 - Alpha: ``--alpha`` (default 0.01) is the chance of a false alarm per comparison from round-to-round
   noise, over all the benchmarks compared, each tested both ways: Bonferroni, per-test alpha =
   alpha / (2 x benchmarks with rounds), e.g. 0.01 / 24 = 4.2e-4 for the nightly's twelve and
-  0.01 / 162 = 6.2e-5 for all 81 benchmarks of a full run. These are within reach: with 20 rounds each
+  0.01 / 196 = 5.1e-5 for the 98 timed benchmarks of a default GPU run. These are within reach: with 20 rounds each
   the smallest p of the test (every new round slower than every old one) is 3.4e-8 here (the exact
   test's is 1/C(40,20) = 7e-12). With 5 rounds each it is 6.1e-3 and with 3 rounds 0.04, so the
   throughput benchmarks at batch 4 and 16 (3 to 5 rounds) can never be confirmed at these alphas;
@@ -48,13 +48,18 @@ post-processing from 7/90 and 9/90 to 0/720, while every +1 ms run at 1333x800 w
 (docs/perf.md, "The noise-aware gate, measured"). It cannot help against a baseline that was itself
 a fast run: that is why a baseline is a stored run, not a hand-picked best one.
 
-Runs saved without per-round data (``--benchmark-save`` without ``--benchmark-save-data``; baselines
-0001 to 0006) cannot be tested: for those the median rule alone decides, and each row says so.
-``--benchmark-json`` always writes the rounds.
+Runs saved without per-round data (``--benchmark-save`` without ``--benchmark-save-data``; the H100
+runs 0001 to 0006 in docs/runs/baselines-old) cannot be tested: for those the median rule alone
+decides, and each row says so. ``--benchmark-json`` always writes the rounds.
 
 The U test is the normal approximation with tie and continuity correction, in numpy (what
 ``scipy.stats.mannwhitneyu(method="asymptotic")`` computes; the tests check the two agree), so the
 gate gives the same verdict wherever it runs and the project needs no scipy for it.
+
+``--latest-in`` takes only a baseline (``baseline.py``: a complete run of the default suite from a
+clean checkout), so a partial run stored later cannot leave most benchmarks with nothing to compare,
+nor one slice of the suite stand in for another. A baseline named as a file is used as given, with a
+line saying what it lacks.
 
 Exit status: 1 when a benchmark REGRESSED (or, with ``--fail-on-faster``, got suspiciously faster),
 0 otherwise, 2 for usage errors, unreadable files, runs of two different devices or weights, or nothing to
@@ -71,7 +76,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import ReportError, load_run, stored_runs
+from .baseline import is_baseline, why_not
+from .runs import ReportError, device_of, injected_delay, load_run, same_weights, short_commit, stored_runs
 
 UNCHANGED = "unchanged"
 BELOW_FLOOR = "below floor"
@@ -244,17 +250,10 @@ def flagged(result: Result, fail_on_faster: bool = False) -> list:
     return [c.fullname for c in result.comparisons if c.verdict in bad]
 
 
-def injected_delay(run: dict) -> float:
-    """The --inject-delay-ms a run was timed with (0 for a real run)."""
-    return max((float((b.get("extra_info") or {}).get("injected_delay_ms", 0)) for b in run["benchmarks"]),
-               default=0.0)
-
-
 def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wanted: str = "a benchmark to compare"
                ) -> tuple:
     """The highest-numbered stored run (``NNNN_*.json``) in ``folder`` for which ``usable(run)`` holds
-    (any, when None), and the names of the newer runs passed over: a parity-only or throughput-only
-    run stored after the last full one must not leave the gate with nothing to compare."""
+    (any, when None), and the names of the newer runs passed over."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"--latest-in: {folder} is not a directory")
@@ -271,20 +270,10 @@ def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wan
     raise ReportError(f"--latest-in: none of the {len(runs)} stored runs in {folder} holds {wanted}")
 
 
-def same_weights(a: dict, b: dict) -> bool:
-    """Whether two runs measured the same weights, as far as they say (runs before the key say nothing)."""
-    return not (a.get("weights") and b.get("weights")) or a["weights"] == b["weights"]
-
-
-def device_of(run: dict) -> str | None:
-    return (run.get("machine_info") or {}).get("device")
-
-
 def describe(path: Path, run: dict) -> str:
-    commit = run.get("commit_info") or {}
-    sha = str(commit.get("id") or "unknown")[:7]
-    dirty = " (dirty)" if commit.get("dirty") else ""
-    return f"{path}: commit {sha}{dirty}, {run.get('datetime', 'no date')}"
+    sha = short_commit(run)
+    sha = f"{sha[:-1]} (dirty)" if sha.endswith("*") else sha
+    return f"{path}: commit {sha}, {run.get('datetime', 'no date')}"
 
 
 def table(result: Result) -> list:
@@ -303,9 +292,9 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", metavar="RUN.json",
                         help="BASELINE.json NEW.json, or NEW.json with --latest-in")
     parser.add_argument("--latest-in", metavar="DIR",
-                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder, of the same "
-                             "weights, that holds a benchmark to compare (newer parity-only, partial or "
-                             "other-weights runs are passed over)")
+                        help="baseline: the highest-numbered stored run (NNNN_*.json) in this folder that is a "
+                             "baseline (complete and clean: python -m mmdet_opt.suite.baseline), of the same weights, "
+                             "holding a benchmark to compare; newer runs are passed over and named")
     parser.add_argument("-k", dest="expression", metavar="EXPR",
                         help="compare only the benchmarks matching this pytest -k expression (substrings of the "
                              "fullname and extra_info values), e.g. 'test_stage and (total or backbone)'")
@@ -334,10 +323,11 @@ def main(argv=None) -> int:
         if args.latest_in:
             base_path, passed_over = latest_run(
                 args.latest_in, exclude=new_path,
-                usable=lambda run: (same_weights(run, new)
+                usable=lambda run: (same_weights(run, new) and is_baseline(run)
                                     and bool(compare_runs(run, new, rule, args.expression).comparisons)),
-                wanted=f"a benchmark of {new_path}" + (f" matching -k {args.expression!r}" if args.expression else "")
-                + " with the same weights")
+                wanted="a baseline (a complete run of the default suite from a clean checkout, "
+                       "python -m mmdet_opt.suite.baseline) with the same weights and a benchmark of "
+                       f"{new_path}" + (f" matching -k {args.expression!r}" if args.expression else ""))
         else:
             base_path = Path(args.runs[0])
         baseline = load_run(base_path)
@@ -367,8 +357,11 @@ def main(argv=None) -> int:
         result = confirmed(result, compare_runs(baseline, rerun, rule, args.expression))
     print(report(result, rule, (base_path, baseline), (new_path, new)))
     if passed_over:
-        print(f"\nNewer stored runs passed over (none of the compared benchmarks, or other weights): "
+        print(f"\nNewer stored runs passed over (not a baseline, other weights, or none of the compared benchmarks): "
               f"{', '.join(passed_over)}.")
+    elif not args.latest_in and not is_baseline(baseline):
+        print(f"\nThe baseline is not a complete clean run ({why_not(baseline)}): only what both runs hold is "
+              "compared.")
     if args.confirm:
         print(f"\nRerun: {describe(rerun_path, rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
     if args.flagged_out:

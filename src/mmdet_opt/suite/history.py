@@ -3,23 +3,28 @@
     python -m mmdet_opt.suite.report --history baselines/<device>/<machine-id>/ [more runs] [--chart history.svg]
 
 A folder stands for its stored runs (``NNNN_*.json``) in number order; files are taken as given, so a
-new run can follow the stored ones; a parity-only run adds a row of parity and an empty one of totals.
-Each run is labelled by its number (or file name) and the short commit id that pytest-benchmark
-recorded; ``*`` marks a dirty working tree, whose measured code is not that commit (runs 0003 to 0006).
+new run can follow the stored ones. Each run shows what it holds: a parity-only run adds a row of
+parity and an empty one of totals, a partial run the totals it has; a run with neither (the stream
+alone) is left out with one line on stderr. Each run is labelled by its number (or file name) and
+the short commit id that pytest-benchmark recorded; ``*`` marks a dirty working tree, whose measured
+code is not that commit. A night stored by the nightly (``nightly.py``) carries its gate's verdict:
+the table says which benchmarks the gate flagged, and the chart marks the night REGRESSED.
 
 Parity figures are drawn too where a run stores them: each reader in ``PARITY_READERS`` takes a run
-and returns ``{(variant, size): (matched fraction, mean mask IoU)}`` (the worst image); runs without
-any are skipped.
+and returns ``{(variant, size): (matched fraction, mean mask IoU)}`` (the worst image); a night's
+trained-model parity (``trained_parity``) is drawn apart, by its own weights.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..pipeline import TOTAL
-from .report import STORED_RUN, ReportError, _size_key, load_run, make_chart_folder, medians, stored_runs
+from .baseline import missing
+from .runs import STORED_RUN, ReportError, load_run, make_chart_folder, medians, short_commit, size_key, stored_runs
 
 
 def run_files(paths: list) -> list:
@@ -39,9 +44,7 @@ def run_files(paths: list) -> list:
 def label(path: Path, run: dict) -> str:
     """'0004 536fd90*': the run's number (or file name) and commit, * for a dirty tree."""
     m = STORED_RUN.fullmatch(path.name)
-    commit = run.get("commit_info") or {}
-    sha = str(commit.get("id") or "unknown")[:7]
-    return f"{m.group(1) if m else path.stem} {sha}{'*' if commit.get('dirty') else ''}"
+    return f"{m.group(1) if m else path.stem} {short_commit(run)}"
 
 
 def _parity_list(run: dict) -> dict:
@@ -74,80 +77,118 @@ def parity(run: dict) -> dict:
     found = {}
     for reader in PARITY_READERS:
         found.update(reader(run))
-    return {(*key, run.get("weights")): figures for key, figures in found.items()}
+    figures = {(*key, run.get("weights")): f for key, f in found.items()}
+    trained = run.get("trained_parity")
+    if isinstance(trained, dict) and isinstance(trained.get("parity"), list):
+        figures.update({(*key, trained.get("weights")): f for key, f in _worst(trained["parity"]).items()})
+    return figures
 
 
 def series_name(variant: str, size: str, weights: str | None = None) -> str:
     return f"{variant} {size}" + (f" ({weights})" if weights else "")
 
 
-def collect(files: list) -> tuple:
-    """(labels, dates, {(variant, size): [total ms per run]}, {(variant, size): [parity per run]}).
+@dataclass
+class History:
+    labels: list  # per run shown: '0004 536fd90*'
+    dates: list
+    notes: list  # per run: 'complete' or 'partial', and the gate's verdict where the night stored one
+    flagged: list  # per run: whether its gate failed
+    totals: dict  # {(variant, size): [total ms or None per run]}
+    parities: dict  # {(variant, size, weights): [figures or None per run]}
+    skipped: list  # one line per run left out
 
-    A run with parity figures but no stage benchmarks (a parity-only run) has a row without totals;
-    one with neither is an error.
-    """
-    labels, dates, totals, parities = [], [], {}, {}
-    for i, path in enumerate(files):
+
+def gate_note(run: dict) -> tuple:
+    """(text, failed) from the verdict a night stored (``nightly.py``); ('', False) without one."""
+    gate = run.get("gate")
+    if not isinstance(gate, dict):
+        return "", False
+    flagged = [str(name) for name in gate.get("flagged") or []]
+    failed = gate.get("status") == "failed"
+    if flagged:
+        return f"gate: REGRESSED {', '.join(flagged)}", failed
+    return f"gate: {gate.get('status', '?')}" + (f" ({gate['note']})" if gate.get("note") else ""), failed
+
+
+def collect(files: list) -> History:
+    """Each run's totals and parity, in the order given; runs with neither are skipped, each named."""
+    shown = []
+    skipped = []
+    for path in files:
         run = load_run(path)
-        figures_of_run = parity(run)
+        figures = parity(run)
         try:
             table = medians(run)
-        except ReportError as exc:
-            if not figures_of_run:
-                raise ReportError(f"{path}: {exc}, and no parity figures") from None
+        except ReportError:
             table = {}
-        labels.append(label(path, run))
-        dates.append(str(run.get("datetime", ""))[:16].replace("T", " "))
+        if not table and not figures:
+            skipped.append(f"skipped {path}: no stage totals and no parity figures")
+            continue
+        shown.append((path, run, table, figures))
+    if not shown:
+        raise ReportError(f"none of the {len(files)} runs holds stage totals or parity figures")
+    history = History([], [], [], [], {}, {}, skipped)
+    for i, (path, run, table, figures) in enumerate(shown):
+        history.labels.append(label(path, run))
+        history.dates.append(str(run.get("datetime", ""))[:16].replace("T", " "))
+        note, failed = gate_note(run)
+        history.notes.append("; ".join(filter(None, ["partial" if missing(run) else "complete", note])))
+        history.flagged.append(failed)
         for size, rows in table.items():
             for variant, stages in rows.items():
                 if TOTAL in stages:
-                    totals.setdefault((variant, size), [None] * len(files))[i] = stages[TOTAL]
-        for key, figures in figures_of_run.items():
-            parities.setdefault(key, [None] * len(files))[i] = figures
-    order = {k: j for j, k in enumerate(totals)}  # variants in the order runs list them
-    ordered = dict(sorted(totals.items(), key=lambda kv: (_size_key(kv[0][1]), order[kv[0]])))
-    return labels, dates, ordered, parities
+                    history.totals.setdefault((variant, size), [None] * len(shown))[i] = stages[TOTAL]
+        for key, value in figures.items():
+            history.parities.setdefault(key, [None] * len(shown))[i] = value
+    order = {k: j for j, k in enumerate(history.totals)}  # variants in the order runs list them
+    history.totals = dict(sorted(history.totals.items(), key=lambda kv: (size_key(kv[0][1]), order[kv[0]])))
+    return history
 
 
-def markdown(labels: list, dates: list, totals: dict, parities: dict) -> str:
-    names = [series_name(*key) for key in totals]
+def markdown(history: History) -> str:
+    names = [series_name(*key) for key in history.totals]
     lines = ["`total` per run, median ms (* a dirty working tree: the commit is not the measured code).", "",
-             "| run | date | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
-    for i, (run, date) in enumerate(zip(labels, dates)):
-        cells = ["" if v[i] is None else f"{v[i]:.2f}" for v in totals.values()]
-        lines.append(f"| {run} | {date} | " + " | ".join(cells) + " |")
-    if not totals:
+             "| run | date | " + " | ".join(names) + " | run holds |", "|---" * (len(names) + 3) + "|"]
+    for i, (run, date) in enumerate(zip(history.labels, history.dates)):
+        cells = ["" if v[i] is None else f"{v[i]:.2f}" for v in history.totals.values()]
+        lines.append(f"| {run} | {date} | " + " | ".join(cells) + f" | {history.notes[i]} |")
+    if not history.totals:
         lines = ["No run holds stage benchmarks: no `total` to show."]
-    if parities:
-        names = [series_name(*key) for key in parities]
+    if history.parities:
+        names = [series_name(*key) for key in history.parities]
         lines += ["", "Parity per run, worst image: matched fraction / mean mask IoU.", "",
                   "| run | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for i, run in enumerate(labels):
-            cells = ["" if v[i] is None else f"{v[i][0]:.2f}/{v[i][1]:.4f}" for v in parities.values()]
+        for i, run in enumerate(history.labels):
+            cells = ["" if v[i] is None else f"{v[i][0]:.2f}/{v[i][1]:.4f}" for v in history.parities.values()]
             lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def chart(labels: list, totals: dict, out: str | Path) -> None:
+def chart_labels(history: History) -> list:
+    """The x labels: a night whose gate failed says so."""
+    return [f"{name} REGRESSED" if failed else name for name, failed in zip(history.labels, history.flagged)]
+
+
+def chart(history: History, out: str | Path) -> None:
     """One line per variant and size, log scale: the sizes' totals lie 10x apart."""
     import pygal
 
     line = pygal.Line(title="total per run (median ms, log scale)", logarithmic=True, legend_at_bottom=True,
                       x_label_rotation=30, truncate_legend=-1, width=1000, height=600)
-    line.x_labels = labels
-    for key, values in totals.items():
+    line.x_labels = chart_labels(history)
+    for key, values in history.totals.items():
         line.add(series_name(*key), [None if v is None else round(v, 2) for v in values])
     line.render_to_file(str(out))
 
 
-def parity_chart(labels: list, parities: dict, out: str | Path) -> None:
+def parity_chart(history: History, out: str | Path) -> None:
     import pygal
 
     line = pygal.Line(title="parity per run: mean mask IoU, worst image", legend_at_bottom=True,
                       x_label_rotation=30, truncate_legend=-1, width=1000, height=600)
-    line.x_labels = labels
-    for key, values in parities.items():
+    line.x_labels = chart_labels(history)
+    for key, values in history.parities.items():
         line.add(series_name(*key), [None if v is None else round(v[1], 4) for v in values])
     line.render_to_file(str(out))
 
@@ -163,13 +204,15 @@ def main(argv=None) -> int:
     try:
         if args.chart:
             make_chart_folder(args.chart)
-        labels, dates, totals, parities = collect(run_files(args.history))
-        print(markdown(labels, dates, totals, parities))
+        history = collect(run_files(args.history))
+        for line in history.skipped:
+            print(line, file=sys.stderr)
+        print(markdown(history))
         if args.chart:
-            chart(labels, totals, args.chart)
-            if parities:
+            chart(history, args.chart)
+            if history.parities:
                 out = Path(args.chart)
-                parity_chart(labels, parities, out.with_name(f"{out.stem}-parity{out.suffix}"))
+                parity_chart(history, out.with_name(f"{out.stem}-parity{out.suffix}"))
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,77 +9,18 @@ was throttled; the second charts ``total`` across stored runs (``history.py``).
 from __future__ import annotations
 
 import argparse
-import errno
-import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from ..machine import gpu_state_line, throttle_warning
 from ..pipeline import BACKBONE, MASK_FORWARD, MASK_POST, PRE, ROI, RPN, TOTAL, TOTAL_MASKS, TOTAL_RLE
+from .runs import ReportError, load_run, make_chart_folder, medians, size_key
 
 COLUMNS = (PRE, BACKBONE, RPN, MASK_FORWARD, MASK_POST, ROI, TOTAL, TOTAL_MASKS, TOTAL_RLE)
 # Speed-up over stock both ways: what the pipeline returns, and full-image masks as stock returns them.
 SPEEDUPS = ((TOTAL, "speed-up"), (TOTAL_MASKS, "speed-up (masks)"))
 BASELINE_VARIANT = "inference"
-STORED_RUN = re.compile(r"(\d{4})_.*\.json")  # pytest-benchmark's NNNN_NAME.json
-
-
-class ReportError(ValueError):
-    """The file is not a pytest-benchmark JSON with this suite's stage benchmarks."""
-
-
-def load_run(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text()
-        if not text.strip():
-            raise ReportError(f"{path} is empty; was the run interrupted?")
-        data = json.loads(text)
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ReportError(f"{path} is a directory, not a benchmark JSON file") from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path} is not valid JSON ({exc}); was the run interrupted?") from None
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise ReportError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
-    for i, bench in enumerate(data["benchmarks"]):
-        # What pytest-benchmark itself needs of each entry (it skips the whole file otherwise).
-        stats = bench.get("stats") if isinstance(bench, dict) else None
-        if not isinstance(stats, dict) or not isinstance(stats.get("median"), (int, float)):
-            name = bench.get("fullname", "?") if isinstance(bench, dict) else repr(bench)
-            raise ReportError(f"{path}: benchmark #{i} ({name}) has no stats.median; "
-                              "not a pytest-benchmark JSON, or a damaged one")
-    return data
-
-
-def stored_runs(folder: str | Path) -> list:
-    """The runs pytest-benchmark stored in ``folder`` (``NNNN_*.json``), oldest first."""
-    runs = [p for p in Path(folder).iterdir() if STORED_RUN.fullmatch(p.name)]
-    return sorted(runs, key=lambda p: int(STORED_RUN.fullmatch(p.name).group(1)))
-
-
-def medians(data: dict) -> dict:
-    """{size: {variant: {stage: median ms}}} from the stage benchmarks of a run."""
-    table = defaultdict(lambda: defaultdict(dict))
-    for bench in data["benchmarks"]:
-        info = bench.get("extra_info", {})
-        if {"variant", "size", "stage"} <= info.keys():
-            table[info["size"]][info["variant"]][info["stage"]] = bench["stats"]["median"] * 1000
-    if not table:
-        raise ReportError("the run has no stage benchmarks (extra_info variant/size/stage)")
-    return table
-
-
-def _size_key(size: str):
-    """Protocol cases first, by area; then photos at their own size, by test scale and photo area."""
-    image, _, scale = size.partition("@")
-    area = [int(w) * int(h) for w, h in (part.split("x") for part in (scale or image, image))]
-    return bool(scale), *area
 
 
 def markdown(data: dict) -> str:
@@ -98,7 +39,7 @@ def markdown(data: dict) -> str:
         if not streams and not data.get("parity"):
             raise
         stage_tables = {}  # a stream-only or parity-only run
-    for size, rows in sorted(stage_tables.items(), key=lambda kv: _size_key(kv[0])):
+    for size, rows in sorted(stage_tables.items(), key=lambda kv: size_key(kv[0])):
         base = rows.get(BASELINE_VARIANT, {})
         columns = [c for c in COLUMNS if any(c in stages for stages in rows.values())]
         speedups = [(stage, title) for stage, title in SPEEDUPS if stage in columns]
@@ -156,7 +97,7 @@ def parity_markdown(data: dict) -> list:
     records = data.get("parity") or []
     if not records:
         return []
-    cases = sorted({(r["size"], r["image"]) for r in records}, key=lambda c: (_size_key(c[0]), c[1]))
+    cases = sorted({(r["size"], r["image"]) for r in records}, key=lambda c: (size_key(c[0]), c[1]))
     spread = {(r["size"], r["image"]): r["spread"] for r in records if r.get("spread")}
     cells = {(r["variant"], r["size"], r["image"]): f"{r['matched_fraction']:.2f} / {r['mask_iou_mean']:.4f}"
              for r in records}
@@ -180,7 +121,7 @@ def throughput_markdown(data: dict) -> list:
         if "batch" in info and "variant" in info:
             table[info["size"]][info["variant"]][info["batch"]] = info["batch"] / bench["stats"]["median"]
     lines = []
-    for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
+    for size, rows in sorted(table.items(), key=lambda kv: size_key(kv[0])):
         batches = sorted({b for per_batch in rows.values() for b in per_batch})
         lines += [f"### {size} throughput (images/s)", "",
                   "| variant | " + " | ".join(f"batch {b}" for b in batches) + " |",
@@ -199,7 +140,7 @@ def stage_chart(data: dict, out: str | Path) -> None:
     parts = (PRE, BACKBONE, RPN, ROI)
     table = medians(data)
     labels, series = [], {p: [] for p in parts}
-    for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
+    for size, rows in sorted(table.items(), key=lambda kv: size_key(kv[0])):
         for variant, stages in rows.items():
             labels.append(f"{variant} {size}")
             for p in parts:
@@ -210,14 +151,6 @@ def stage_chart(data: dict, out: str | Path) -> None:
     for p in parts:
         chart.add(p, series[p])
     chart.render_to_file(str(out))
-
-
-def make_chart_folder(path: str | Path) -> None:
-    """--chart's folder, made before any table is printed: a path that cannot be written fails first."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def main(argv=None) -> int:

@@ -26,8 +26,13 @@ FP16_SPREAD = "stock's own fp16 (inference_fp16)"
 class Suite:
     """Builds each thing once and hands it out again: a model build costs seconds."""
 
-    def __init__(self, device: str = "cpu", config=None, checkpoint=None, seed: int = 0):
+    def __init__(self, device: str = "cpu", config=None, checkpoint=None, seed: int = 0, mutation: str | None = None):
+        """``mutation``: the name of an output mutation (``mutations.OUTPUT_MUTATIONS``) every variant's
+        detections go through, so that the parity tests must fail."""
+        from .mutations import OUTPUT_MUTATIONS
+
         self.device = device
+        self.mutate = OUTPUT_MUTATIONS[mutation] if mutation else None
         self.base = build_detector(config, checkpoint, device=device, seed=seed)
         self._pipelines: dict = {}
         self._images: dict = {}
@@ -69,14 +74,18 @@ class Suite:
 
     def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
         image = self.image(image_name, case)
-        return Detections.from_mmdet(self.pipeline(variant, case)(image), image.shape)
+        result = self.pipeline(variant, case)(image)
+        return Detections.from_mmdet(self.mutate(result) if self.mutate else result, image.shape)
 
     def accepted_deviations(self, variant: Variant | str, case: Case | tuple[int, int],
                             image_name: str) -> dict[str, ParityReport]:
         """The deviations from stock that mmdet users already accept, against which parity on synthetic
-        weights is judged: stock's own TF32 spread, and for a variant computing in fp16, stock's own fp16."""
+        weights is judged: stock's own TF32 spread, and for a variant computing in fp16, stock's own fp16
+        (never mutated: --mutation breaks the variants under test, not the yardstick)."""
         reference = self.reference(case, image_name)
         spreads = {TF32_SPREAD: compare(reference, self.reference(case, image_name, exact=True))}
         if self.variant(variant).computes_in_fp16:
-            spreads[FP16_SPREAD] = compare(reference, self.detections("inference_fp16", case, image_name))
+            image = self.image(image_name, case)
+            fp16 = self.pipeline("inference_fp16", case)(image)
+            spreads[FP16_SPREAD] = compare(reference, Detections.from_mmdet(fp16, image.shape))
         return spreads

@@ -119,10 +119,10 @@ def planned_apart(options):
     return (dataclasses.replace(options, plans_ahead=False) if ahead else options), ahead
 
 
-def run_stream(run_one, sizes, images, device: str, plans=None, after_first=None) -> StreamRun:
+def run_stream(run_one, sizes, images, device: str, plans=None, after_first=None, after_each=None) -> StreamRun:
     """Time ``run_one(image)`` on each image of the stream, synchronised; ``plans``: a pipeline's
     plan cache, whose misses say which calls built a network plan; ``after_first()`` runs, untimed,
-    after the first image."""
+    after the first image; ``after_each(images done, seconds timed so far)`` after every image."""
     cuda = str(device).startswith("cuda")
     run, seen = StreamRun(planned=plans is not None), set()
     for size in sizes:
@@ -139,6 +139,8 @@ def run_stream(run_one, sizes, images, device: str, plans=None, after_first=None
         seen.add(size)
         if after_first is not None and len(run.seconds) == 1:
             after_first()
+        if after_each is not None:
+            after_each(len(run.seconds), sum(run.seconds))
     return run
 
 

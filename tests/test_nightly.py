@@ -1,0 +1,157 @@
+"""The nightly (``python -m mmdet_opt.suite.nightly``): nights replayed from stored files, and every step
+run in order with pytest replaced by a stand-in that hands over given runs.
+
+The runs have the suite's own structure (``synthetic_runs``); the gate, the report and the history
+are the real ones.
+"""
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from mmdet_opt.suite import compare
+from mmdet_opt.suite.baseline import expected
+from mmdet_opt.suite.compare import selector
+from mmdet_opt.suite.nightly import GATE, Night, gate_verdict, step_night
+from mmdet_opt.suite.report import cli as report_cli
+from synthetic_runs import complete_run, only
+
+REPO = Path(__file__).resolve().parents[1]
+SLOWED = "test_stage[inference_graph-1333x800-total]"
+
+
+def write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def points_per_series(svg: str) -> dict:
+    """{series: drawn points} of a pygal line chart."""
+    counts = {}
+    for group in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}g"):
+        kind = group.get("class", "")
+        dots = list(group.iter("{http://www.w3.org/2000/svg}circle"))
+        if kind.startswith("series serie-") and dots:
+            counts[kind.split()[1]] = len(dots)
+    return counts
+
+
+def test_four_nights_replayed_the_fourth_flagged(tmp_path, capsys):
+    """Three unchanged nights and one 1 ms slower on a gated stage, each judged by the gate against the
+    stored baseline and stored as a night; the history then has four points a series and flags the fourth."""
+    baselines = tmp_path / "baselines" / "NVIDIA_H200" / "Linux-CPython-3.12-64bit"
+    write(baselines / "0001_base.json", complete_run(seed=0))
+    nights = tmp_path / "nights"
+    for i, slower in enumerate([{}, {}, {}, {SLOWED: 1.0}], start=1):
+        out = tmp_path / f"out{i}"
+        tonight = complete_run(seed=i, slower_ms=slower, commit=f"c0ffee{i}")
+        write(out / "run.json", tonight)
+        write(out / "gate.json", only(tonight, selector(GATE)))
+        code = compare.main(["--latest-in", str(baselines), str(out / "gate.json"), "-k", GATE,
+                             "--flagged-out", str(out / "flagged.txt")])
+        assert code == (1 if slower else 0), capsys.readouterr().out
+        night = Night(python=sys.executable, out=out, nights=nights, baselines=str(baselines),
+                      gate=gate_verdict(code, out / "flagged.txt"))
+        assert step_night(night) == ("passed", str(nights / "NVIDIA_H200" / f"000{i}_night.json"))
+    capsys.readouterr()
+    svg = tmp_path / "history.svg"
+    assert report_cli(["--history", str(nights / "NVIDIA_H200"), "--chart", str(svg)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 000")]
+    assert [row.split(" | ")[0] for row in rows[:4]] == [f"| 000{i} c0ffee{i}" for i in range(1, 5)]
+    assert all(row.endswith("| complete; gate: passed |") for row in rows[:3])
+    assert rows[3].endswith(f"| complete; gate: REGRESSED {SLOWED} |")
+    text = svg.read_text()
+    counts = points_per_series(text)
+    totals = {(variant, size) for variant, size, stage in expected(True).stages if stage == "total"}
+    assert len(counts) == len(totals) and set(counts.values()) == {4}
+    assert "0004 c0ffee4 REGRESSED" in text and "0003 c0ffee3 REGRESSED" not in text
+
+
+# --- every step, with a stand-in pytest ------------------------------------------------------------------
+
+STAND_IN = """#!{python}
+import os, shutil, sys
+from pathlib import Path
+
+args, given = sys.argv[1:], Path(os.environ["GIVEN_RUNS"])
+if args[:2] != ["-m", "pytest"]:
+    os.execv({python!r}, [{python!r}, *args])
+with open(given / "calls.txt", "a") as calls:
+    calls.write(" ".join(args) + "\\n")
+out = next((a.split("=", 1)[1] for a in args if a.startswith("--benchmark-json=")), "")
+name = Path(out).name
+if (given / name).is_file():
+    shutil.copy(given / name, out)
+sys.exit(int((given / f"{{name}}.rc").read_text()) if (given / f"{{name}}.rc").is_file() else 0)
+"""
+
+
+@pytest.fixture
+def nightly(tmp_path):
+    """``nightly(*args)``: the command in ``tmp_path`` with the stand-in pytest; (exit status, output,
+    the pytest calls, the out folder). Runs it hands over: ``tmp_path / 'given' / <json name>``."""
+    from mmdet_opt.machine import baselines_folder
+
+    given = tmp_path / "given"
+    given.mkdir()
+    stand_in = tmp_path / "python"
+    stand_in.write_text(STAND_IN.format(python=sys.executable))
+    stand_in.chmod(0o755)
+    env = {**os.environ, "GIVEN_RUNS": str(given), "PYTHONPATH": str(REPO / "src")}
+    write(tmp_path / baselines_folder("cpu") / "0001_base.json", complete_run(seed=0, on_gpu=False))
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "mmdet_opt.suite.nightly", "--python", str(stand_in), *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        calls = (given / "calls.txt").read_text().splitlines() if (given / "calls.txt").exists() else []
+        return done.returncode, done.stdout + done.stderr, calls, tmp_path / "out"
+
+    return given, run
+
+
+@pytest.mark.slow  # seven processes, four of them importing torch
+def test_a_green_night_is_stored_and_charted(nightly):
+    given, run = nightly
+    tonight = complete_run(seed=1, on_gpu=False)
+    write(given / "run.json", tonight)
+    write(given / "gate.json", only(tonight, selector(GATE)))
+    write(given / "trained_parity.json", {**only(tonight, lambda b: False), "weights": "checkpoint trained",
+                                          "parity": tonight["parity"][:3]})
+    code, output, calls, out = run("--nights", "nights")
+    assert code == 0, output
+    assert "Every step passed." in (out / "summary.md").read_text()
+    assert [c.split()[2] for c in calls] == ["benchmarks", "benchmarks/test_stages.py", "benchmarks/test_parity.py"]
+    assert "--benchmark-compare" in calls[0].split() and "--checkpoint trained" in calls[2]
+    stored = json.loads((out.parent / "nights" / "cpu" / "0001_night.json").read_text())
+    assert stored["gate"] == {"status": "passed"} and stored["trained_parity"]["weights"] == "checkpoint trained"
+    assert "| 0001 c0ffee1 |" in (out / "history.md").read_text()
+    for name in ("report.md", "stages.svg", "gate.md", "history.svg", "history-parity.svg", "night-stored.txt"):
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.slow  # seven processes, four of them importing torch
+def test_every_step_runs_after_a_failure_and_the_summary_names_each(nightly):
+    """The benchmarks fail without a run file, the gate's stages are 1 ms slower in both its run and its
+    rerun, parity is broken on purpose: every step still runs, and the job fails naming them."""
+    given, run = nightly
+    slow = complete_run(seed=2, on_gpu=False, slower_ms={"test_stage[inference_graph_eager_fp32-640x384-total]": 1.0})
+    (given / "run.json.rc").write_text("1")
+    write(given / "gate.json", only(slow, selector(GATE)))
+    write(given / "gate_rerun.json", only(slow, lambda b: b["name"].endswith("-640x384-total]")))
+    (given / "trained_parity.json.rc").write_text("1")
+    code, output, calls, out = run("--inject-delay-ms", "1", "--mutation", "shift_8px")
+    assert code == 1, output
+    summary = (out / "summary.md").read_text()
+    assert "Failed: benchmarks, gate, trained parity, report, night." in summary
+    assert "| gate | failed | REGRESSED: test_stage[inference_graph_eager_fp32-640x384-total] |" in summary
+    assert "| history | passed |" in summary  # the stored baseline, charted
+    benchmarks, gate, rerun, trained = (c.split() for c in calls)
+    assert {"--inject-delay-ms=1", "--mutation=shift_8px"} <= set(benchmarks)
+    assert "--inject-delay-ms=1" in gate and "--inject-delay-ms=1" in rerun and "--mutation=shift_8px" in trained
+    assert rerun[2] == "benchmarks/test_stages.py::test_stage[inference_graph_eager_fp32-640x384-total]"
+    assert not (out / "night-stored.txt").exists()
