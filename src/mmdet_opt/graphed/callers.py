@@ -13,26 +13,31 @@ import torch
 
 
 class CallerLock:
-    """A reentrant lock (a call may call another public method), which on CUDA makes the first
-    caller's stream wait for the GPU work the previous caller queued, on whichever stream."""
+    """A reentrant lock (a call may call another public method). On CUDA the outermost call also runs
+    with the pipeline's device current (a new thread starts on device 0), and its stream first waits
+    for the GPU work the previous caller queued, on whichever stream that was."""
 
     def __init__(self, device: torch.device):
         self._lock = threading.RLock()
         self._depth = 0  # nesting of the holding thread's calls
         self._device = device
         self._done = torch.cuda.Event() if device.type == "cuda" else None  # end of the last caller's work
+        self._caller_device = None
 
     def __enter__(self):
         self._lock.acquire()
         self._depth += 1
         if self._depth == 1 and self._done is not None:
-            torch.cuda.current_stream(self._device).wait_event(self._done)
+            self._caller_device = torch.cuda.current_device()
+            torch.cuda.set_device(self._device)
+            torch.cuda.current_stream().wait_event(self._done)
         return self
 
     def __exit__(self, *exc):
         try:
             if self._depth == 1 and self._done is not None:
-                self._done.record(torch.cuda.current_stream(self._device))
+                self._done.record(torch.cuda.current_stream())
+                torch.cuda.set_device(self._caller_device)
         finally:
             self._depth -= 1
             self._lock.release()
