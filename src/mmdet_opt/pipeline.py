@@ -41,7 +41,11 @@ class MaskForward:
 
 
 class StagedPipeline:
-    """Stages of one detector; ``preprocess`` is the variant's input preparation."""
+    """Stages of one detector; ``preprocess`` is the variant's input preparation.
+
+    It keeps nothing between calls (each stage's outputs are new tensors), so any number of threads
+    may call one at once.
+    """
 
     def __init__(self, model, preprocess, fp16: bool = False):
         self.model = model

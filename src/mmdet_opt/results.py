@@ -42,6 +42,11 @@ class Detections:
             raise ValueError(f"{len(stacked)} boxes but {len(masks)} masks")
         return cls(stacked[:, :4], stacked[:, 4], labels, masks, (h, w), raw)
 
+    def identical(self, other: Detections) -> bool:
+        """The same detections bit for bit: boxes, scores, labels and masks, in the same order."""
+        return self.image_shape == other.image_shape and all(
+            np.array_equal(getattr(self, f), getattr(other, f)) for f in ("boxes", "scores", "labels", "masks"))
+
     def full_masks(self) -> np.ndarray:
         """(N, H, W) bool masks, pasting raw ones with mmdet's rule."""
         if not self.raw_masks:

@@ -24,10 +24,10 @@ Modules: ``options`` (GraphOptions, each default with its measured reason), ``pl
 network shape's buffers and steps), ``input_plan`` (what a photo size adds), ``plan_cache``
 (LRU), ``pipeline`` (the stages the suite times), ``feature_net``, ``fused`` (cuDNN-fused convs),
 ``level_canvas`` and ``roi_align`` (RoI features from it), ``static_post`` and ``static_nms``
-(data-dependent steps over static shapes), ``capture``. docs/architecture.md draws the flow;
-docs/perf.md has the measurements behind each choice.
+(data-dependent steps over static shapes), ``capture``, ``callers`` (one caller at a time).
+docs/architecture.md draws the flow; docs/perf.md has the measurements behind each choice.
 """
 from .options import GraphOptions
-from .pipeline import GraphedPipeline
+from .pipeline import GraphedPipeline, StaleInputs
 
-__all__ = ["GraphOptions", "GraphedPipeline"]
+__all__ = ["GraphOptions", "GraphedPipeline", "StaleInputs"]

@@ -1,6 +1,8 @@
 """``GraphedPipeline``: the stages of Mask R-CNN over a bounded cache of per-shape plans."""
 from __future__ import annotations
 
+import itertools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +13,7 @@ from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import boxes_by_class, group_by_class
 from .batch import BatchPlan, detect_batch
+from .callers import CallerLock, serialised
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
@@ -18,9 +21,14 @@ from .plan import Features, NetworkPlan, Proposals, fill_rois, mmdet_detections
 from .plan_cache import ShapePlans
 
 
+class StaleInputs(ValueError):
+    """A stage was handed a photo's inputs after another thread ran a photo through the same plan."""
+
+
 @dataclass
 class PlannedInputs(Inputs):
     plan: NetworkPlan  # the buffers and steps of this image's network input shape
+    ticket: tuple[int, int] = (0, 0)  # (thread, call number) of the preprocess that filled them
 
 
 class GraphedPipeline:
@@ -29,6 +37,11 @@ class GraphedPipeline:
     Nothing waits for the host between the upload and the result's copy back. Where a static step
     cannot vouch for its result (``exact`` False: rare, see static_post), the image's RoI part is
     redone with mmdet's own code and ``fallbacks`` counts it.
+
+    Any number of threads may call one pipeline: each public method runs under ``lock``
+    (callers.py), and what it returns is the caller's own (host copies or fresh tensors). A photo's
+    stages, called one by one, read the plan's buffers that its ``preprocess`` filled: if another
+    thread has run a photo of the same network shape in between, they raise ``StaleInputs``.
     """
 
     def __init__(self, model, spec: PreprocessSpec, options: GraphOptions | None = None):
@@ -41,6 +54,8 @@ class GraphedPipeline:
         self.eager = StagedPipeline(model, preprocess=None)  # mmdet's own steps, for the fallback
         self.mask_post = self.eager.mask_post
         self.fallbacks = 0
+        self.lock = CallerLock(self.device)
+        self._calls = itertools.count(1)
         # All graphs of all plans share one memory pool: they are replayed one at a time.
         pool = torch.cuda.graph_pool_handle() if options.graphs else None
         net = self.net
@@ -54,30 +69,50 @@ class GraphedPipeline:
         if options.pad_to_scale and options.plans_ahead:
             self.shapes.plan_ahead()
 
+    @serialised
     def plan_ahead(self, after_each=None) -> list:
         """Build every network plan now (``pad_to_scale`` only; ``ShapePlans.plan_ahead``)."""
         return self.shapes.plan_ahead(after_each)
 
+    @serialised
     def plan(self, h: int, w: int) -> InputPlan:
         """The plan of an (h, w) photo: built on its first call, kept while recently used."""
         return self.shapes.photo(h, w)
 
+    @serialised
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> PlannedInputs:
         image = prepare_image(image, self.model.cfg)  # the front door every variant shares
         photo = self.plan(*image.shape[:2])
         img = photo.preprocess(image)
         metas = dict(photo.metas, batch_input_shape=tuple(img.shape[-2:]))
-        return PlannedInputs(img, [metas], photo.network)
+        photo.network.holder = ticket = (threading.get_ident(), next(self._calls))
+        return PlannedInputs(img, [metas], photo.network, ticket)
 
+    def _plan_of(self, inputs: PlannedInputs) -> NetworkPlan:
+        """The plan whose buffers hold the photo of ``inputs``; StaleInputs where another thread's
+        photo has taken them since. (Within one thread, as ever, a photo's stages follow its
+        preprocess before that thread runs another photo of the same shape.)"""
+        plan, holder = inputs.plan, inputs.plan.holder
+        if holder is None:
+            raise StaleInputs("these inputs' network plan has been dropped from the cache since they were "
+                              "preprocessed (options.max_plans); preprocess again, or call the pipeline whole")
+        if holder != inputs.ticket and holder[0] != inputs.ticket[0]:
+            raise StaleInputs("another thread has run a photo through this network plan since these inputs were "
+                              "preprocessed: its buffers hold that photo now; preprocess again, or call the "
+                              "pipeline whole")
+        return plan
+
+    @serialised
     @torch.no_grad()
     def backbone(self, inputs: PlannedInputs) -> Features:
         """Here ``backbone`` also covers the RPN head's convolutions: they are in the same graph."""
-        return inputs.plan.features(inputs.img)
+        return self._plan_of(inputs).features(inputs.img)
 
+    @serialised
     @torch.no_grad()
     def rpn_head(self, feats: Features, inputs: PlannedInputs) -> Proposals:
-        return inputs.plan.proposals(feats)
+        return self._plan_of(inputs).proposals(feats)
 
     def _detect(self, feats, proposals: Proposals, inputs: PlannedInputs, masks: bool = False):
         """Static detections, and on the host their count and whether proposals and NMS were exact.
@@ -86,7 +121,7 @@ class GraphedPipeline:
         goes on meanwhile; returns its ``(mask_pred, probs)`` too (wasted when not exact: rare), or None
         after a fallback to mmdet's code.
         """
-        plan = inputs.plan
+        plan = self._plan_of(inputs)
         dets = plan.detections(proposals, plan.bbox_forward(proposals.rois))
         mask_outputs = None
         if masks and self.options.masks_before_sync:
@@ -98,10 +133,13 @@ class GraphedPipeline:
             mask_outputs = plan.mask_forward(dets.mask_rois, dets.mask_labels)
         return (dets.boxes[:count], dets.labels[:count]), mask_outputs
 
+    @serialised
     @torch.no_grad()
     def bbox_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
-        return self._detect(feats, proposals, inputs)[0]
+        boxes, labels = self._detect(feats, proposals, inputs)[0]
+        return boxes.clone(), labels.clone()  # the caller's: the static outputs are the next photo's
 
+    @serialised
     @torch.no_grad()
     def roi_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
         (boxes, labels), mask_outputs = self._detect(feats, proposals, inputs, masks=True)
@@ -117,18 +155,22 @@ class GraphedPipeline:
         self.fallbacks += 1
         return mmdet_detections(self.model, inputs.plan, feats, inputs.img_metas[0])
 
+    @serialised
     @torch.no_grad()
     def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:
-        plan = inputs.plan
+        plan = self._plan_of(inputs)
         boxes = det_bboxes[:, :4] * plan.scale_factor
         n = fill_rois(plan.mask_rois, boxes)
         mask_pred, _ = plan.mask_forward(plan.mask_rois, plan.mask_labels)
-        return MaskForward(mask_pred[:n], boxes, plan.scale_factor.clone())  # the buffer is the next photo's
+        # The caller's copies: the static buffers are the next photo's.
+        return MaskForward(mask_pred[:n].clone(), boxes, plan.scale_factor.clone())
 
+    @serialised
     def detect_batch(self, images: list) -> list:
         """Results for ``images``, the photos of each network shape run as one batch (batch.py)."""
         return detect_batch(self, images)
 
+    @serialised
     def __call__(self, image: np.ndarray):
         inputs = self.preprocess(image)
         feats = self.backbone(inputs)

@@ -89,11 +89,13 @@ class NetworkPlan:
                                                  dev, options.nms_rounds)
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shape,
                                                    self.scale_factor, rounds=options.nms_rounds)
+        self.holder = None  # (thread, call) whose photo the buffers hold (GraphedPipeline.preprocess)
         if options.graphs:
             capture_steps(self, options, pool)
 
     def release(self) -> None:
         release_steps(self)
+        self.holder = None  # evicted: no photo's inputs are good here any more
 
     def features(self, normalized: torch.Tensor) -> Features:
         features = Features(*self.net(normalized, self.anchors, self.extents))

@@ -32,13 +32,13 @@ def markdown(data: dict) -> str:
     for line in (gpu_state_line(data), throttle_warning(data)):
         if line:
             lines += [line, ""]
-    streams = stream_markdown(data)
+    streams, serving = stream_markdown(data), serving_markdown(data)
     try:
         stage_tables = medians(data)
     except ReportError:
-        if not streams and not data.get("parity"):
+        if not streams and not serving and not data.get("parity"):
             raise
-        stage_tables = {}  # a stream-only or parity-only run
+        stage_tables = {}  # a stream-, serving- or parity-only run
     for size, rows in sorted(stage_tables.items(), key=lambda kv: size_key(kv[0])):
         base = rows.get(BASELINE_VARIANT, {})
         columns = [c for c in COLUMNS if any(c in stages for stages in rows.values())]
@@ -53,6 +53,7 @@ def markdown(data: dict) -> str:
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.extend(throughput_markdown(data))
+    lines.extend(serving)
     lines.extend(streams)
     lines.extend(parity_markdown(data))
     return "\n".join(lines)
@@ -129,6 +130,28 @@ def throughput_markdown(data: dict) -> list:
         for variant, per_batch in rows.items():
             lines.append(f"| {variant} | " + " | ".join(
                 f"{per_batch[b]:.1f}" if b in per_batch else "" for b in batches) + " |")
+        lines.append("")
+    return lines
+
+
+def serving_markdown(data: dict) -> list:
+    """Images/s and p50 / p99 latency per variant and number of clients (if the run has them)."""
+    table = defaultdict(lambda: defaultdict(dict))
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if isinstance(info.get("serving"), dict) and "clients" in info:
+            table[info.get("size", "?")][info["variant"]][info["clients"]] = info["serving"]
+    lines = []
+    for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
+        clients = sorted({c for per_clients in rows.values() for c in per_clients})
+        lines += [f"### {size} serving (images/s, p50 / p99 ms)", "",
+                  "| variant | " + " | ".join(f"{c} clients" for c in clients) + " |",
+                  "|---" * (len(clients) + 1) + "|"]
+        for variant, per_clients in rows.items():
+            cells = [per_clients.get(c) for c in clients]
+            lines.append(f"| {variant} | " + " | ".join(
+                f"{f['images_per_second']:.1f}, {f['p50_ms']:.1f} / {f['p99_ms']:.1f}" if f else "" for f in cells)
+                + " |")
         lines.append("")
     return lines
 
