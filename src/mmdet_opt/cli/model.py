@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from .errors import CliError, one_line
 
@@ -46,12 +47,24 @@ def read_config(config: str, scale):
     """The mmcv Config of ``config`` ('default': mmdet's), at test scale ``scale`` when given."""
     from ..config import ConfigError, load_config
 
+    _check_python_syntax(config)
     try:
         return load_config(None if config == "default" else config, scale)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     except Exception as exc:  # mmcv raises many kinds for a file it cannot parse
         raise CliError(f"{config}: not a readable mmdet config ({one_line(exc)})") from None
+
+
+def _check_python_syntax(config: str) -> None:
+    """A .py config that does not parse, said here: mmcv would report it from a temporary copy."""
+    path = Path(config)
+    if path.suffix != ".py" or not path.is_file():
+        return
+    try:
+        compile(path.read_bytes(), str(path), "exec")
+    except SyntaxError as exc:
+        raise CliError(f"{config}: not a readable mmdet config (line {exc.lineno}: {exc.msg})") from None
 
 
 def open_detector(args, cfg, variant: str, device: str, pad_to_scale: bool = False):
