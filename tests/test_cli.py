@@ -164,7 +164,7 @@ def test_the_tolerance_is_on_segm_map_against_stock():
 
 
 def test_scenes_are_written_at_their_own_sizes(tmp_path):
-    ann = json.loads(Path(write_heldout_scenes(3, str(tmp_path), (64, 128), workers=2)).read_text())
+    ann = json.loads(Path(write_heldout_scenes(3, str(tmp_path), (64, 128), processes=2)).read_text())
     assert [img["id"] for img in ann["images"]] == [0, 1, 2]
     for img in ann["images"]:
         assert (img["width"], img["height"]) == heldout_size(img["id"], (64, 128))

@@ -24,7 +24,7 @@ def evaluation_dataset(args, processes):
         directory = args.scenes_dir or tempfile.mkdtemp(prefix="mmdet-opt-scenes-")
         temporary = None if args.scenes_dir else directory
     try:
-        ann = write_heldout_scenes(args.scenes, directory, args.scene_sizes, args.workers) if processes.main else None
+        ann = write_heldout_scenes(args.scenes, directory, args.scene_sizes) if processes.main else None
         ann = processes.broadcast(ann)  # the other processes wait here for the files
         dataset = load_annotations(ann)
         yield dataset, str(Path(ann).parent), describe(dataset, scenes=args.scenes, folder=args.scenes_dir)

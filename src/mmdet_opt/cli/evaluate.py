@@ -88,15 +88,17 @@ def variant_names(spec: str | None) -> list:
 
 def score_variant(args, processes, device: str, cfg, name: str, items: list, dataset: dict) -> dict | None:
     """The variant's COCOeval figures and speed over ``items`` (on rank 0; None elsewhere, or when
-    the variant cannot run on ``device``, said in one line)."""
+    a variant other than stock cannot run here, said in one line)."""
     from ..training.coco import score_detections
-    from ..variants import VariantUnavailable
-    from .model import open_detector, variant_label
+    from .errors import CliError
+    from .model import STOCK, open_detector, variant_label
     from .progress import RunStats
 
     try:
         det = open_detector(args, cfg, name, device)
-    except VariantUnavailable as exc:
+    except CliError as exc:
+        if name == STOCK:
+            raise
         if processes.main:
             print(f"{name}: not run ({exc})", file=sys.stderr)
         return None

@@ -50,7 +50,6 @@ def run(args) -> int:
 
 
 def infer(args, processes, device: str) -> int:
-    from ..variants import VariantUnavailable
     from .model import open_detector, read_config, variant_name
 
     variant = variant_name(args.variant)
@@ -60,10 +59,7 @@ def infer(args, processes, device: str) -> int:
     if processes.main:
         for line in problems:
             print(f"skipped {line}", file=sys.stderr)
-    try:
-        det = open_detector(args, cfg, variant, device, args.pad_to_scale)
-    except VariantUnavailable as exc:
-        raise CliError(str(exc)) from None
+    det = open_detector(args, cfg, variant, device, args.pad_to_scale)
     return _detect_and_write(args, processes, det, items, dataset, len(problems))
 
 

@@ -68,7 +68,8 @@ def _check_python_syntax(config: str) -> None:
 
 
 def open_detector(args, cfg, variant: str, device: str, pad_to_scale: bool = False):
-    """The detector of ``args.checkpoint`` giving COCO RLE masks; ``VariantUnavailable`` passes through."""
+    """The detector of ``args.checkpoint`` giving COCO RLE masks; ``CliError`` with the one line
+    saying why it cannot be built (the variant cannot run on ``device`` or refuses the config, say)."""
     from .. import init_detector
     from ..checkpoint import CheckpointError
 
@@ -78,6 +79,8 @@ def open_detector(args, cfg, variant: str, device: str, pad_to_scale: bool = Fal
                              pad_to_scale=pad_to_scale)
     except CheckpointError as exc:
         raise CliError(f"checkpoint {args.checkpoint}: {exc}") from None
+    except ValueError as exc:  # the API's one-line refusals: variant, device, config, option
+        raise CliError(str(exc)) from None
 
 
 def variant_label(det) -> str:

@@ -1,22 +1,28 @@
 """The held-out scenes as a COCO dataset on disk: PNG files at their own sizes and an annotation file."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 ANNOTATIONS = "heldout.json"
 
 
-def write_heldout_scenes(count: int, directory: str, short_sides, workers: int) -> str:
-    """Draw held-out scenes 0 .. count-1, each at its own seeded size, into ``directory``;
-    the path of their COCO annotation file (image id = scene index)."""
+def write_heldout_scenes(count: int, directory: str, short_sides=None, processes: int | None = None) -> str:
+    """Draw held-out scenes 0 .. count-1, each at its own seeded size, into ``directory`` (in
+    ``processes`` processes, default one per core); the path of their COCO annotation file
+    (image id = scene index)."""
     from ..training.scenes import HELDOUT_SHORT_SIDES
     from .results_file import write_json
 
     short_sides = short_sides or HELDOUT_SHORT_SIDES
     Path(directory).mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda i: _write_scene(i, directory, short_sides), range(count)))
+    processes = min(count, processes or os.cpu_count() or 1)
+    # Drawing is numpy-bound and holds the GIL: processes, started fresh (no forked CUDA or thread state).
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_write_scene, range(count), repeat(directory), repeat(short_sides)))
     dataset = {"images": [], "annotations": [], "categories": parts[0]["categories"]}
     for index, part in enumerate(parts):
         dataset["images"].append(dict(part["images"][0], id=index))
