@@ -7,6 +7,7 @@ import torch
 
 from ..detector import build_detector
 from ..images import image_by_spec, resize_to
+from ..paste import mask_threshold
 from ..results import Detections
 from ..variants import Variant, variant_for_device
 from .cases import Case
@@ -74,5 +75,5 @@ class Suite:
         return self._references[key]
 
     def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
-        image = self.image(image_name, case)
-        return Detections.from_mmdet(self.pipeline(variant, case)(image), image.shape)
+        image, pipeline = self.image(image_name, case), self.pipeline(variant, case)
+        return Detections.from_mmdet(pipeline(image), image.shape, mask_threshold(pipeline.model))
