@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .checkpoint import base_seed, load_state_dict, read_checkpoint, resolve_checkpoint
-from .config import load_config, set_test_scale
+from .classes import class_names, head_classes
+from .config import ConfigError, load_config, set_test_scale
 
 # Target std of each logit layer's output on the calibration image, in the order they are
 # calibrated (each one changes what the next sees).
@@ -34,15 +35,15 @@ def build_detector(config=None, checkpoint: str | os.PathLike | None = None, dev
 
     ``checkpoint``: a local file, an http(s) URL or ``trained`` (see ``checkpoint.resolve_checkpoint``).
     A partial checkpoint (see ``checkpoint``) goes over the synthetic weights of its base seed.
+    ``model.CLASSES``: from the checkpoint's meta or the config (``classes.class_names``).
     """
-    from mmdet.core import get_classes
     from mmdet.models import build_detector as mmdet_build_detector
 
     from . import raw_mask_head  # noqa: F401  registers FCNMaskHeadWithRawMask
 
     cfg = load_config(config, test_scale)
     model = mmdet_build_detector(cfg.model, test_cfg=cfg.get("test_cfg"))
-    model.CLASSES = get_classes("coco")
+    meta = {}
     if checkpoint is None:
         synthetic_weights(model, cfg, seed)
     else:
@@ -52,7 +53,7 @@ def build_detector(config=None, checkpoint: str | os.PathLike | None = None, dev
         if seed is not None:
             synthetic_weights(model, cfg, seed)
         meta = load_state_dict(model, path, state, meta)
-        model.CLASSES = meta.get("CLASSES", model.CLASSES)
+    model.CLASSES = class_names(cfg, meta, head_classes(model))
     model.cfg = cfg
     return model.to(device).eval()
 
@@ -130,7 +131,11 @@ def calibrate(model, cfg) -> None:
     img, img_metas = stock_inputs(model, calibration_image(), device="cpu")
     set_batchnorm_statistics(model.backbone, img)
     for name, target in CALIBRATION:
-        layer = model.get_submodule(name)
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError:
+            raise ConfigError(f"synthetic weights are calibrated for Mask R-CNN's layers, and this model has no "
+                              f"{name}: give it a checkpoint") from None
         outputs = []
         handle = layer.register_forward_hook(
             lambda _m, _i, out, outputs=outputs: outputs.append(out.detach().flatten()))

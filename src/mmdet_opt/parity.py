@@ -103,7 +103,7 @@ def mask_in_region(dets: Detections, i: int, region) -> np.ndarray:
     if not dets.raw_masks:
         return dets.masks[i, y0:y1, x0:x1].astype(bool)
     box = dets.boxes[i:i + 1] - np.array([x0, y0, x0, y0], dtype=np.float32)
-    (mask, _), = paste_masks_at_box(dets.masks[i:i + 1], box, y1 - y0, x1 - x0)
+    (mask, _), = paste_masks_at_box(dets.masks[i:i + 1], box, y1 - y0, x1 - x0, threshold=dets.mask_thr)
     out = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     bx0, by0, bx1, by1 = box_regions(box, y1 - y0, x1 - x0)[0]
     out[by0:by1, bx0:bx1] = mask[: by1 - by0, : bx1 - bx0]

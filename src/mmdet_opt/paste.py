@@ -9,7 +9,8 @@ GPU_MEM_LIMIT does): 100 masks at 7680x4320 would otherwise need 13 GB.
 What users get on the host (``full_image_masks``, ``coco_rles``) is pasted per box region
 (``paste_in_regions``): a pixel outside its box's region is never >= 0.5 (mmdet's skip_empty
 relies on the same fact), so only the regions are computed, copied and, for RLE, scanned on the
-device; the full-image host array is zeros elsewhere.
+device; the full-image host array is zeros elsewhere. Below 0.5 (the config's ``mask_thr_binary``),
+where stock pastes the whole image (a GPU) the regions widen by what the paste reaches (``halo``).
 """
 from __future__ import annotations
 
@@ -102,11 +103,25 @@ def encode_rle(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
     return rles
 
 
-def pixel_regions(boxes: torch.Tensor, img_h: int, img_w: int) -> torch.Tensor:
-    """(N, 4) int64 (x0, y0, x1, y1): each box's pixels, +-1, clipped; mmdet's skip_empty region."""
-    x0y0 = (boxes[:, :2].floor() - 1).clamp(min=0)
-    x1y1 = (boxes[:, 2:].ceil() + 1).clamp(max=boxes.new_tensor([img_w, img_h]))
+def pixel_regions(boxes: torch.Tensor, img_h: int, img_w: int, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 4) int64 (x0, y0, x1, y1): each box's pixels, +-1, clipped; mmdet's skip_empty region.
+    ``margin`` ((N, 2): x, y pixels, ``halo``) widens each box first."""
+    lo, hi = boxes[:, :2], boxes[:, 2:]
+    if margin is not None:
+        lo, hi = lo - margin, hi + margin
+    x0y0 = (lo.floor() - 1).clamp(min=0)
+    x1y1 = (hi.ceil() + 1).clamp(max=boxes.new_tensor([img_w, img_h]))
     return torch.cat([x0y0, torch.maximum(x1y1, x0y0)], dim=1).long()
+
+
+def halo(boxes: torch.Tensor, mask_hw: tuple[int, int], threshold: float) -> torch.Tensor | None:
+    """(N, 2) how far past its box (x, y pixels) a whole-image paste can reach ``threshold``; None
+    at 0.5 and above. Bilinear sampling blends the mask's edge cells with the zero padding up to
+    half a cell out: below 0.5 that blend can pass the threshold, at most box size / (2 * cells) away."""
+    if threshold >= 0.5:
+        return None
+    size = boxes[:, 2:] - boxes[:, :2]
+    return size / (2 * size.new_tensor([mask_hw[1], mask_hw[0]]))
 
 
 def degenerate(boxes: torch.Tensor) -> torch.Tensor:
@@ -135,37 +150,41 @@ def paste_in_regions(masks: torch.Tensor, boxes: torch.Tensor, regions: torch.Te
     return pasted & inside, inside
 
 
-def _by_region(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int):
+def _by_region(masks, boxes, img_h: int, img_w: int, threshold: float, max_chunk_bytes: int):
     """(indices pasted over the whole image: stock's GPU paste of degenerate boxes; the rest as
     chunks of (indices, regions, windows, inside), each chunk's float working set bounded)."""
-    whole = degenerate(boxes) if masks.device.type != "cpu" else torch.zeros_like(boxes[:, 0], dtype=torch.bool)
+    on_gpu = masks.device.type != "cpu"  # where stock pastes the whole image, not box +-1
+    whole = degenerate(boxes) if on_gpu else torch.zeros_like(boxes[:, 0], dtype=torch.bool)
     return whole.nonzero()[:, 0], _region_chunks(masks, boxes, (~whole).nonzero()[:, 0], img_h, img_w,
-                                                 max_chunk_bytes)
+                                                 threshold, on_gpu, max_chunk_bytes)
 
 
-def _region_chunks(masks, boxes, part, img_h: int, img_w: int, max_chunk_bytes: int):
+def _region_chunks(masks, boxes, part, img_h: int, img_w: int, threshold: float, on_gpu: bool,
+                   max_chunk_bytes: int):
     if not len(part):
         return
-    regions = pixel_regions(boxes[part], img_h, img_w)
+    margin = halo(boxes[part], masks.shape[-2:], threshold) if on_gpu else None
+    regions = pixel_regions(boxes[part], img_h, img_w, margin)
     wmax, hmax = (max(1, int(v)) for v in (regions[:, 2:] - regions[:, :2]).max(0).values.tolist())
     # On a CPU one mask at a time, as stock does there: a window as large as the largest region
     # would cost every mask that region's area.
     chunks = len(part) if part.device.type == "cpu" else num_chunks(len(part), hmax, wmax, max_chunk_bytes)
     for k in torch.chunk(torch.arange(len(part), device=part.device), chunks):
         inds = part[k]
-        yield (inds, regions[k], *paste_in_regions(masks[inds], boxes[inds], regions[k]))
+        yield (inds, regions[k], *paste_in_regions(masks[inds], boxes[inds], regions[k], threshold))
 
 
-def host_masks(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
+def host_masks(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
+               max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
     """(N, img_h, img_w) bool on the host, equal to ``paste_masks(...).cpu().numpy()`` (stock's
     pixels on the masks' device); only the box regions are pasted and copied."""
     masks = _as_tensor(masks)
     boxes = _as_tensor(boxes, masks.device)
     out = np.zeros((len(masks), img_h, img_w), bool)  # pages stay unwritten outside the regions
-    whole, chunks = _by_region(masks, boxes, img_h, img_w, max_chunk_bytes)
+    whole, chunks = _by_region(masks, boxes, img_h, img_w, threshold, max_chunk_bytes)
     if len(whole):
-        out[whole.cpu().numpy()] = paste_masks(masks[whole], boxes[whole], img_h, img_w,
-                                               max_chunk_bytes=max_chunk_bytes).cpu().numpy()
+        out[whole.cpu().numpy()] = paste_masks(masks[whole], boxes[whole], img_h, img_w, threshold,
+                                               max_chunk_bytes).cpu().numpy()
     for inds, regions, windows, inside in chunks:
         bits = windows[inside].cpu().numpy()  # the regions' pixels, one after another, row by row
         offset = 0
@@ -176,7 +195,8 @@ def host_masks(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEFA
     return out
 
 
-def region_rles(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[dict]:
+def region_rles(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
+                max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[dict]:
     """COCO RLEs equal to ``encode_rle``'s: the run boundaries are found on the device inside each
     box region (column-major, as COCO counts), and only they come to the host."""
     from pycocotools import mask as mask_utils
@@ -184,10 +204,10 @@ def region_rles(masks, boxes, img_h: int, img_w: int, max_chunk_bytes: int = DEF
     masks = _as_tensor(masks)
     boxes = _as_tensor(boxes, masks.device)
     rles: list = [None] * len(masks)
-    whole, chunks = _by_region(masks, boxes, img_h, img_w, max_chunk_bytes)
+    whole, chunks = _by_region(masks, boxes, img_h, img_w, threshold, max_chunk_bytes)
     if len(whole):
-        for i, rle in zip(whole.tolist(), encode_rle(masks[whole], boxes[whole], img_h, img_w,
-                                                           max_chunk_bytes=max_chunk_bytes)):
+        for i, rle in zip(whole.tolist(), encode_rle(masks[whole], boxes[whole], img_h, img_w, threshold,
+                                                           max_chunk_bytes)):
             rles[i] = rle
     for inds, regions, windows, _ in chunks:
         # A zero row above and below each region column: a run starts where a pixel differs from
@@ -220,19 +240,25 @@ def _flat(result):
     return masks, boxes
 
 
-def full_image_masks(result, image_shape, device="cpu"):
+def mask_threshold(model) -> float:
+    """The config's ``test_cfg.rcnn.mask_thr_binary``: the probability stock's mask head thresholds at."""
+    return float(model.roi_head.test_cfg.get("mask_thr_binary", 0.5))
+
+
+def full_image_masks(result, image_shape, device="cpu", threshold: float = 0.5):
     """What stock mmdet returns: one full-image bool mask per detection, on the host.
 
-    Stock results already hold them (returned as they are); raw 28x28 ones are pasted on ``device``.
+    Stock results already hold them (returned as they are); raw 28x28 ones are pasted on ``device``
+    at ``threshold`` (``mask_threshold(model)``).
     """
     masks, boxes = _flat(result)
     h, w = image_shape[:2]
     if not masks or masks[0].shape == (h, w):
         return masks
-    return host_masks(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w)
+    return host_masks(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w, threshold)
 
 
-def coco_rles(result, image_shape, device="cpu") -> list[dict]:
+def coco_rles(result, image_shape, device="cpu", threshold: float = 0.5) -> list[dict]:
     """COCO run-length encodings, one per detection: mmdet's own encoder for full-image masks,
     pasting on ``device`` chunk by chunk for raw ones."""
     from pycocotools import mask as mask_utils
@@ -241,4 +267,4 @@ def coco_rles(result, image_shape, device="cpu") -> list[dict]:
     h, w = image_shape[:2]
     if not masks or masks[0].shape == (h, w):
         return [mask_utils.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0] for m in masks]
-    return region_rles(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w)
+    return region_rles(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w, threshold)

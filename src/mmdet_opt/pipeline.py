@@ -147,10 +147,10 @@ def stage_calls(pipeline: Stages, image: np.ndarray) -> dict:
     Earlier stages run once here, untimed, so each callable re-runs its own stage from the
     previous stage's real outputs.
     """
-    from .paste import coco_rles, full_image_masks
+    from .paste import coco_rles, full_image_masks, mask_threshold
 
     inputs = pipeline.preprocess(image)
-    device = inputs.img.device
+    device, threshold = inputs.img.device, mask_threshold(pipeline.model)
     feats = pipeline.backbone(inputs)
     proposals = pipeline.rpn_head(feats, inputs)
     det_bboxes, det_labels = pipeline.bbox_head(feats, proposals, inputs)
@@ -160,8 +160,8 @@ def stage_calls(pipeline: Stages, image: np.ndarray) -> dict:
         RPN: lambda: pipeline.rpn_head(feats, inputs),
         ROI: lambda: pipeline.roi_head(feats, proposals, inputs),
         TOTAL: lambda: pipeline(image),
-        TOTAL_MASKS: lambda: full_image_masks(pipeline(image), image.shape, device),
-        TOTAL_RLE: lambda: coco_rles(pipeline(image), image.shape, device),
+        TOTAL_MASKS: lambda: full_image_masks(pipeline(image), image.shape, device, threshold),
+        TOTAL_RLE: lambda: coco_rles(pipeline(image), image.shape, device, threshold),
     }
     if len(det_bboxes):  # no detections, no mask stages
         masks = pipeline.mask_forward(feats, det_bboxes, inputs)

@@ -11,7 +11,8 @@ class Detections:
     """N detections of one image, in the order mmdet lists them (class by class).
 
     ``masks`` is either (N, H, W) bool (full-image, as stock mmdet gives) or (N, h, w) float
-    probabilities (raw, as ``FCNMaskHeadWithRawMask`` gives); ``raw_masks`` says which.
+    probabilities (raw, as ``FCNMaskHeadWithRawMask`` gives); ``raw_masks`` says which, and raw
+    ones are pasted at ``mask_thr`` (the config's ``mask_thr_binary``, ``paste.mask_threshold``).
     """
 
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2, original image pixels
@@ -20,12 +21,13 @@ class Detections:
     masks: np.ndarray
     image_shape: tuple[int, int]  # (H, W) of the original image
     raw_masks: bool = False
+    mask_thr: float = 0.5
 
     def __len__(self) -> int:
         return len(self.scores)
 
     @classmethod
-    def from_mmdet(cls, result, image_shape) -> Detections:
+    def from_mmdet(cls, result, image_shape, mask_thr: float = 0.5) -> Detections:
         """From ``(bbox_results, segm_results)``, mmdet's per-class lists."""
         bbox_results, segm_results = result
         h, w = image_shape[:2]
@@ -40,7 +42,7 @@ class Detections:
             masks = np.zeros((0, h, w), dtype=bool)
         if len(masks) != len(stacked):
             raise ValueError(f"{len(stacked)} boxes but {len(masks)} masks")
-        return cls(stacked[:, :4], stacked[:, 4], labels, masks, (h, w), raw)
+        return cls(stacked[:, :4], stacked[:, 4], labels, masks, (h, w), raw, mask_thr)
 
     def identical(self, other: Detections) -> bool:
         """The same detections bit for bit: boxes, scores, labels and masks, in the same order."""
@@ -53,4 +55,4 @@ class Detections:
             return self.masks.astype(bool)
         from .paste import paste_masks
 
-        return paste_masks(self.masks, self.boxes, *self.image_shape).numpy()
+        return paste_masks(self.masks, self.boxes, *self.image_shape, threshold=self.mask_thr).numpy()

@@ -13,6 +13,7 @@ from .gpu_preprocess import PreprocessSpec, gpu_preprocess
 from .graphed.options import GraphOptions
 from .pipeline import StagedPipeline
 from .stock import stock_inputs, stock_test_pipeline
+from .supported import check_supported
 
 
 class VariantUnavailable(ValueError):
@@ -50,7 +51,9 @@ class Variant:
                        summary=f"{self.summary} (CPU composition: fp32{', no CUDA graphs' if graph else ''})")
 
     def build(self, base_model, test_scale: tuple[int, int] | None = None):
-        """A pipeline over a copy of ``base_model`` (same weights) changed as this variant says."""
+        """A pipeline over a copy of ``base_model`` (same weights) changed as this variant says;
+        ``UnsupportedConfig`` first for a config setting it would not honour (supported.py)."""
+        check_supported(base_model.cfg, self)
         model = variant_model(base_model, self, test_scale)
         if self.graph is not None:
             from .graphed import GraphedPipeline

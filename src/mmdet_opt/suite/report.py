@@ -142,7 +142,7 @@ def serving_markdown(data: dict) -> list:
         if isinstance(info.get("serving"), dict) and "clients" in info:
             table[info.get("size", "?")][info["variant"]][info["clients"]] = info["serving"]
     lines = []
-    for size, rows in sorted(table.items(), key=lambda kv: _size_key(kv[0])):
+    for size, rows in sorted(table.items(), key=lambda kv: size_key(kv[0])):
         clients = sorted({c for per_clients in rows.values() for c in per_clients})
         lines += [f"### {size} serving (images/s, p50 / p99 ms)", "",
                   "| variant | " + " | ".join(f"{c} clients" for c in clients) + " |",

@@ -9,6 +9,7 @@ from ..detector import build_detector
 from ..graphed.capture import strict_fp32
 from ..images import image_by_spec, resize_to
 from ..parity import ParityReport, compare
+from ..paste import mask_threshold
 from ..results import Detections
 from ..variants import Variant, variant_for_device
 from .cases import Case
@@ -73,19 +74,5 @@ class Suite:
         return self._references[key]
 
     def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
-        image = self.image(image_name, case)
-        result = self.pipeline(variant, case)(image)
-        return Detections.from_mmdet(self.mutate(result) if self.mutate else result, image.shape)
-
-    def accepted_deviations(self, variant: Variant | str, case: Case | tuple[int, int],
-                            image_name: str) -> dict[str, ParityReport]:
-        """The deviations from stock that mmdet users already accept, against which parity on synthetic
-        weights is judged: stock's own TF32 spread, and for a variant computing in fp16, stock's own fp16
-        (never mutated: --mutation breaks the variants under test, not the yardstick)."""
-        reference = self.reference(case, image_name)
-        spreads = {TF32_SPREAD: compare(reference, self.reference(case, image_name, exact=True))}
-        if self.variant(variant).computes_in_fp16:
-            image = self.image(image_name, case)
-            fp16 = self.pipeline("inference_fp16", case)(image)
-            spreads[FP16_SPREAD] = compare(reference, Detections.from_mmdet(fp16, image.shape))
-        return spreads
+from ..parity import ParityReport, compare
+from ..paste import mask_threshold

@@ -31,8 +31,9 @@ MAX_DIAMETER = 0.4
 OBJECTS = (8, 30)
 MIN_VISIBLE = (8 / 512) ** 2  # of the short side squared: smaller visible parts are dropped
 MIN_VISIBLE_FRACTION = 0.1  # of the object's own area
-# Seed streams: training and held-out scenes never share a seed.
-TRAIN_STREAM, HELDOUT_STREAM = 0, 1
+# Seed streams: training and held-out scenes never share a seed; held-out sizes have their own.
+TRAIN_STREAM, HELDOUT_STREAM, HELDOUT_SIZE_STREAM = 0, 1, 2
+HELDOUT_SHORT_SIDES = (480, 1600)
 
 
 @dataclass
@@ -54,6 +55,15 @@ def training_scene(seed: int, index: int, size=TRAIN_SIZE, zoom=(0.8, 1.6)) -> S
 def heldout_scene(index: int, size=TRAIN_SIZE) -> Scene:
     """A scene from a seed space disjoint from training's."""
     return draw_scene(np.random.default_rng(np.random.SeedSequence([HELDOUT_STREAM, index])), size)
+
+
+def heldout_size(index: int, short_sides=HELDOUT_SHORT_SIDES) -> tuple[int, int]:
+    """A seeded (w, h) of its own for held-out scene ``index``, as photos come: the short side
+    log-uniform in ``short_sides``, the long side 1 to 1.8 times it, landscape or portrait."""
+    rng = np.random.default_rng(np.random.SeedSequence([HELDOUT_SIZE_STREAM, index]))
+    short = int(round(np.exp(rng.uniform(np.log(short_sides[0]), np.log(short_sides[1])))))
+    long = int(round(short * rng.uniform(1.0, 1.8)))
+    return (long, short) if rng.random() < 0.7 else (short, long)
 
 
 def draw_scene(rng, size=TRAIN_SIZE, zoom: float = 1.0) -> Scene:

@@ -1,0 +1,185 @@
+"""The public API: a user's own mmdet 2.x Mask R-CNN through any variant, as mmdet's own calls are made.
+
+    from mmdet_opt import init_detector, inference_detector
+
+    det = init_detector("mask_rcnn_r50_fpn_2x_coco.py", "model.pth", device="cuda:0")
+    bbox_result, segm_result = det("photo.jpg")         # what mmdet.apis.inference_detector returns
+    results = inference_detector(det, ["a.jpg", "b.jpg"])
+
+``output`` says what a result's masks are, always grouped as mmdet groups them (per class, in
+detection order, next to ``bbox_result``'s per-class (n, 5) boxes):
+
+- ``"masks"``: full-image bool masks thresholded at the config's ``test_cfg.rcnn.mask_thr_binary``,
+  exactly what ``mmdet.apis.inference_detector`` returns (a raw-mask variant pastes its 28x28
+  probabilities with mmdet's own rule, ``paste.py``, on the model's device);
+- ``"rle"``: the same masks as COCO run-length encodings (``pycocotools.mask.encode``'s dicts,
+  ``counts`` as ``str``);
+- ``"probs"``: each detection's 28x28 float32 probabilities, the raw-mask head's own form (raw-mask
+  variants only).
+
+Each variant honours every config setting or refuses it at construction with one line
+(``supported.check_supported``; docs/supported.md). ``inference`` is mmdet's own
+``inference_detector`` on the same model. ``Detector.CLASSES``: ``classes.class_names``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+
+import torch
+
+from .arguments import check_device
+from .classes import class_names, head_classes
+from .inputs import prepare_image
+from .paste import mask_threshold
+from .quiet import IMAGE_TO_TENSOR_NOTICE
+from .supported import UnsupportedConfig, check_supported, is_stock
+from .variants import VARIANTS, Variant, variant_for_device
+
+OUTPUTS = ("masks", "rle", "probs")
+
+
+def init_detector(config=None, checkpoint=None, device: str = "cuda:0", variant: str = "inference_graph",
+                  output: str = "masks", pad_to_scale: bool = False) -> Detector:
+    """A ``Detector`` for an mmdet 2.x Mask R-CNN config (a file, an mmcv Config, or None: mmdet's
+    mask_rcnn_r50_fpn_2x_coco) and ``checkpoint`` (a file, an http(s) URL, ``"trained"``: the
+    project's own model, or None: seeded synthetic weights). ``variant``: a name of
+    ``variants.VARIANTS``, run on a CPU as its CPU composition. The config is checked against the
+    variant before the model is built."""
+    from .config import load_config
+    from .detector import build_detector
+
+    device = check_device(str(device))
+    run_as = _variant(variant, device, pad_to_scale)
+    _check_output(output, run_as)
+    cfg = load_config(config)
+    check_supported(cfg, run_as)
+    return Detector(build_detector(cfg, checkpoint, device=device), run_as, output)
+
+
+def inference_detector(model, imgs):
+    """``mmdet.apis.inference_detector``'s call: one image (array or path) gives one result, a
+    list gives a list. ``model``: a ``Detector``, or an mmdet model (then mmdet's own function runs)."""
+    if not isinstance(model, Detector):
+        from mmdet.apis import inference_detector as mmdet_inference_detector
+
+        return mmdet_inference_detector(model, imgs)
+    return model.batch(imgs) if isinstance(imgs, (list, tuple)) else model(imgs)
+
+
+class Detector:
+    """An mmdet Mask R-CNN run by one variant. ``model`` is the mmdet model as given (mmdet's own
+    calls still work on it), ``variant`` the ``Variant`` as it runs on the model's device, ``cfg``
+    its config, ``CLASSES`` its class names."""
+
+    def __init__(self, model, variant: Variant, output: str = "masks"):
+        if getattr(model, "cfg", None) is None:
+            raise ValueError("the model has no cfg: build it with mmdet.apis.init_detector, or set model.cfg")
+        _check_output(output, variant)
+        check_supported(model.cfg, variant)
+        self.model, self.variant, self.output, self.cfg = model.eval(), variant, output, model.cfg
+        self.CLASSES = _classes(model)
+        self.device = next(model.parameters()).device
+        self.mask_thr = mask_threshold(model)
+        if output == "rle" and self.mask_thr < 0:
+            raise UnsupportedConfig(f"test_cfg.rcnn.mask_thr_binary={self.mask_thr} gives soft masks, which "
+                                    f"output='rle' cannot encode")
+        # Stock runs mmdet's own inference_detector on the model itself (test-time augmentation included).
+        self._pipeline = None if is_stock(variant) else variant.build(model)
+
+    @classmethod
+    def from_model(cls, model, variant: str = "inference_graph", output: str = "masks",
+                   pad_to_scale: bool = False) -> Detector:
+        """A Detector over an mmdet model already built (``mmdet.apis.init_detector``'s, say)."""
+        device = str(next(model.parameters()).device)
+        return cls(model, _variant(variant, device, pad_to_scale), output)
+
+    def __call__(self, image):
+        """The result for one image: an (H, W, 3) uint8 BGR array (grayscale, BGRA and uint16 are
+        converted as ``inputs.load_image`` says) or a path."""
+        array = prepare_image(image, self.cfg)
+        with torch.no_grad():
+            result = self._run(array, image)
+        return self._convert(result, array.shape)
+
+    def batch(self, images) -> list:
+        """Results for a list of images; a graph variant runs the photos of one network shape as
+        one batch (``detect_batch``), the others one image at a time."""
+        arrays = [prepare_image(image, self.cfg) for image in images]
+        detect_batch = getattr(self._pipeline, "detect_batch", None)
+        with torch.no_grad():
+            if detect_batch is not None:
+                results = detect_batch(arrays)
+            else:
+                results = [self._run(array, image) for array, image in zip(arrays, images)]
+        return [self._convert(result, array.shape) for result, array in zip(results, arrays)]
+
+    def _run(self, array, image):
+        if self._pipeline is not None:
+            return self._pipeline(array)
+        from mmdet.apis import inference_detector as mmdet_inference_detector
+
+        # A path goes to mmdet as a path: its LoadImageFromFile reads it as the config says.
+        with warnings.catch_warnings():  # its ImageToTensor notice, at every call
+            warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
+            return mmdet_inference_detector(self.model, str(image) if isinstance(image, (str, os.PathLike)) else array)
+
+    def _convert(self, result, image_shape):
+        if self.output == "probs":
+            return result
+        return convert(result, image_shape, self.output, self.device, self.mask_thr)
+
+    def __repr__(self) -> str:
+        return f"Detector({self.variant.name}, output={self.output!r}, {len(self.CLASSES)} classes, on {self.device})"
+
+
+def convert(result, image_shape, output: str, device, threshold: float):
+    """(bbox_result, segm_result) with full-image masks (``"masks"``) or COCO RLEs (``"rle"``), from
+    a result holding either those masks or raw probabilities."""
+    from .paste import coco_rles, full_image_masks
+
+    bbox_result, _ = result
+    if output == "masks":
+        flat = full_image_masks(result, image_shape, device, threshold)
+    else:
+        flat = [dict(rle, counts=_text(rle["counts"])) for rle in coco_rles(result, image_shape, device, threshold)]
+    grouped, start = [], 0
+    for boxes in bbox_result:
+        grouped.append([flat[i] for i in range(start, start + len(boxes))])
+        start += len(boxes)
+    return bbox_result, grouped
+
+
+def _text(counts) -> str:
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+
+
+def _variant(variant, device: str, pad_to_scale: bool) -> Variant:
+    """The variant (a name, or a Variant) as it runs on ``device``, padded to the scale if asked."""
+    run_as = variant.for_device(device) if isinstance(variant, Variant) else variant_for_device(variant, device)
+    if pad_to_scale:
+        if run_as.graph is None:
+            graphed = ", ".join(name for name, v in VARIANTS.items() if v.graph is not None)
+            raise ValueError(f"pad_to_scale is an option of the graph variants ({graphed}), not of {run_as.name}")
+        run_as = dataclasses.replace(run_as, graph=dataclasses.replace(run_as.graph, pad_to_scale=True))
+    return run_as
+
+
+def _check_output(output: str, variant: Variant) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"output {output!r}: expected one of {', '.join(OUTPUTS)}")
+    if output == "probs" and not variant.raw_mask:
+        raw = ", ".join(name for name, v in VARIANTS.items() if v.raw_mask)
+        raise ValueError(f"output='probs' needs a variant with the raw-mask head ({raw}); "
+                         f"{variant.name} returns full-image masks")
+
+
+def _classes(model) -> tuple[str, ...]:
+    """``model.CLASSES`` when it names each class of the head (mmdet's init_detector sets COCO's
+    when the checkpoint has none), else ``classes.class_names`` from the config."""
+    num_classes = head_classes(model)
+    given = getattr(model, "CLASSES", None)
+    if given is not None and len(given) == num_classes:
+        return tuple(given)
+    return class_names(model.cfg, None, num_classes)

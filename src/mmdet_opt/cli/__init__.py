@@ -1,0 +1,35 @@
+"""mmdet-opt: detect over image files (infer) or score a model on a COCO dataset (eval).
+
+Both run under ``torchrun --nproc_per_node N`` as well: one process per GPU, each on a share of the
+images, rank 0 writing what a single process would.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import CliError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import evaluate, infer
+
+    parser = argparse.ArgumentParser(prog="mmdet-opt", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    infer.add_parser(commands)
+    evaluate.add_parser(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    from ..quiet import ignore_image_to_tensor_notice, ignore_invalid_escape_warnings, ignore_mmcv_v2_notice
+
+    ignore_mmcv_v2_notice()
+    ignore_image_to_tensor_notice()
+    ignore_invalid_escape_warnings()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CliError as exc:
+        print(f"mmdet-opt {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,254 @@
+"""The mmdet-opt command on a CPU: infer over a folder, bad input, eval's table, two processes under torchrun."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+import mmdet_opt
+from mmdet_opt.cli import main
+from mmdet_opt.cli.dataset import category_ids, find_images, items_by_annotation
+from mmdet_opt.cli.detect import ImageItem
+from mmdet_opt.cli.eval_table import outside_tolerance, table
+from mmdet_opt.cli.prefetch import DecodeAhead
+from mmdet_opt.cli.results_file import images_path
+from mmdet_opt.cli.scenes import write_heldout_scenes
+from mmdet_opt.inputs import ImageInputError
+from mmdet_opt.training.scenes import heldout_scene, heldout_size
+
+SIZES = [(96, 64), (128, 96), (72, 112)]  # mixed sizes and orientations
+# mmdet's default config with fewer proposals and detections, at a small test scale: a short CPU run
+SMALL_CONFIG = """_base_ = {base!r}
+model = dict(test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50), rcnn=dict(max_per_img=5)))
+"""
+SCALE = "320x192"
+
+
+@pytest.fixture(scope="module")
+def model_args(tmp_path_factory) -> list:
+    """The model arguments: a user's config file over mmdet's default, the package's trained checkpoint."""
+    from mmdet_opt.config import DEFAULT_CONFIG, mmdet_config_dir
+
+    config = tmp_path_factory.mktemp("config") / "small_mask_rcnn.py"
+    config.write_text(SMALL_CONFIG.format(base=str(mmdet_config_dir() / DEFAULT_CONFIG)))
+    return [str(config), "trained", "--device", "cpu", "--scale", SCALE]
+
+
+def run_main(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def lines_naming(text: str, word: str) -> list:
+    """The stderr lines that name ``word`` (the progress bar's redraws aside)."""
+    return [line for line in text.replace("\r", "\n").splitlines() if word in line and "img/s" not in line]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for i, size in enumerate(SIZES):
+        cv2.imwrite(str(folder / f"scene{i}.{'jpg' if i % 2 else 'png'}"), heldout_scene(i, size).image)
+    (folder / "notes.txt").write_text("not an image, and not listed: its suffix is not an image's")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def single_run(photos, tmp_path_factory, model_args) -> tuple[int, Path, str]:
+    out = tmp_path_factory.mktemp("single") / "results.json"
+    code, stdout, stderr = run_main(["infer", *model_args, str(photos), "--out", str(out), "--batch", "2"])
+    return code, out, stdout
+
+
+def test_infer_writes_coco_results_that_pycocotools_loads(single_run, photos):
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    code, out, stdout = single_run
+    assert code == 0
+    index = json.loads(Path(images_path(str(out))).read_text())
+    names = sorted(p.name for p in photos.iterdir() if p.suffix in (".png", ".jpg"))
+    assert [(img["id"], img["file_name"]) for img in index["images"]] == list(enumerate(names))
+    shapes = {img["id"]: (img["height"], img["width"]) for img in index["images"]}
+    assert sorted(shapes.values()) == sorted((h, w) for w, h in SIZES)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(images_path(str(out)))
+        results = gt.loadRes(str(out))
+    dets = json.loads(out.read_text())
+    assert dets and len(results.getAnnIds()) == len(dets)
+    assert [d["image_id"] for d in dets] == sorted(d["image_id"] for d in dets)  # in image order
+    for d in dets:
+        h, w = shapes[d["image_id"]]
+        assert d["segmentation"]["size"] == [h, w] and isinstance(d["segmentation"]["counts"], str)
+        x, y, bw, bh = d["bbox"]
+        assert 0 <= x and 0 <= y and x + bw <= w + 1e-3 and y + bh <= h + 1e-3
+        assert 0 < d["score"] <= 1 and 1 <= d["category_id"] <= 80
+        assert mask_utils.area(d["segmentation"]) > 0
+    assert f"{len(SIZES)} images" in stdout and f"{len(dets)} detections" in stdout and "images/s" in stdout
+
+
+def test_an_unreadable_image_and_a_missing_path_are_skipped_and_the_rest_kept(photos, single_run, tmp_path, model_args):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for p in photos.iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", *model_args, str(folder), str(tmp_path / "nothere.jpg"), "--out", str(out)])
+    assert code == 1
+    assert len(lines_naming(stderr, "broken.png")) == 1
+    assert len(lines_naming(stderr, "nothere.jpg")) == 1
+    assert "Traceback" not in stderr
+    done = json.loads(Path(images_path(str(out))).read_text())["images"]
+    assert [img["file_name"] for img in done] == sorted(p.name for p in photos.iterdir() if p.suffix != ".txt")
+    # broken.png takes place 0 in path order; the others keep their detections, under their own ids
+    by_name = {img["file_name"]: img["id"] for img in done}
+    single = json.loads(single_run[1].read_text())
+    index = json.loads(Path(images_path(str(single_run[1]))).read_text())["images"]
+    renumbered = {img["id"]: by_name[img["file_name"]] for img in index}
+    assert json.loads(out.read_text()) == [dict(d, image_id=renumbered[d["image_id"]]) for d in single]
+
+
+@pytest.mark.parametrize("config_arg, checkpoint_arg, variant_arg, says", [
+    ("nosuch_config.py", "trained", "stock", "config file not found"),
+    ("BROKEN", "trained", "stock", "not a readable mmdet config"),
+    ("default", "nosuch.pth", "stock", "nosuch.pth"),
+    ("default", "trained", "inference_fast", "unknown variant"),
+])
+def test_bad_arguments_give_one_line_and_exit_code_2(photos, tmp_path, config_arg, checkpoint_arg, variant_arg,
+                                                     says):
+    if config_arg == "BROKEN":
+        config_arg = tmp_path / "broken.py"
+        config_arg.write_text("model = dict(\n")
+    out = tmp_path / "results.json"
+    code, stdout, stderr = run_main(["infer", str(config_arg), checkpoint_arg, str(photos), "--out", str(out),
+                                     "--device", "cpu", "--variant", variant_arg])
+    assert code == 2
+    assert stderr.count("\n") == 1 and says in stderr and stderr.startswith("mmdet-opt infer: error:")
+    assert not out.exists()
+
+
+def test_no_images_at_all_is_an_error(tmp_path, model_args):
+    code, _, stderr = run_main(["infer", *model_args, str(tmp_path), "--out", str(tmp_path / "r.json")])
+    assert code == 2 and "no images to run" in stderr and stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command, says", [(None, "infer"), ("infer", "Image ids"), ("eval", "--scenes")])
+def test_help(command, says):
+    args = [sys.executable, "-m", "mmdet_opt", *([command] if command else []), "--help"]
+    done = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.returncode == 0 and says in done.stdout and "usage: mmdet-opt" in done.stdout
+
+
+@pytest.mark.slow  # the model built twice, stock and the variant
+def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, model_args):
+    figures = tmp_path / "eval.json"
+    code, stdout, stderr = run_main(["eval", *model_args, "--scenes", "2", "--scene-sizes", "64-96",
+                                     "--variants", "inference_graph", "--json", str(figures)])
+    rows = json.loads(figures.read_text())["variants"]
+    assert [row["variant"] for row in rows] == ["inference", "inference_graph"]
+    assert rows[1]["runs_as"] != "inference_graph"  # its CPU composition ran
+    for row in rows:
+        assert 0 <= row["segm_mAP"] <= 1 and 0 <= row["bbox_mAP"] <= 1 and row["images"] == 2
+        line = next(line for line in stdout.splitlines() if line.startswith(row["runs_as"] + " "))
+        assert f"{row['segm_mAP']:.4f}" in line and f"{row['images_per_s']:.2f}" in line
+    stock_line = next(line for line in stdout.splitlines() if line.startswith("inference (stock)"))
+    assert stock_line.split()[3] == "-"
+    assert code == (1 if outside_tolerance(rows, 0.005) else 0)
+
+
+def test_the_tolerance_is_on_segm_map_against_stock():
+    rows = [{"runs_as": "inference", "bbox_mAP": 0.5, "segm_mAP": 0.5, "images_per_s": 1.0},
+            {"runs_as": "a", "bbox_mAP": 0.2, "segm_mAP": 0.5049, "images_per_s": 2.0},
+            {"runs_as": "b", "bbox_mAP": 0.5, "segm_mAP": 0.4949, "images_per_s": 3.0}]
+    assert [row["runs_as"] for row in outside_tolerance(rows, 0.005)] == ["b"]
+    text = table(rows)
+    assert "-0.3000" in text and "+0.0049" in text and "-0.0051" in text
+
+
+def test_scenes_are_written_at_their_own_sizes(tmp_path):
+    ann = json.loads(Path(write_heldout_scenes(3, str(tmp_path), (64, 128), processes=2)).read_text())
+    assert [img["id"] for img in ann["images"]] == [0, 1, 2]
+    for img in ann["images"]:
+        assert (img["width"], img["height"]) == heldout_size(img["id"], (64, 128))
+        assert cv2.imread(str(tmp_path / img["file_name"])).shape[:2] == (img["height"], img["width"])
+    assert len({(img["width"], img["height"]) for img in ann["images"]}) == 3
+    assert {a["image_id"] for a in ann["annotations"]} == {0, 1, 2}
+    assert [a["id"] for a in ann["annotations"]] == list(range(1, len(ann["annotations"]) + 1))
+
+
+def test_decoding_keeps_order_reports_errors_in_place_and_stays_bounded():
+    decoding, most = set(), [0]
+    lock = threading.Lock()
+
+    def load(path):
+        with lock:
+            decoding.add(path)
+        time.sleep(0.01)
+        if path == "3":
+            raise ImageInputError("3: cannot decode")
+        return path
+
+    items = [ImageItem(i, i, str(i), str(i)) for i in range(10)]
+    decoded = DecodeAhead(items, load, workers=2, ahead=3)
+    seen = []
+    for item, image, error in decoded:
+        with lock:
+            most[0] = max(most[0], len(decoding) - len(seen))
+        seen.append((item.path, image, error))
+    assert seen == [(str(i), None, "3: cannot decode") if i == 3 else (str(i), str(i), None) for i in range(10)]
+    assert most[0] <= 3  # never more than `ahead` started and not yet handed over
+    assert decoded.waited > 0
+
+
+def test_image_ids_from_an_annotation_file(tmp_path):
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    found, problems = find_images([str(tmp_path)])
+    assert [name for _, name in found] == ["a.jpg", "b.jpg", "c.jpg"] and not problems
+    dataset = {"images": [{"id": 17, "file_name": "val/b.jpg"}, {"id": 4, "file_name": "a.jpg"}]}
+    items, unlisted = items_by_annotation(found, dataset)
+    assert [(item.image_id, item.file_name) for item in items] == [(4, "a.jpg"), (17, "b.jpg")]
+    assert len(unlisted) == 1 and "c.jpg" in unlisted[0]
+
+
+def test_category_ids_follow_names_as_mmdet_reads_them():
+    classes = ("person", "sports ball", "stop sign")
+    assert category_ids(classes, [{"id": 13, "name": "stop_sign"}, {"id": 37, "name": "sports ball"}]) == [
+        None, 37, 13]
+    assert category_ids(classes, [{"id": 5, "name": "cat"}]) == [1, 2, 3]  # no name in common
+    assert category_ids(classes, None) == [1, 2, 3]
+
+
+@pytest.mark.slow  # three processes, each importing mmdet and building the model
+def test_two_processes_under_torchrun_write_the_single_process_file(photos, tmp_path, model_args):
+    command = ["-m", "mmdet_opt", "infer", *model_args, str(photos), "--batch", "2", "--workers", "1"]
+    # The same environment for both runs: one thread each, so the arithmetic is the same.
+    single = subprocess.run([sys.executable, *command, "--out", str(tmp_path / "single.json")],
+                            capture_output=True, text=True, env=_env(), timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*torchrun, *command, "--out", str(tmp_path / "two.json")],
+                          capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(2 processes" in done.stdout
+    assert (tmp_path / "two.json").read_bytes() == (tmp_path / "single.json").read_bytes()
+    assert (tmp_path / "two.images.json").read_bytes() == (tmp_path / "single.images.json").read_bytes()
+    assert json.loads((tmp_path / "two.json").read_text())  # not two empty files
+
+
+def _env() -> dict:
+    src = str(Path(mmdet_opt.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1"}
