@@ -74,5 +74,20 @@ class Suite:
         return self._references[key]
 
     def detections(self, variant: Variant | str, case: Case | tuple[int, int], image_name: str) -> Detections:
-from ..parity import ParityReport, compare
-from ..paste import mask_threshold
+        image, pipeline = self.image(image_name, case), self.pipeline(variant, case)
+        result = pipeline(image)
+        return Detections.from_mmdet(self.mutate(result) if self.mutate else result, image.shape,
+                                     mask_threshold(pipeline.model))
+
+    def accepted_deviations(self, variant: Variant | str, case: Case | tuple[int, int],
+                            image_name: str) -> dict[str, ParityReport]:
+        """The deviations from stock that mmdet users already accept, against which parity on synthetic
+        weights is judged: stock's own TF32 spread, and for a variant computing in fp16, stock's own fp16
+        (never mutated: --mutation breaks the variants under test, not the yardstick)."""
+        reference = self.reference(case, image_name)
+        spreads = {TF32_SPREAD: compare(reference, self.reference(case, image_name, exact=True))}
+        if self.variant(variant).computes_in_fp16:
+            image, fp16 = self.image(image_name, case), self.pipeline("inference_fp16", case)
+            spreads[FP16_SPREAD] = compare(reference, Detections.from_mmdet(fp16(image), image.shape,
+                                                                            mask_threshold(fp16.model)))
+        return spreads
