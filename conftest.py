@@ -191,6 +191,9 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
+    from mmdet_opt.quiet import import_quietly
+
+    import_quietly()
     config._mmdet_opt = _settings(config)
     _make_output_folders(config)
     config._mmdet_opt_parity = []
@@ -208,6 +211,7 @@ def _make_output_folders(config):
     """The folders that --benchmark-json and --benchmark-histogram write into, made before anything
     runs: pytest-benchmark writes the JSON only at the end, into a folder that must already exist."""
     json_path = config.getoption("benchmark_json", None)
+    json_path = getattr(json_path, "name", json_path)  # older pytest-benchmark opens the file while parsing
     histogram = config.getoption("benchmark_histogram", None)  # [prefix]: files PREFIX-<group>.svg
     if json_path and Path(json_path).is_dir():
         raise pytest.UsageError(f"--benchmark-json: {json_path} is a folder; give a file path")

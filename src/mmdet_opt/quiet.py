@@ -51,3 +51,13 @@ def quiet_start_up() -> None:
     drop_cuda_home_notice()
     ignore_mmcv_v2_notice()
     ignore_invalid_escape_warnings()
+
+
+def import_quietly() -> None:
+    """Import mmcv and mmdet's models under the filters above, whatever warning state the caller runs in
+    (pytest swaps the filters around its own stages); later imports of them are then silent no-ops."""
+    with warnings.catch_warnings():
+        quiet_start_up()
+        import mmcv  # noqa: F401
+        import mmdet.apis  # noqa: F401
+        import mmdet.models  # noqa: F401
