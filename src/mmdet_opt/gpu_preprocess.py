@@ -3,19 +3,21 @@
 Produces the same ``img_metas`` as mmdet's CPU test pipeline (``ori_shape``, ``img_shape``,
 ``pad_shape``, ``scale_factor``, ...) and the same tensor: the resize is cv2's fixed-point
 INTER_LINEAR redone in integer tensor ops (``resize.BilinearResize``), and normalising a grey
-level rounds as mmcv's does (tests/test_preprocess_property.py checks equality bit for bit). The
-target scale and normalisation come from the model's test pipeline, never constants.
+level rounds as mmcv's does under the installed OpenCV (normalize_rule.py; tests/test_preprocess_property.py
+checks equality bit for bit). The target scale and normalisation come from the model's test
+pipeline, never constants.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from . import normalize_kernel
+from . import normalize_kernel, normalize_rule
 from .resize import BilinearResize, bilinear_resize
 
 
@@ -78,10 +80,21 @@ def upload(image: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True).permute(2, 0, 1)
 
 
-def mean_std(spec: PreprocessSpec, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(3, 1, 1) tensors on ``device``; made outside a CUDA graph capture, which forbids copies."""
-    return (torch.tensor(spec.mean, device=device).view(3, 1, 1),
-            torch.tensor(spec.std, device=device).view(3, 1, 1))
+class NormStats(NamedTuple):
+    """The normalisation as mmcv computes it under the installed OpenCV (normalize_rule.py)."""
+
+    mean: torch.Tensor  # (3, 1, 1) float32
+    scale: torch.Tensor  # (3, 1, 1) float32: std to divide by, or 1 / std to multiply by
+    multiply: bool
+
+
+def mean_std(spec: PreprocessSpec, device) -> NormStats:
+    """The config's mean and std on ``device``, in the form mmcv uses them; made outside a CUDA
+    graph capture, which forbids copies."""
+    multiply = normalize_rule.multiplies(spec.mean, spec.std)
+    scale = normalize_rule.scale_of(torch.tensor(spec.std, dtype=torch.float32), multiply)
+    return NormStats(torch.tensor(spec.mean, dtype=torch.float32, device=device).view(3, 1, 1),
+                     scale.to(device).view(3, 1, 1), multiply)
 
 
 def resizer(spec: PreprocessSpec, h: int, w: int, device) -> BilinearResize:
@@ -90,7 +103,7 @@ def resizer(spec: PreprocessSpec, h: int, w: int, device) -> BilinearResize:
 
 
 def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: torch.Tensor | None = None,
-                  stats: tuple[torch.Tensor, torch.Tensor] | None = None, resize: BilinearResize | None = None,
+                  stats: NormStats | None = None, resize: BilinearResize | None = None,
                   kernel: bool = True):
     """(3, H, W) uint8 on the device -> (1, 3, H_pad, W_pad) normalised, as the CPU pipeline.
 
@@ -108,13 +121,13 @@ def normalize_pad(spec: PreprocessSpec, img: torch.Tensor, metas: dict, out: tor
         if resize.dst_shape != (new_h, new_w):
             raise ValueError(f"resize goes to {resize.dst_shape}, img_shape is {(new_h, new_w)}")
         img = resize(img)
-    mean, std = stats or mean_std(spec, img.device)
+    mean, scale, multiply = stats or mean_std(spec, img.device)
     if kernel and out is not None and img.is_cuda and normalize_kernel.available():
-        return normalize_kernel.normalize_pad_(img, out, mean, std, spec.to_rgb)
+        return normalize_kernel.normalize_pad_(img, out, mean, scale, spec.to_rgb, multiply)
     img = img.float()
     if spec.to_rgb:
         img = img.flip(0)
-    img = (img - mean) / std
+    img = normalize_rule.normalized(img, mean, scale, multiply)
     if out is None:
         return TF.pad(img, [0, 0, pad_w - new_w, pad_h - new_h], fill=0).unsqueeze(0)  # l, t, r, b
     out.zero_()
