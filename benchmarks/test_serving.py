@@ -22,6 +22,7 @@ from mmdet_opt.suite.serving import ServingRounds
 SERVING_VARIANTS = ("inference", "inference_graph")
 GPU_CLIENTS, CPU_CLIENTS = (1, 4, 16), (1, 4)
 GPU_REQUESTS, CPU_REQUESTS = 64, 4  # per round, over all clients
+CPU_PHOTOS = 2  # distinct photos on a CPU (each needs its single-threaded reference); on a GPU all samples
 MAX_WAIT_MS = 2.0  # how long the batcher holds the first request of a batch for others
 
 
@@ -61,7 +62,7 @@ def test_serving(benchmark, suite, settings, case, serving_variant, clients, gra
     variant = settings.variants.get(serving_variant)
     if variant is None:
         pytest.skip(settings.unavailable.get(serving_variant, f"{serving_variant} not selected (--variants)"))
-    photos = [suite.image(name, case) for name in PHOTOS]
+    photos = [suite.image(name, case) for name in (PHOTOS if settings.on_gpu else PHOTOS[:CPU_PHOTOS])]
     batcher = None
     if variant.graph is None:
         model = suite.pipeline(variant, case).model

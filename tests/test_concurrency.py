@@ -18,10 +18,11 @@ from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.results import Detections
 from mmdet_opt.variants import get_variant
 
-SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
+# Small enough for a CPU: a tenth of the RPN's proposals, a quarter of the tests' usual pixels.
+SCALE, PROPOSALS = (160, 96), 100
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
-# Three network shapes at that scale: 4:3 (two photo sizes that share a plan), 1:1 and 3:4.
-PHOTOS = [("astronaut", (640, 480)), ("coffee", (400, 300)), ("rocket", (500, 500)), ("chelsea", (300, 400))]
+# Three network shapes at that scale: 4:3 (two photo sizes that share a plan), 1:1 and 16:9.
+PHOTOS = [("astronaut", (640, 480)), ("coffee", (400, 300)), ("rocket", (500, 500)), ("chelsea", (720, 405))]
 THREADS = 4
 # A detect_batch call: two photos of one network shape (a real batch) and one of another (alone).
 BATCHES = [[0, 1, 2]]
@@ -34,9 +35,18 @@ def photos():
 
 @pytest.fixture(scope="module", params=DEVICES)
 def base_model(request, small_base_model):
-    if request.param == "cpu":
-        return small_base_model
-    return copy.deepcopy(small_base_model).cuda()  # the session's base model stays on the CPU
+    model = copy.deepcopy(small_base_model)  # the session's base model stays as it is
+    model.rpn_head.test_cfg.nms_pre = model.rpn_head.test_cfg.max_per_img = PROPOSALS
+    return model.to(request.param)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_op():
+    """The callers are the parallelism: threads within each op would only oversubscribe the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build(base_model, name: str, **graph_options):
@@ -45,7 +55,7 @@ def build(base_model, name: str, **graph_options):
     variant = get_variant(name).for_device(str(next(base_model.parameters()).device))
     if variant.graph is not None:
         variant = dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, **graph_options))
-    return variant.build(base_model, SMALL_SCALE)
+    return variant.build(base_model, SCALE)
 
 
 def detections(result, image) -> Detections:
