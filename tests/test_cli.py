@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 import mmdet_opt
@@ -118,6 +119,80 @@ def test_an_unreadable_image_and_a_missing_path_are_skipped_and_the_rest_kept(ph
     index = json.loads(Path(images_path(str(single_run[1]))).read_text())["images"]
     renumbered = {img["id"]: by_name[img["file_name"]] for img in index}
     assert json.loads(out.read_text()) == [dict(d, image_id=renumbered[d["image_id"]]) for d in single]
+
+
+class StandInDetector:
+    """The API's Detector as the command sees it, without a model: one box per image, over its top-left
+    quarter. ``fail(image)`` says what a call on that image raises, if anything."""
+
+    CLASSES = ("circle", "square")
+
+    def __init__(self, fail=lambda image: None):
+        from mmdet_opt.config import load_config
+
+        self.cfg, self.variant, self.fail, self.calls = load_config(None, (320, 192)), "stand-in", fail, 0
+
+    def __call__(self, image):
+        from mmdet_opt.training.coco import encode_mask
+
+        self.calls += 1
+        problem = self.fail(image)
+        if problem is not None:
+            raise problem
+        h, w = image.shape[:2]
+        mask = np.zeros((h, w), bool)
+        mask[: h // 2, : w // 2] = True
+        return [np.array([[0, 0, w // 2, h // 2, 0.9]], np.float32), np.zeros((0, 5), np.float32)], \
+            [[encode_mask(mask)], []]
+
+    def batch(self, images):
+        return [self(image) for image in images]
+
+
+def stand_in(monkeypatch, detector: StandInDetector) -> StandInDetector:
+    monkeypatch.setattr("mmdet_opt.cli.infer.open_detector", lambda *args, **kwargs: detector)
+    return detector
+
+
+def test_an_interrupted_run_writes_the_images_it_did(monkeypatch, photos, tmp_path):
+    detector = stand_in(monkeypatch, StandInDetector(lambda image: KeyboardInterrupt() if detector.calls == 3
+                                                     else None))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu"])
+    assert code == 130 and len(lines_naming(stderr, "stopped")) == 1
+    done = json.loads(Path(images_path(str(out))).read_text())["images"]
+    first_two = sorted(p.name for p in photos.iterdir() if p.suffix != ".txt")[:2]
+    assert [img["file_name"] for img in done] == first_two
+    assert [d["image_id"] for d in json.loads(out.read_text())] == [0, 1]
+
+
+def test_an_image_that_fails_in_a_batch_is_skipped_and_the_batch_kept(monkeypatch, photos, tmp_path):
+    tall = SIZES.index((72, 112))  # scene2, which the stand-in fails as a GPU out of memory would
+    stand_in(monkeypatch, StandInDetector(
+        lambda image: RuntimeError("CUDA out of memory.\nmore") if image.shape[:2] == (112, 72) else None))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu",
+                                "--batch", "3"])
+    assert code == 1
+    assert lines_naming(stderr, f"scene{tall}") == [
+        f"skipped {photos / f'scene{tall}.png'}: detection failed (RuntimeError: CUDA out of memory.)"]
+    done = json.loads(Path(images_path(str(out))).read_text())["images"]
+    assert [img["file_name"] for img in done] == ["scene0.png", "scene1.jpg"]
+    assert [(d["image_id"], d["category_id"], d["bbox"]) for d in json.loads(out.read_text())] == [
+        (0, 1, [0.0, 0.0, 48.0, 32.0]), (1, 1, [0.0, 0.0, 64.0, 48.0])]
+
+
+def test_ann_gives_the_image_ids_and_categories_of_an_annotation_file(monkeypatch, photos, tmp_path):
+    stand_in(monkeypatch, StandInDetector())
+    ann = tmp_path / "ann.json"
+    images = [{"id": 42, "file_name": "val/scene1.jpg"}, {"id": 7, "file_name": "scene0.png"}]
+    ann.write_text(json.dumps({"images": images, "categories": [{"id": 5, "name": "Circle"}]}))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu",
+                                "--ann", str(ann)])
+    assert code == 1 and len(lines_naming(stderr, "scene2.png")) == 1  # not in the annotation file
+    assert [(d["image_id"], d["category_id"]) for d in json.loads(out.read_text())] == [(7, 5), (42, 5)]
+    assert json.loads(Path(images_path(str(out))).read_text())["categories"] == [{"id": 5, "name": "Circle"}]
 
 
 @pytest.mark.parametrize("config_arg, checkpoint_arg, variant_arg, says", [
