@@ -243,6 +243,29 @@ def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, m
     assert code == (1 if outside_tolerance(rows, 0.005) else 0)
 
 
+def test_eval_on_an_annotation_file_scores_exact_detections_as_perfect(monkeypatch, photos, tmp_path):
+    from mmdet_opt.training.coco import encode_mask
+
+    monkeypatch.setattr("mmdet_opt.cli.evaluate.open_detector", lambda *args, **kwargs: StandInDetector())
+    images, annotations = [], []
+    for i, (w, h) in enumerate(SIZES):  # each image's one object: the quarter the stand-in finds
+        mask = np.zeros((h, w), bool)
+        mask[: h // 2, : w // 2] = True
+        images.append({"id": 10 + i, "file_name": f"scene{i}.{'jpg' if i % 2 else 'png'}", "width": w, "height": h})
+        annotations.append({"id": i + 1, "image_id": 10 + i, "category_id": 3, "segmentation": encode_mask(mask),
+                            "area": int(mask.sum()), "bbox": [0, 0, w // 2, h // 2], "iscrowd": 0})
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": annotations,
+                               "categories": [{"id": 3, "name": "circle"}, {"id": 4, "name": "square"}]}))
+    figures = tmp_path / "eval.json"
+    code, stdout, _ = run_main(["eval", "default", "none", "--ann", str(ann), "--images", str(photos),
+                                "--variants", "inference_raw_mask", "--device", "cpu", "--json", str(figures)])
+    assert code == 0 and "within 0.005 of stock's: every variant" in stdout
+    rows = json.loads(figures.read_text())["variants"]
+    assert [(row["variant"], row["images"], row["bbox_mAP"], row["segm_mAP"]) for row in rows] == [
+        ("inference", 3, 1.0, 1.0), ("inference_raw_mask", 3, 1.0, 1.0)]
+
+
 def test_the_tolerance_is_on_segm_map_against_stock():
     rows = [{"runs_as": "inference", "bbox_mAP": 0.5, "segm_mAP": 0.5, "images_per_s": 1.0},
             {"runs_as": "a", "bbox_mAP": 0.2, "segm_mAP": 0.5049, "images_per_s": 2.0},
@@ -257,6 +280,7 @@ def test_scenes_are_written_at_their_own_sizes(tmp_path):
     assert [img["id"] for img in ann["images"]] == [0, 1, 2]
     for img in ann["images"]:
         assert (img["width"], img["height"]) == heldout_size(img["id"], (64, 128))
+        assert 64 <= min(img["width"], img["height"]) <= 128
         assert cv2.imread(str(tmp_path / img["file_name"])).shape[:2] == (img["height"], img["width"])
     assert len({(img["width"], img["height"]) for img in ann["images"]}) == 3
     assert {a["image_id"] for a in ann["annotations"]} == {0, 1, 2}
