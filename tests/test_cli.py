@@ -226,6 +226,17 @@ def test_help(command, says):
     assert done.returncode == 0 and says in done.stdout and "usage: mmdet-opt" in done.stdout
 
 
+def test_the_package_installs_the_command_and_its_progress_bar():
+    import importlib
+    import re
+
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    module, _, function = project["scripts"]["mmdet-opt"].partition(":")
+    assert getattr(importlib.import_module(module), function) is main
+    assert "tqdm" in {re.split(r"[\[<>=~! ]", requirement)[0] for requirement in project["dependencies"]}
+
+
 @pytest.mark.slow  # the model built twice, stock and the variant
 def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, model_args):
     figures = tmp_path / "eval.json"
