@@ -297,13 +297,13 @@ def test_a_soft_mask_threshold_is_refused_by_raw_mask_variants(small_base_model)
 
 @pytest.mark.slow
 def test_the_trained_model_runs_with_its_classes():
-    from mmdet.core import get_classes
+    from mmdet.datasets import CocoDataset
 
     from mmdet_opt.parity import TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
     from mmdet_opt.training import scenes
 
     det = init_detector(load_config(None, test_scale=(640, 384)), checkpoint="trained", device="cpu")
-    assert det.CLASSES == tuple(get_classes("coco"))  # no CLASSES in its meta: the config's dataset's
+    assert det.CLASSES == CocoDataset.CLASSES  # no CLASSES in its meta: the config's dataset's
     image = scenes.heldout_scene(0, size=(640, 384)).image
     result = det(image)
     confident = {label for label, boxes in enumerate(result[0]) if (boxes[:, 4] > 0.5).any()}
@@ -366,8 +366,6 @@ def readme_example() -> str | None:
 
 @pytest.mark.slow
 def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
-    from mmdet.core import get_classes
-
     from mmdet_opt.training import scenes
 
     example = EXAMPLE.read_text()
@@ -378,8 +376,42 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
     namespace = {}
     exec(compile(example, str(EXAMPLE), "exec"), namespace)
     printed = capsys.readouterr().out.splitlines()
-    shapes = {get_classes("coco")[label] for label in scenes.LABELS}
+    shapes = {namespace["det"].CLASSES[label] for label in scenes.LABELS}
     assert len(printed) == sum(len(boxes) for boxes in namespace["bbox_result"])
     confident = [line for line in printed if float(line.split(": ")[1].split()[0]) > 0.5]
     assert confident and all(line.split(":")[0] in shapes for line in confident)
     assert isinstance(namespace["results"], list) and len(namespace["results"]) == 2
+
+
+# --- on a GPU: mmdet's own configs through the API against stock ----------------------------------
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@CUDA
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["mask_rcnn_r101_fpn_1x_coco.py", "mask_rcnn_r50_caffe_fpn_1x_coco.py"])
+def test_mmdet_configs_match_stock_on_cuda(config):
+    """Synthetic weights, judged as benchmarks/test_parity.py judges them: against stock's own
+    rounding spread (stock as it runs against stock in strict fp32)."""
+    from mmdet_opt.suite.session import strict_fp32
+
+    det = init_detector(mmdet_config_dir() / "mask_rcnn" / config, device="cuda", variant="inference_graph")
+    rles = Detector.from_model(det.model, variant="inference_graph", output="rle")
+    images = [resize_to(sample_image(name), (1333, 800)) for name in ("astronaut", "coffee", "rocket")]
+    for name, image, batched in zip(("astronaut", "coffee", "rocket"), images, det.batch(images)):
+        with torch.no_grad():
+            stock = Detections.from_mmdet(mmdet_inference_detector(det.model, image), image.shape)
+            with strict_fp32():
+                exact = Detections.from_mmdet(mmdet_inference_detector(det.model, image), image.shape)
+        result = det(image)
+        assert_mmdet_structure(result, 80, image.shape)
+        assert len(stock) > 0, f"stock found nothing on {name}: parity would be vacuous"
+        spread = compare(stock, exact)
+        for ours in (result, batched):
+            report = compare(stock, Detections.from_mmdet(ours, image.shape))
+            failures = report.failures_against_spread(spread)
+            assert not failures, f"{config} {name}: {report}; " + "; ".join(failures)
+        decoded = [mask_utils.decode(dict(r, counts=r["counts"].encode())) for c in rles(image)[1] for r in c]
+        masks = [m for per_class in result[1] for m in per_class]
+        assert len(decoded) == len(masks) and all(np.array_equal(d, m) for d, m in zip(decoded, masks))
