@@ -4,6 +4,7 @@ Runs each variant's CPU composition (fp32, eager) on the small calibrated model 
 stock is ``mmdet.apis.inference_detector`` on the same model.
 """
 import copy
+from pathlib import Path
 
 import mmcv
 import numpy as np
@@ -49,6 +50,16 @@ def detector(detectors, model, variant, output="masks"):
     return detectors[key]
 
 
+@pytest.fixture(scope="module")
+def graphed(small_base_model, detectors):
+    return detector(detectors, small_base_model, "inference_graph")
+
+
+@pytest.fixture(scope="module")
+def graphed_result(graphed, image):
+    return graphed(image)
+
+
 def assert_mmdet_structure(result, num_classes, image_shape):
     bbox_result, segm_result = result
     assert isinstance(result, tuple) and len(bbox_result) == len(segm_result) == num_classes
@@ -84,15 +95,14 @@ def test_masks_are_mmdets_structure_and_values(name, small_base_model, detectors
         assert report.matched_fraction == 1.0 and report.passes(), str(report)
 
 
-def test_rle_encodes_the_masks(small_base_model, detectors, image):
-    masks = detector(detectors, small_base_model, "inference_graph")(image)
+def test_rle_encodes_the_masks(small_base_model, detectors, image, graphed_result):
     rles = detector(detectors, small_base_model, "inference_graph", "rle")(image)
-    for boxes, rle_boxes in zip(masks[0], rles[0], strict=True):
+    for boxes, rle_boxes in zip(graphed_result[0], rles[0], strict=True):
         np.testing.assert_array_equal(boxes, rle_boxes)
     flat = [r for per_class in rles[1] for r in per_class]
     assert flat and all(isinstance(r["counts"], str) and r["size"] == list(image.shape[:2]) for r in flat)
-    for per_class, rle_class in zip(masks[1], rles[1]):
-        for mask, rle in zip(per_class, rle_class):
+    for per_class, rle_class in zip(graphed_result[1], rles[1]):
+        for mask, rle in zip(per_class, rle_class, strict=True):
             np.testing.assert_array_equal(mask_utils.decode(dict(rle, counts=rle["counts"].encode())), mask)
 
 
@@ -122,29 +132,33 @@ def test_probs_need_a_raw_mask_variant(small_base_model):
 
 # --- inputs -----------------------------------------------------------------------------------
 
-def test_path_array_and_grayscale_inputs(small_base_model, detectors, image, tmp_path):
-    det = detector(detectors, small_base_model, "inference_graph")
+def test_path_array_and_grayscale_inputs(graphed, graphed_result, image, tmp_path):
     path = tmp_path / "photo.png"
     mmcv.imwrite(image, str(path))
-    assert_same(det(str(path)), det(image))
-    assert_same(det(path), det(image))
+    assert_same(graphed(path), graphed_result)
     gray = image[:, :, 1].copy()
-    assert_same(det(gray), det(np.repeat(gray[:, :, None], 3, axis=2)))
+    assert_same(graphed(gray), graphed(np.repeat(gray[:, :, None], 3, axis=2)))
 
 
-@pytest.mark.parametrize("name", ["inference", "inference_graph"])
-def test_batch_and_drop_in_inference_detector(name, small_base_model, detectors, image):
-    det = detector(detectors, small_base_model, name)
+@pytest.mark.slow
+def test_a_batch_gives_each_photo_its_own_result(graphed, graphed_result, image):
     other = resize_to(sample_image("coffee"), (320, 240))  # pads to the image's shape: one batch
-    results = det.batch([image, other])
+    results = graphed.batch([image, other])
     assert isinstance(results, list) and len(results) == 2
-    for result, alone in zip(results, (det(image), det(other))):
+    assert [key[2] for key in graphed._pipeline.shapes.batches.keys()] == [2]  # detect_batch ran them together
+    for result, alone in zip(results, (graphed_result, graphed(other))):
+        assert_mmdet_structure(result, 80, image.shape)
         report = compare(Detections.from_mmdet(alone, image.shape), Detections.from_mmdet(result, image.shape))
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, str(report)
-    assert isinstance(inference_detector(det, image), tuple)
-    assert_same(inference_detector(det, image), det(image))
-    assert len(inference_detector(det, [image, other])) == 2
-    assert_same(inference_detector(small_base_model, image), mmdet_inference_detector(small_base_model, image))
+
+
+def test_inference_detector_is_a_drop_in(small_base_model, detectors, image, stock):
+    det = detector(detectors, small_base_model, "inference")
+    assert_same(inference_detector(det, image), stock)
+    results = inference_detector(det, [image])
+    assert isinstance(results, list) and len(results) == 1
+    assert_same(results[0], stock)
+    assert_same(inference_detector(small_base_model, image), stock)  # an mmdet model: mmdet's own function
 
 
 @pytest.mark.parametrize("bad, error, line", [
@@ -283,13 +297,13 @@ def test_a_soft_mask_threshold_is_refused_by_raw_mask_variants(small_base_model)
 
 @pytest.mark.slow
 def test_the_trained_model_runs_with_its_classes():
-    from mmdet.core import get_classes
+    from mmdet.datasets import CocoDataset
 
     from mmdet_opt.parity import TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
     from mmdet_opt.training import scenes
 
     det = init_detector(load_config(None, test_scale=(640, 384)), checkpoint="trained", device="cpu")
-    assert det.CLASSES == tuple(get_classes("coco"))  # no CLASSES in its meta: the config's dataset's
+    assert det.CLASSES == CocoDataset.CLASSES  # no CLASSES in its meta: the config's dataset's
     image = scenes.heldout_scene(0, size=(640, 384)).image
     result = det(image)
     confident = {label for label, boxes in enumerate(result[0]) if (boxes[:, 4] > 0.5).any()}
@@ -333,3 +347,71 @@ def test_a_detector_never_keeps_class_names_that_do_not_fit(small_base_model):
     model = copy.deepcopy(small_base_model)
     model.CLASSES = ("only", "three", "names")  # as if set for another head
     assert Detector.from_model(model, variant="inference").CLASSES[:2] == ("person", "bicycle")
+
+
+# --- the documented example ---------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).parents[1] / "docs" / "api_example.py"
+README_MARK = "<!-- api-example -->"
+
+
+def readme_example() -> str | None:
+    """The README's copy of the example: the python block after the mark, if the README has one."""
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    if README_MARK not in readme:
+        return None
+    block = readme.split(README_MARK, 1)[1].split("```python\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
+    from mmdet_opt.training import scenes
+
+    example = EXAMPLE.read_text()
+    copied = readme_example()
+    assert copied is None or copied == example, "the README's example is not docs/api_example.py"
+    mmcv.imwrite(scenes.heldout_scene(0, size=(1333, 800)).image, str(tmp_path / "photo.jpg"))
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(example, str(EXAMPLE), "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    shapes = {namespace["det"].CLASSES[label] for label in scenes.LABELS}
+    assert len(printed) == sum(len(boxes) for boxes in namespace["bbox_result"])
+    confident = [line for line in printed if float(line.split(": ")[1].split()[0]) > 0.5]
+    assert confident and all(line.split(":")[0] in shapes for line in confident)
+    assert isinstance(namespace["results"], list) and len(namespace["results"]) == 2
+
+
+# --- on a GPU: mmdet's own configs through the API against stock ----------------------------------
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@CUDA
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["mask_rcnn_r101_fpn_1x_coco.py", "mask_rcnn_r50_caffe_fpn_1x_coco.py"])
+def test_mmdet_configs_match_stock_on_cuda(config):
+    """Synthetic weights, judged as benchmarks/test_parity.py judges them: against stock's own
+    rounding spread (stock as it runs against stock in strict fp32)."""
+    from mmdet_opt.suite.session import strict_fp32
+
+    det = init_detector(mmdet_config_dir() / "mask_rcnn" / config, device="cuda", variant="inference_graph")
+    rles = Detector.from_model(det.model, variant="inference_graph", output="rle")
+    images = [resize_to(sample_image(name), (1333, 800)) for name in ("astronaut", "coffee", "rocket")]
+    for name, image, batched in zip(("astronaut", "coffee", "rocket"), images, det.batch(images)):
+        with torch.no_grad():
+            stock = Detections.from_mmdet(mmdet_inference_detector(det.model, image), image.shape)
+            with strict_fp32():
+                exact = Detections.from_mmdet(mmdet_inference_detector(det.model, image), image.shape)
+        result = det(image)
+        assert_mmdet_structure(result, 80, image.shape)
+        assert len(stock) > 0, f"stock found nothing on {name}: parity would be vacuous"
+        spread = compare(stock, exact)
+        for ours in (result, batched):
+            report = compare(stock, Detections.from_mmdet(ours, image.shape))
+            failures = report.failures_against_spread(spread)
+            assert not failures, f"{config} {name}: {report}; " + "; ".join(failures)
+        decoded = [mask_utils.decode(dict(r, counts=r["counts"].encode())) for c in rles(image)[1] for r in c]
+        masks = [m for per_class in result[1] for m in per_class]
+        assert len(decoded) == len(masks) and all(np.array_equal(d, m) for d, m in zip(decoded, masks))

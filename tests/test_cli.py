@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 import mmdet_opt
@@ -120,6 +121,80 @@ def test_an_unreadable_image_and_a_missing_path_are_skipped_and_the_rest_kept(ph
     assert json.loads(out.read_text()) == [dict(d, image_id=renumbered[d["image_id"]]) for d in single]
 
 
+class StandInDetector:
+    """The API's Detector as the command sees it, without a model: one box per image, over its top-left
+    quarter. ``fail(image)`` says what a call on that image raises, if anything."""
+
+    CLASSES = ("circle", "square")
+
+    def __init__(self, fail=lambda image: None):
+        from mmdet_opt.config import load_config
+
+        self.cfg, self.variant, self.fail, self.calls = load_config(None, (320, 192)), "stand-in", fail, 0
+
+    def __call__(self, image):
+        from mmdet_opt.training.coco import encode_mask
+
+        self.calls += 1
+        problem = self.fail(image)
+        if problem is not None:
+            raise problem
+        h, w = image.shape[:2]
+        mask = np.zeros((h, w), bool)
+        mask[: h // 2, : w // 2] = True
+        return [np.array([[0, 0, w // 2, h // 2, 0.9]], np.float32), np.zeros((0, 5), np.float32)], \
+            [[encode_mask(mask)], []]
+
+    def batch(self, images):
+        return [self(image) for image in images]
+
+
+def stand_in(monkeypatch, detector: StandInDetector) -> StandInDetector:
+    monkeypatch.setattr("mmdet_opt.cli.infer.open_detector", lambda *args, **kwargs: detector)
+    return detector
+
+
+def test_an_interrupted_run_writes_the_images_it_did(monkeypatch, photos, tmp_path):
+    detector = stand_in(monkeypatch, StandInDetector(lambda image: KeyboardInterrupt() if detector.calls == 3
+                                                     else None))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu"])
+    assert code == 130 and len(lines_naming(stderr, "stopped")) == 1
+    done = json.loads(Path(images_path(str(out))).read_text())["images"]
+    first_two = sorted(p.name for p in photos.iterdir() if p.suffix != ".txt")[:2]
+    assert [img["file_name"] for img in done] == first_two
+    assert [d["image_id"] for d in json.loads(out.read_text())] == [0, 1]
+
+
+def test_an_image_that_fails_in_a_batch_is_skipped_and_the_batch_kept(monkeypatch, photos, tmp_path):
+    tall = SIZES.index((72, 112))  # scene2, which the stand-in fails as a GPU out of memory would
+    stand_in(monkeypatch, StandInDetector(
+        lambda image: RuntimeError("CUDA out of memory.\nmore") if image.shape[:2] == (112, 72) else None))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu",
+                                "--batch", "3"])
+    assert code == 1
+    assert lines_naming(stderr, f"scene{tall}") == [
+        f"skipped {photos / f'scene{tall}.png'}: detection failed (RuntimeError: CUDA out of memory.)"]
+    done = json.loads(Path(images_path(str(out))).read_text())["images"]
+    assert [img["file_name"] for img in done] == ["scene0.png", "scene1.jpg"]
+    assert [(d["image_id"], d["category_id"], d["bbox"]) for d in json.loads(out.read_text())] == [
+        (0, 1, [0.0, 0.0, 48.0, 32.0]), (1, 1, [0.0, 0.0, 64.0, 48.0])]
+
+
+def test_ann_gives_the_image_ids_and_categories_of_an_annotation_file(monkeypatch, photos, tmp_path):
+    stand_in(monkeypatch, StandInDetector())
+    ann = tmp_path / "ann.json"
+    images = [{"id": 42, "file_name": "val/scene1.jpg"}, {"id": 7, "file_name": "scene0.png"}]
+    ann.write_text(json.dumps({"images": images, "categories": [{"id": 5, "name": "Circle"}]}))
+    out = tmp_path / "results.json"
+    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu",
+                                "--ann", str(ann)])
+    assert code == 1 and len(lines_naming(stderr, "scene2.png")) == 1  # not in the annotation file
+    assert [(d["image_id"], d["category_id"]) for d in json.loads(out.read_text())] == [(7, 5), (42, 5)]
+    assert json.loads(Path(images_path(str(out))).read_text())["categories"] == [{"id": 5, "name": "Circle"}]
+
+
 @pytest.mark.parametrize("config_arg, checkpoint_arg, variant_arg, says", [
     ("nosuch_config.py", "trained", "stock", "config file not found"),
     ("BROKEN", "trained", "stock", "not a readable mmdet config"),
@@ -151,6 +226,17 @@ def test_help(command, says):
     assert done.returncode == 0 and says in done.stdout and "usage: mmdet-opt" in done.stdout
 
 
+def test_the_package_installs_the_command_and_its_progress_bar():
+    import importlib
+    import re
+
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    module, _, function = project["scripts"]["mmdet-opt"].partition(":")
+    assert getattr(importlib.import_module(module), function) is main
+    assert "tqdm" in {re.split(r"[\[<>=~! ]", requirement)[0] for requirement in project["dependencies"]}
+
+
 @pytest.mark.slow  # the model built twice, stock and the variant
 def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, model_args):
     figures = tmp_path / "eval.json"
@@ -168,6 +254,29 @@ def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, m
     assert code == (1 if outside_tolerance(rows, 0.005) else 0)
 
 
+def test_eval_on_an_annotation_file_scores_exact_detections_as_perfect(monkeypatch, photos, tmp_path):
+    from mmdet_opt.training.coco import encode_mask
+
+    monkeypatch.setattr("mmdet_opt.cli.evaluate.open_detector", lambda *args, **kwargs: StandInDetector())
+    images, annotations = [], []
+    for i, (w, h) in enumerate(SIZES):  # each image's one object: the quarter the stand-in finds
+        mask = np.zeros((h, w), bool)
+        mask[: h // 2, : w // 2] = True
+        images.append({"id": 10 + i, "file_name": f"scene{i}.{'jpg' if i % 2 else 'png'}", "width": w, "height": h})
+        annotations.append({"id": i + 1, "image_id": 10 + i, "category_id": 3, "segmentation": encode_mask(mask),
+                            "area": int(mask.sum()), "bbox": [0, 0, w // 2, h // 2], "iscrowd": 0})
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": annotations,
+                               "categories": [{"id": 3, "name": "circle"}, {"id": 4, "name": "square"}]}))
+    figures = tmp_path / "eval.json"
+    code, stdout, _ = run_main(["eval", "default", "none", "--ann", str(ann), "--images", str(photos),
+                                "--variants", "inference_raw_mask", "--device", "cpu", "--json", str(figures)])
+    assert code == 0 and "within 0.005 of stock's: every variant" in stdout
+    rows = json.loads(figures.read_text())["variants"]
+    assert [(row["variant"], row["images"], row["bbox_mAP"], row["segm_mAP"]) for row in rows] == [
+        ("inference", 3, 1.0, 1.0), ("inference_raw_mask", 3, 1.0, 1.0)]
+
+
 def test_the_tolerance_is_on_segm_map_against_stock():
     rows = [{"runs_as": "inference", "bbox_mAP": 0.5, "segm_mAP": 0.5, "images_per_s": 1.0},
             {"runs_as": "a", "bbox_mAP": 0.2, "segm_mAP": 0.5049, "images_per_s": 2.0},
@@ -182,6 +291,7 @@ def test_scenes_are_written_at_their_own_sizes(tmp_path):
     assert [img["id"] for img in ann["images"]] == [0, 1, 2]
     for img in ann["images"]:
         assert (img["width"], img["height"]) == heldout_size(img["id"], (64, 128))
+        assert 64 <= min(img["width"], img["height"]) <= 128
         assert cv2.imread(str(tmp_path / img["file_name"])).shape[:2] == (img["height"], img["width"])
     assert len({(img["width"], img["height"]) for img in ann["images"]}) == 3
     assert {a["image_id"] for a in ann["annotations"]} == {0, 1, 2}

@@ -118,11 +118,11 @@ def mask_inputs(boxes: dict, device: str, num_classes: int = 3, seed: int = 0):
     return logits, probs, torch.tensor(list(boxes.values()), dtype=torch.float32, device=device), labels
 
 
-def stock_masks(logits, boxes, labels, h=H, w=W) -> np.ndarray:
+def stock_masks(logits, boxes, labels, h=H, w=W, threshold=0.5) -> np.ndarray:
     """(N, h, w) bool from mmdet's FCNMaskHead.get_seg_masks, back in detection order."""
     head = FCNMaskHead(num_convs=1, in_channels=8, conv_out_channels=8, num_classes=logits.shape[1])
     det_bboxes = torch.cat([boxes, torch.ones_like(boxes[:, :1])], dim=1)
-    segms = head.get_seg_masks(logits, det_bboxes, labels, mmcv.ConfigDict(mask_thr_binary=0.5),
+    segms = head.get_seg_masks(logits, det_bboxes, labels, mmcv.ConfigDict(mask_thr_binary=threshold),
                                (h, w, 3), np.ones(4, np.float32), rescale=True)
     per_class = {c: iter(s) for c, s in enumerate(segms)}
     return np.stack([next(per_class[int(label)]) for label in labels])
@@ -178,3 +178,47 @@ def test_box_local_paste_of_degenerate_boxes_stays_inside_the_box():
         outside = ours[i].copy()
         outside[y0:y1, x0:x1] = False
         assert not outside.any()
+
+
+# --- thresholds other than 0.5 (the config's mask_thr_binary) ------------------------------------
+
+BIG_H, BIG_W = 150, 240
+# Boxes much larger than the 28x28 mask, so that well below 0.5 a whole-image paste (stock on a GPU)
+# reaches more than a pixel past each box.
+LARGE_BOXES = {"wide": [20.3, 30.6, 200.2, 90.1], "tall": [150.5, 5.2, 190.7, 140.4], "square": [40, 40, 140, 140]}
+
+
+def confident_edge(logits, probs, boxes, labels):
+    """The inputs with a confident right column (p = 0.99): its blend with the zero padding passes 0.1
+    up to 2.5 pixels past these boxes. ``probs`` is again the sigmoid get_seg_masks takes of each
+    detection's logits."""
+    logits = logits.clone()
+    logits[..., -1] = torch.logit(torch.tensor(0.99))
+    return logits, logits.sigmoid()[torch.arange(len(labels), device=labels.device), labels], boxes, labels
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("threshold", [0.1, 0.5, 0.7])
+def test_host_paste_at_any_threshold_matches_stock(device, threshold):
+    logits, probs, b, labels = confident_edge(*mask_inputs(LARGE_BOXES, device))
+    expected = stock_masks(logits, b, labels, BIG_H, BIG_W, threshold)
+    assert np.array_equal(host_masks(probs, b, BIG_H, BIG_W, threshold), expected)
+    assert region_rles(probs, b, BIG_H, BIG_W, threshold) == encode_rle(probs, b, BIG_H, BIG_W, threshold)
+    assert np.array_equal(decoded(encode_rle(probs, b, BIG_H, BIG_W, threshold)), expected)
+
+
+def test_below_half_a_whole_image_paste_reaches_into_the_halo():
+    """What stock pastes over the whole image (its GPU rule) at 0.1 lies past box +-1, and inside the
+    regions widened by ``halo``."""
+    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
+
+    from mmdet_opt.paste import halo, pixel_regions
+
+    _, probs, boxes, _ = confident_edge(*mask_inputs(LARGE_BOXES, "cpu"))
+    whole = _do_paste_mask(probs[:, None], boxes, BIG_H, BIG_W, skip_empty=False)[0] >= 0.1
+    assert halo(boxes, (28, 28), 0.5) is None
+    for widened, reaches_out in ((None, True), (halo(boxes, (28, 28), 0.1), False)):
+        inside = torch.zeros_like(whole)
+        for i, (x0, y0, x1, y1) in enumerate(pixel_regions(boxes, BIG_H, BIG_W, widened).tolist()):
+            inside[i, y0:y1, x0:x1] = True
+        assert bool((whole & ~inside).any()) is reaches_out

@@ -19,7 +19,12 @@ detection order, next to ``bbox_result``'s per-class (n, 5) boxes):
 
 Each variant honours every config setting or refuses it at construction with one line
 (``supported.check_supported``; docs/supported.md). ``inference`` is mmdet's own
-``inference_detector`` on the same model. ``Detector.CLASSES``: ``classes.class_names``.
+``inference_detector`` on the same model.
+
+``Detector.CLASSES``: the checkpoint's meta ``CLASSES``, else the config's ``data.test.classes``,
+else its test dataset type's ``CLASSES``. A checkpoint's or config's list that does not name each
+class of the model's head is refused (``classes.ClassNamesError``); where the dataset type's list
+does not fit (COCO's 80 for a 3-class model), the classes are numbered ``class_0``, ``class_1``, ...
 """
 from __future__ import annotations
 

@@ -33,3 +33,6 @@ def main(argv=None) -> int:
     except CliError as exc:
         print(f"mmdet-opt {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before any image was done (infer keeps what was done itself)
+        print(f"mmdet-opt {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -17,15 +17,24 @@ image and process 0 scores them all.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from contextlib import closing
+
+from ..training.coco import image_detections, score_detections
+from .dataset import category_ids, dataset_items
+from .detect import detect_images
+from .distributed import start_processes
+from .errors import CliError
+from .eval_data import evaluation_dataset
+from .eval_table import report
+from .model import STOCK, add_model_arguments, open_detector, read_config, variant_label, variant_name
+from .progress import Progress, RunStats
 
 DEFAULT_TOLERANCE = 0.005
 
 
 def add_parser(commands) -> None:
-    from .model import add_model_arguments
-
     p = commands.add_parser("eval", help="COCO bbox / segm mAP of stock and each variant",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
@@ -45,9 +54,6 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from .distributed import start_processes
-    from .errors import CliError
-
     if args.ann and not args.images:
         raise CliError("--ann needs --images DIR, the folder its file_names are in")
     processes, device = start_processes(args.device)
@@ -58,11 +64,6 @@ def run(args) -> int:
 
 
 def evaluate(args, processes, device: str) -> int:
-    from .dataset import dataset_items
-    from .eval_data import evaluation_dataset
-    from .eval_table import report
-    from .model import read_config
-
     names = variant_names(args.variants)
     cfg = read_config(args.config, args.scale)
     with evaluation_dataset(args, processes) as (dataset, images_dir, source):
@@ -76,7 +77,6 @@ def evaluate(args, processes, device: str) -> int:
 def variant_names(spec: str | None) -> list:
     """Stock first, then the variants asked for (default: all the others), each once."""
     from ..variants import VARIANTS
-    from .model import STOCK, variant_name
 
     asked = [v.strip() for v in spec.split(",") if v.strip()] if spec else list(VARIANTS)
     names = [STOCK]
@@ -89,18 +89,13 @@ def variant_names(spec: str | None) -> list:
 def score_variant(args, processes, device: str, cfg, name: str, items: list, dataset: dict) -> dict | None:
     """The variant's COCOeval figures and speed over ``items`` (on rank 0; None elsewhere, or when
     a variant other than stock cannot run here, said in one line)."""
-    from ..training.coco import score_detections
-    from .errors import CliError
-    from .model import STOCK, open_detector, variant_label
-    from .progress import RunStats
-
     try:
         det = open_detector(args, cfg, name, device)
     except CliError as exc:
         if name == STOCK:
             raise
         if processes.main:
-            print(f"{name}: not run ({exc})", file=sys.stderr)
+            print(f"not run: {exc}", file=sys.stderr)  # the API names the variant
         return None
     label = variant_label(det)
     found, stats = _detect(det, processes.shard(items), args, label, dataset, processes.main)
@@ -119,11 +114,6 @@ def score_variant(args, processes, device: str, cfg, name: str, items: list, dat
 
 def _detect(det, items: list, args, label: str, dataset: dict, show_bar: bool):
     """([(index, image id, COCO detections)], RunStats) of this process's images."""
-    from ..training.coco import image_detections
-    from .dataset import category_ids
-    from .detect import detect_images
-    from .progress import Progress, RunStats
-
     ids = category_ids(det.CLASSES, dataset["categories"])
     stats, found = RunStats(), []
     progress = Progress(len(items), show_bar, what=label)
@@ -140,8 +130,6 @@ def _detect(det, items: list, args, label: str, dataset: dict, show_bar: bool):
 
 
 def _release_device_memory(device: str) -> None:
-    import gc
-
     import torch
 
     gc.collect()

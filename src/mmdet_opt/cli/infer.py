@@ -19,12 +19,17 @@ import argparse
 import sys
 from contextlib import closing
 
+from ..training.coco import image_detections
+from .dataset import category_ids, find_images, items_by_annotation, items_in_order, load_annotations, own_categories
+from .detect import detect_images
+from .distributed import start_processes
 from .errors import CliError
+from .model import STOCK, add_model_arguments, open_detector, read_config, variant_name
+from .progress import Progress, RunStats
+from .results_file import images_path, partial_path, write_results
 
 
 def add_parser(commands) -> None:
-    from .model import STOCK, add_model_arguments
-
     p = commands.add_parser("infer", help="detect over images, write COCO results JSON", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
@@ -40,8 +45,6 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from .distributed import start_processes
-
     processes, device = start_processes(args.device)
     try:
         return infer(args, processes, device)
@@ -50,11 +53,9 @@ def run(args) -> int:
 
 
 def infer(args, processes, device: str) -> int:
-    from .model import open_detector, read_config, variant_name
-
     variant = variant_name(args.variant)
     cfg = read_config(args.config, args.scale)
-    dataset = None if args.ann is None else _load_annotations(args.ann)
+    dataset = None if args.ann is None else load_annotations(args.ann)
     items, problems = _images(args.inputs, dataset)
     if processes.main:
         for line in problems:
@@ -63,15 +64,7 @@ def infer(args, processes, device: str) -> int:
     return _detect_and_write(args, processes, det, items, dataset, len(problems))
 
 
-def _load_annotations(path: str) -> dict:
-    from .dataset import load_annotations
-
-    return load_annotations(path)
-
-
 def _images(inputs: list, dataset: dict | None) -> tuple[list, list]:
-    from .dataset import find_images, items_by_annotation, items_in_order
-
     found, problems = find_images(inputs)
     if dataset is None:
         items = items_in_order(found)
@@ -84,12 +77,6 @@ def _images(inputs: list, dataset: dict | None) -> tuple[list, list]:
 
 
 def _detect_and_write(args, processes, det, items: list, dataset: dict | None, missing: int) -> int:
-    from ..training.coco import image_detections
-    from .dataset import category_ids, own_categories
-    from .detect import detect_images
-    from .progress import Progress, RunStats
-    from .results_file import write_results
-
     categories = dataset["categories"] if dataset else own_categories(det.CLASSES)
     ids = category_ids(det.CLASSES, categories)
     shard = processes.shard(items)
@@ -110,17 +97,16 @@ def _detect_and_write(args, processes, det, items: list, dataset: dict | None, m
     finally:
         progress.close()
         if not finished:  # interrupted or failed: keep what was done
-            write_results(args.out, done, categories, processes.rank if processes.distributed else None)
-            progress.note(f"stopped: {stats.summary()}; what was done is written")
+            rank = processes.rank if processes.distributed else None
+            write_results(args.out, done, categories, rank)
+            progress.note(f"stopped: {stats.summary()}; wrote what was done to "
+                          f"{args.out if rank is None else partial_path(args.out, rank)}")
     if not finished:
         return 130
     return _gather_and_write(args, processes, done, stats, categories, missing)
 
 
 def _gather_and_write(args, processes, done: dict, stats, categories: list, missing: int) -> int:
-    from .progress import RunStats
-    from .results_file import images_path, write_results
-
     parts = processes.gather((done, stats))
     if not processes.main:
         return 0

@@ -69,7 +69,7 @@ def local_masks(dets, keep: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int
 
     h, w = dets.image_shape
     if dets.raw_masks:
-        return paste_masks_at_box(dets.masks[keep], dets.boxes[keep], h, w)
+        return paste_masks_at_box(dets.masks[keep], dets.boxes[keep], h, w, threshold=dets.mask_thr)
     return [(dets.masks[i, y0:y1, x0:x1].astype(bool), (int(x0), int(y0)))
             for i, (x0, y0, x1, y1) in zip(keep, box_regions(dets.boxes[keep], h, w))]
 
@@ -132,6 +132,7 @@ def detect(args):
     from ..config import ConfigError
     from ..detector import build_detector
     from ..images import resize_to
+    from ..paste import mask_threshold
     from ..results import Detections
     from ..variants import VARIANTS
 
@@ -158,7 +159,7 @@ def detect(args):
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # mmdet's ImageToTensor notice, every call
         stock = Detections.from_mmdet(inference_detector(stock_model, image), image.shape)
-    candidate = Detections.from_mmdet(variant.build(base, size)(image), image.shape)
+    candidate = Detections.from_mmdet(variant.build(base, size)(image), image.shape, mask_threshold(base))
     return image, stock, candidate, variant, list(base.CLASSES)
 
 
