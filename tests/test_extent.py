@@ -5,6 +5,8 @@ from torch.nn import functional as F
 
 from mmdet_opt.graphed import extent
 from mmdet_opt.graphed.extent import ExtentMask
+from mmdet_opt.graphed.feature_net import FeatureNet
+from mmdet_opt.graphed.options import GraphOptions
 
 
 def test_each_stride_keeps_the_ceiling_of_the_extent_over_it():
@@ -66,3 +68,22 @@ def test_a_3x3_window_inside_the_extent_reads_the_same_as_with_everything_past_i
             limit = (extents + (stride * stride_of_conv - 1)) // (stride * stride_of_conv)
             for i, (rows, cols) in enumerate(limit.tolist()):
                 assert torch.equal(got[i, :, :rows, :cols], want[i, :, :rows, :cols]), (stride, i)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extent", [(192, 256), (96, 320)], ids=["4:3", "panorama"])
+@torch.no_grad()
+def test_a_cpu_feature_net_gives_a_photo_padded_to_the_box_its_own_extents_features(small_base_model, extent):
+    """Backbone, FPN and RPN head on a CPU (GraphOptions.eager_fp32): each position inside the extent
+    gets, bit for bit, what the photo padded only to its extent gets, although the CPU's convolutions
+    sum in another order for another input size."""
+    net = FeatureNet(small_base_model, GraphOptions().eager_fp32()).eval()
+    h, w = extent
+    own = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    padded = torch.zeros(1, 3, 192, 320)
+    padded[..., :h, :w] = own
+    mask = ExtentMask(torch.tensor([extent]), (192, 320))
+    for got, want in zip(net.convolutions(padded, mask), net.convolutions(own), strict=True):
+        for got_level, want_level in zip(got, want, strict=True):
+            rows, cols = want_level.shape[-2:]
+            assert torch.equal(got_level[..., :rows, :cols], want_level), (extent, tuple(want_level.shape))

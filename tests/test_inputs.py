@@ -274,6 +274,13 @@ ODD = {
 }
 
 
+def stock_leaves_unnormalised(img_shape) -> bool:
+    """mmcv 1.7.2 normalises in place through cv2; OpenCV 5 reads an (h, 1, 3) image against the
+    (1, 3) mean as another shape and writes a new array, so stock's image stays as it was."""
+    image = np.full(img_shape, 100, np.float32)
+    return np.array_equal(mmcv.imnormalize(image, np.full(3, 10, np.float32), np.full(3, 2, np.float32)), image)
+
+
 def metas_key(meta):
     return (meta["ori_shape"], meta["img_shape"], meta["pad_shape"], tuple(meta["scale_factor"]),
             meta["batch_input_shape"], meta["flip"])
@@ -304,6 +311,16 @@ def test_odd_images_agree_with_stock(odd, pipelines, reference_model, tmp_path):
     assert np.array_equal(ours.boxes, stock.boxes) and np.array_equal(ours.masks, stock.masks)
 
     stock_inputs = pipelines["inference"].preprocess(image)
+    raw = pipelines["raw_fp32"]
+    feats = raw.backbone(stock_inputs)
+    result = raw.roi_head(feats, raw.rpn_head(feats, stock_inputs), stock_inputs)
+    raw_dets = Detections.from_mmdet(result, image.shape)
+    assert raw_dets.raw_masks
+    assert compare(stock, raw_dets).passes(min_matched=1.0, min_mask_iou=0.99), str(compare(stock, raw_dets))
+
+    if stock_leaves_unnormalised(stock_inputs.img_metas[0]["img_shape"]):
+        pytest.skip(f"stock leaves a one-pixel-wide image unnormalised under OpenCV {cv2.__version__} "
+                    "(mmcv 1.7.2's in-place cv2 calls); the GPU preprocessing normalises it")
     for name in ("gpu_pre_fp32", "raw_fp32"):
         inputs = pipelines[name].preprocess(image)
         assert metas_key(inputs.img_metas[0]) == metas_key(stock_inputs.img_metas[0]), name
@@ -311,10 +328,3 @@ def test_odd_images_agree_with_stock(odd, pipelines, reference_model, tmp_path):
 
     gpu = Detections.from_mmdet(pipelines["gpu_pre_fp32"](image), image.shape)
     assert np.array_equal(gpu.boxes, stock.boxes) and np.array_equal(gpu.masks, stock.masks)
-
-    raw = pipelines["raw_fp32"]
-    feats = raw.backbone(stock_inputs)
-    result = raw.roi_head(feats, raw.rpn_head(feats, stock_inputs), stock_inputs)
-    raw_dets = Detections.from_mmdet(result, image.shape)
-    assert raw_dets.raw_masks
-    assert compare(stock, raw_dets).passes(min_matched=1.0, min_mask_iou=0.99), str(compare(stock, raw_dets))

@@ -25,13 +25,15 @@ class FeatureNet(nn.Module):
         super().__init__()
         self.dtype = torch.float16 if options.fp16_backbone else torch.float32
         self.head_dtype = torch.float16 if options.fp16_heads else torch.float32
+        if options.float64_on_cpu and next(model.parameters()).device.type == "cpu":
+            self.dtype = self.head_dtype = torch.float64  # position-independent sums (GraphOptions)
         self.fused = options.fused_convs
         backbone = copy.deepcopy(model.backbone)
         if options.fold_batchnorm:
             backbone = fold_batchnorm(backbone)
         # The fused kernels take a conv's bias in place of its BatchNorm: only for a folded backbone.
         self.backbone = FusedResNet(backbone, self.fused and options.fold_batchnorm).to(self.dtype)
-        if not options.fold_batchnorm:
+        if not options.fold_batchnorm and self.dtype == torch.float16:
             patch_norm_fp32(self.backbone)  # fp32 statistics on fp16 activations, as mmcv's fp16 runs them
         if options.fp16_layers is not None:
             self.backbone.keep_float32_from(options.fp16_layers)
@@ -128,7 +130,10 @@ def rpn_top_k(cls_scores: list, bbox_preds: list, anchors: list, nms_pre: int, i
     scores, deltas, kept_anchors = [], [], []
     for level, (cls, reg, anc) in enumerate(zip(cls_scores, bbox_preds, anchors)):
         images = len(cls)
-        score = cls.permute(0, 2, 3, 1).reshape(images, -1).float().sigmoid()
+        score = cls.permute(0, 2, 3, 1).reshape(images, -1)
+        # fp16 logits in fp32; fp64 ones (GraphOptions.float64_on_cpu) in fp64, where the CPU's
+        # vectorised sigmoid and the scalar one of a tensor's last elements agree once rounded.
+        score = score.to(torch.promote_types(score.dtype, torch.float32)).sigmoid().float()
         if inside is not None:
             valid = inside[level].permute(0, 2, 3, 1).expand(-1, -1, -1, cls.shape[1]).reshape(images, -1)
             score = score.masked_fill(~valid, -1.0)

@@ -55,6 +55,12 @@ class GraphOptions:
     normalize_kernel: bool = True
     # Backbone in channels_last, the layout cuDNN's fp16 kernels want on Hopper.
     channels_last: bool = True
+    # On a CPU, the backbone, FPN and RPN head in float64, their outputs rounded once to float32.
+    # CPU convolutions (oneDNN, MKL) choose their summation order by the tensor's size and thread
+    # count, so in float32 a position's features depend on the input's size (pad_to_scale against
+    # the photo's own extent); in float64 that order practically never reaches the float32 result.
+    # eager_fp32 sets it; a GPU ignores it.
+    float64_on_cpu: bool = False
     # TF32 in the RoI heads' matrix products, baked in at capture (stock mmdet runs with TF32 too).
     tf32: bool = True
     # cuDNN autotuning picks kernels that vary between processes, and with them fp16 rounding
@@ -99,8 +105,9 @@ class GraphOptions:
         return self.graphs or self.fp16_backbone or self.fp16_heads or self.fp16_mask_head or self.channels_last
 
     def eager_fp32(self) -> GraphOptions:
-        """The same pipeline as a CPU runs it: no graphs, fp32, NCHW."""
+        """The same pipeline as a CPU runs it: no graphs, fp32 (the convolutional front summed in
+        fp64 on a CPU), NCHW."""
         from dataclasses import replace
 
         return replace(self, graphs=False, fp16_backbone=False, fp16_heads=False, channels_last=False,
-                       fp16_mask_head=False)
+                       fp16_mask_head=False, float64_on_cpu=True)
