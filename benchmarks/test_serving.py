@@ -79,19 +79,14 @@ def test_serving(benchmark, suite, settings, case, serving_variant, clients, gra
                                         max_wait_ms=MAX_WAIT_MS)
     with batcher or contextlib.nullcontext():
         references = [Detections.from_mmdet(call(p), p.shape) for p in photos]  # alone: one client
-        figures = serve(benchmark, settings, call, photos, references, clients, batched=batcher is not None,
-                        warm_up=warm_up, timed_rounds=timed_rounds)
-    if batcher is not None:
-        sizes = batcher.batch_sizes
-        figures.update(max_batch=batcher.max_batch, max_wait_ms=MAX_WAIT_MS,
-                       mean_batch=round(sum(sizes) / len(sizes), 2))
+        figures = serve(benchmark, settings, call, photos, references, clients, batcher, warm_up, timed_rounds)
     benchmark.group = f"{case} serving {clients} clients"
     benchmark.extra_info.update(variant=variant.name, size=case.id, clients=clients, serving=figures)
 
 
-def serve(benchmark, settings, call, photos, references, clients, batched, warm_up, timed_rounds) -> dict:
+def serve(benchmark, settings, call, photos, references, clients, batcher, warm_up, timed_rounds) -> dict:
     """Warm up, then time rounds of ``clients`` threads; every result checked (untimed, between rounds)."""
-    rounds = ServingRounds()
+    rounds, batched = ServingRounds(), batcher is not None
     requests = GPU_REQUESTS if settings.on_gpu else CPU_REQUESTS
 
     def check():
@@ -101,12 +96,19 @@ def serve(benchmark, settings, call, photos, references, clients, batched, warm_
     def one_round():
         rounds.run(call, photos, clients, requests)
 
-    per_round = warm_up(one_round)
+    per_round = warm_up(lambda: (one_round(), check()))  # checked as they come: stock's masks are large
     rounds.restart()
+    if batched:
+        batcher.batch_sizes.clear()  # the timed rounds' batches only
     check()
     # A round is many calls: a quarter of the suite's rounds (CPU smoke run: one).
     count = timed_rounds(benchmark, max(3, settings.rounds // 4), per_round) if settings.on_gpu else 1
     benchmark.pedantic(one_round, setup=check, rounds=count, iterations=1)
     check()
-    return rounds.summary()
+    figures = rounds.summary()
+    if batched:
+        sizes = batcher.batch_sizes
+        figures.update(max_batch=batcher.max_batch, max_wait_ms=MAX_WAIT_MS,
+                       mean_batch=round(sum(sizes) / len(sizes), 2))
+    return figures
 

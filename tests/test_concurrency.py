@@ -63,13 +63,14 @@ def detections(result, image) -> Detections:
 
 
 def calls_of_one_thread(pipeline, photos, thread: int) -> list:
-    """(what, run) pairs: every photo alone and, where the pipeline batches, each batch; each thread
-    in its own order, so that different photos are in flight at once."""
-    calls = [(("photo", i), lambda i=i: pipeline(photos[i])) for i in range(len(photos))]
+    """(what, run) pairs: every photo alone and, where the pipeline batches, each batch. Each thread
+    starts with the two photos that share a network plan, every other thread in the other order, so
+    that different photos contend for one plan's buffers at once."""
+    order = [thread % 2, 1 - thread % 2] + list(range(2, len(photos)))
+    calls = [(("photo", i), lambda i=i: pipeline(photos[i])) for i in order]
     if hasattr(pipeline, "detect_batch"):
         calls += [(("batch", tuple(b)), lambda b=b: pipeline.detect_batch([photos[i] for i in b])) for b in BATCHES]
-    shift = thread * len(calls) // THREADS
-    return calls[shift:] + calls[:shift]
+    return calls
 
 
 def as_detections(what, result, photos) -> list:
