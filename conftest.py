@@ -211,7 +211,8 @@ def _make_output_folders(config):
     """The folders that --benchmark-json and --benchmark-histogram write into, made before anything
     runs: pytest-benchmark writes the JSON only at the end, into a folder that must already exist."""
     json_path = config.getoption("benchmark_json", None)
-    json_path = getattr(json_path, "name", json_path)  # older pytest-benchmark opens the file while parsing
+    if hasattr(json_path, "write"):  # older pytest-benchmark opens the file while parsing; newer gives a Path
+        json_path = json_path.name
     histogram = config.getoption("benchmark_histogram", None)  # [prefix]: files PREFIX-<group>.svg
     if json_path and Path(json_path).is_dir():
         raise pytest.UsageError(f"--benchmark-json: {json_path} is a folder; give a file path")

@@ -85,6 +85,14 @@ def test_box_iou_below_half_is_not_matched(y1, matched):
     assert len(match(dets([[0, 0, 10, 10]]), dets([[0, 0, 10, y1]]))) == matched
 
 
+def test_a_box_without_area_matches_itself():
+    # An image 3 px wide clips a box to a line (x0 == x1): its IoU with itself is 0/0 in torchvision.
+    line = [[3.0, 645.4, 3.0, 647.0], [1.2, 10.0, 3.0, 40.0]]
+    report = compare(dets(line, shape=(1000, 3)), dets(line, shape=(1000, 3)))
+    assert report.matched == 2 and report.box_iou_mean == 1.0
+    assert not match(dets(line[:1], shape=(1000, 3)), dets([[3.0, 600.0, 3.0, 602.0]], shape=(1000, 3)))
+
+
 def test_mask_iou_is_measured_in_pixels():
     reference = dets([[0, 0, 40, 40]])
     half = box_masks([[0, 0, 40, 20]])  # same box, mask covers half of stock's

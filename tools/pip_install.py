@@ -4,8 +4,6 @@ tox runs every install through this (``install_command`` in tox.ini), so a fresh
 the same versions (constraints.txt). PyPI's Linux torch bundles CUDA (about 3 GB of libraries); a
 machine without an NVIDIA GPU gets the CPU build from PyTorch's own index instead, when that index is
 reachable. ``MMDET_OPT_TORCH_INDEX`` overrides the choice: an index URL, or empty for PyPI's build.
-
-    python tools/pip_install.py [pip install arguments]
 """
 from __future__ import annotations
 
@@ -55,7 +53,7 @@ def pip_command(args: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        print(f"usage: python tools/pip_install.py [pip install arguments]\n\n{__doc__.strip()}")
         return 0
     return subprocess.call(pip_command(args))
 

@@ -80,11 +80,19 @@ class ParityReport:
                 f"box IoU mean {self.box_iou_mean:.4f}, max |score diff| {self.score_diff_max:.4f}")
 
 
+def boxes_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Box IoU matrix, where a box equals itself even when it has no area (a box clipped to a 1-px-wide
+    image can be a line: torchvision gives 0/0 there)."""
+    ious = np.nan_to_num(box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy(), nan=0.0)
+    ious[(a[:, None, :] == b[None, :, :]).all(-1)] = 1.0
+    return ious
+
+
 def match(reference: Detections, candidate: Detections, min_box_iou: float = 0.5) -> list[tuple[int, int]]:
     """(reference index, candidate index) pairs."""
     if len(reference) == 0 or len(candidate) == 0:
         return []
-    ious = box_iou(torch.from_numpy(reference.boxes), torch.from_numpy(candidate.boxes)).numpy()
+    ious = boxes_iou(reference.boxes, candidate.boxes)
     ious[reference.labels[:, None] != candidate.labels[None, :]] = -1
     taken = np.zeros(len(candidate), dtype=bool)
     pairs = []
@@ -128,8 +136,7 @@ def compare(reference: Detections, candidate: Detections) -> ParityReport:
                          f"variant {candidate.image_shape}")
     pairs = match(reference, candidate)
     mask_ious = np.array([mask_iou(reference, i, candidate, j) for i, j in pairs]) if pairs else np.zeros(0)
-    box_ious = np.array([box_iou(torch.from_numpy(reference.boxes[i:i + 1]),
-                                 torch.from_numpy(candidate.boxes[j:j + 1])).item() for i, j in pairs])
+    box_ious = np.array([boxes_iou(reference.boxes[i:i + 1], candidate.boxes[j:j + 1]).item() for i, j in pairs])
     score_diffs = np.array([abs(reference.scores[i] - candidate.scores[j]) for i, j in pairs])
     n_ref = len(reference)
     empty = not pairs
