@@ -93,6 +93,19 @@ def test_a_box_without_area_matches_itself():
     assert not match(dets(line[:1], shape=(1000, 3)), dets([[3.0, 600.0, 3.0, 602.0]], shape=(1000, 3)))
 
 
+def test_a_raw_mask_is_pasted_as_stock_pastes_it_past_the_box_edge():
+    # A box without height on the image's last row: stock's paste still colours that row.
+    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
+
+    box, probs = np.array([[0.335, 1000.0, 2.695, 1000.0]], np.float32), np.full((1, 28, 28), 0.5, np.float32)
+    full = np.zeros((1, 1000, 3), bool)
+    pasted, (rows, cols) = _do_paste_mask(torch.from_numpy(probs)[:, None], torch.from_numpy(box), 1000, 3)
+    full[0, rows, cols] = (pasted[0] >= 0.5).numpy()
+    assert full.any()
+    report = compare(dets(box, masks=full, shape=(1000, 3)), dets(box, masks=probs, shape=(1000, 3), raw=True))
+    assert report.matched == 1 and report.mask_iou_mean == 1.0
+
+
 def test_mask_iou_is_measured_in_pixels():
     reference = dets([[0, 0, 40, 40]])
     half = box_masks([[0, 0, 40, 20]])  # same box, mask covers half of stock's

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from .paste import box_regions, paste_masks_at_box
+from .paste import box_regions, paste_masks
 from .results import Detections
 
 DEFAULT_MIN_MATCHED = 0.95
@@ -110,12 +110,10 @@ def mask_in_region(dets: Detections, i: int, region) -> np.ndarray:
     x0, y0, x1, y1 = region
     if not dets.raw_masks:
         return dets.masks[i, y0:y1, x0:x1].astype(bool)
+    # The full-image paste, over the region: it reaches the pixel past a box's edge as stock's does
+    # (a box without height at the image's last row still colours that row).
     box = dets.boxes[i:i + 1] - np.array([x0, y0, x0, y0], dtype=np.float32)
-    (mask, _), = paste_masks_at_box(dets.masks[i:i + 1], box, y1 - y0, x1 - x0, threshold=dets.mask_thr)
-    out = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    bx0, by0, bx1, by1 = box_regions(box, y1 - y0, x1 - x0)[0]
-    out[by0:by1, bx0:bx1] = mask[: by1 - by0, : bx1 - bx0]
-    return out
+    return paste_masks(dets.masks[i:i + 1], box, y1 - y0, x1 - x0, threshold=dets.mask_thr)[0].cpu().numpy()
 
 
 def mask_iou(reference: Detections, i: int, candidate: Detections, j: int) -> float:
