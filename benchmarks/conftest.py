@@ -4,9 +4,15 @@ import time
 
 import pytest
 
-from mmdet_opt.suite.defaults import CPU_STREAM_IMAGES, GPU_STREAM_IMAGES, ROUND_BUDGET_S
+from mmdet_opt.suite.defaults import (
+    CPU_ACCURACY_SCENES,
+    CPU_STREAM_IMAGES,
+    GPU_ACCURACY_SCENES,
+    GPU_STREAM_IMAGES,
+    ROUND_BUDGET_S,
+)
 
-# --quick times the headline table and parity only.
+# --quick times the headline table and parity only (and accuracy over fewer scenes).
 LEFT_OUT_BY_QUICK = ("test_throughput", "test_stream")
 SLOW_BENCHMARK_S = 10.0  # a benchmark whose timed rounds take longer says so on the terminal
 
@@ -29,6 +35,10 @@ def pytest_addoption(parser):
         "--stream-images", type=int, default=None,
         help=f"images in the stream benchmark (default {GPU_STREAM_IMAGES} on GPU, photos up to 4032 px; "
              f"{CPU_STREAM_IMAGES} on CPU, up to 800 px); 30%% of them are distinct sizes (at least 3, at most 60)")
+    parser.getgroup("mmdet-opt").addoption(
+        "--accuracy-scenes", type=int, default=None,
+        help=f"held-out scenes the accuracy benchmark scores (default {GPU_ACCURACY_SCENES} on GPU, "
+             f"{CPU_ACCURACY_SCENES} on CPU, fewer with --quick)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -51,6 +51,13 @@ def complete_run(seed: int = 0, on_gpu: bool = True, device: str = H200, dirty: 
                    "images_per_second": round(1000 / stage_ms(variant, "1333x800", "total"), 2)}
         benchmarks.append(entry(name, f"benchmarks/test_stream.py::{name}", 1000.0,
                                 {"variant": variant, "stream": length, "stream_summary": summary}, seed, rounds=1))
+    scenes = defaults.accuracy_scenes(on_gpu)
+    for variant in sorted(want.accuracy):
+        name = f"test_accuracy[{variant}]"
+        figures = {"scenes": scenes, "scored": scenes, "bbox_mAP": 0.8, "segm_mAP": 0.75,
+                   "images_per_s": round(1000 / stage_ms(variant, "1333x800", "total"), 2)}
+        benchmarks.append(entry(name, f"benchmarks/test_accuracy.py::{name}", 1000.0,
+                                {"variant": variant, "scale": "1333x800", "accuracy": figures}, seed, rounds=1))
     parity = [{"variant": variant, "size": size, "image": image, "matched_fraction": 1.0, "mask_iou_mean": 0.99}
               for variant, size, image in sorted(want.parity)]
     return {"machine_info": {"device": device if on_gpu else "cpu"},

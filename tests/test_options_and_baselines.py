@@ -328,6 +328,11 @@ def drop(run: dict, name: str) -> dict:
     (lambda r: {**r, "benchmarks": [_with(b, stream_summary={**b["extra_info"]["stream_summary"], "images": 20})
                                     if b["name"] == "test_stream[inference]" else b for b in r["benchmarks"]]},
      "1 of {stream} stream benchmarks missing (e.g. inference)"),  # a shorter stream
+    (lambda r: drop(r, "test_accuracy[inference_graph]"),
+     "1 of {accuracy} accuracy benchmarks missing (e.g. inference_graph)"),
+    (lambda r: {**r, "benchmarks": [_with(b, accuracy={**b["extra_info"]["accuracy"], "scenes": 4})
+                                    if b["name"] == "test_accuracy[inference]" else b for b in r["benchmarks"]]},
+     "1 of {accuracy} accuracy benchmarks missing (e.g. inference)"),  # fewer scenes
     (lambda r: {**r, "benchmarks": [_with(b, injected_delay_ms=1.0) for b in r["benchmarks"]]},
      "timed with --inject-delay-ms 1"),
     (lambda r: {**r, "mutation": "shift_8px"}, "parity broken on purpose (--mutation shift_8px)"),
@@ -335,10 +340,10 @@ def drop(run: dict, name: str) -> dict:
                                     for b in r["benchmarks"]]},
      "{timed} benchmarks stored without their rounds (save with --benchmark-save-data)"),
 ], ids=["dirty", "no-commit", "a-stage", "a-natural-total", "a-batch", "a-parity-case", "trained-scenes",
-        "short-stream", "injected-delay", "mutation", "no-rounds"])
+        "short-stream", "an-accuracy", "fewer-scenes", "injected-delay", "mutation", "no-rounds"])
 def test_what_keeps_a_run_from_being_a_baseline(change, problem):
     counts = {kind: len(keys) for kind, keys in vars(baseline.expected(on_gpu=True)).items()}
-    counts["timed"] = counts["stages"] + counts["throughput"] + counts["stream"]
+    counts["timed"] = counts["stages"] + counts["throughput"] + counts["stream"] + counts["accuracy"]
     assert baseline.problems(change(complete_run())) == [problem.format(**counts)]
 
 

@@ -98,12 +98,17 @@ def score_variant(args, processes, device: str, cfg, name: str, items: list, dat
             print(f"not run: {exc}", file=sys.stderr)  # the API names the variant
         return None
     label = variant_label(det)
-    found, stats = _detect(det, processes.shard(items), args, label, dataset, processes.main)
+    part = detect_for_coco(det, processes.shard(items), dataset, args.batch, args.workers, label, processes.main)
     del det
     _release_device_memory(device)
-    parts = processes.gather((found, stats))
+    parts = processes.gather(part)
     if not processes.main:
         return None
+    return coco_figures(name, label, dataset, parts)
+
+
+def coco_figures(name: str, label: str, dataset: dict, parts: list) -> dict:
+    """The figures of variant ``name`` (running as ``label``) from each process's ``detect_for_coco``."""
     found = sorted((entry for part, _ in parts for entry in part), key=lambda entry: entry[0])
     dets = [d for _, _, image_dets in found for d in image_dets]
     total = RunStats.combined([part_stats for _, part_stats in parts])
@@ -112,13 +117,15 @@ def score_variant(args, processes, device: str, cfg, name: str, items: list, dat
             "seconds": total.seconds, "images_per_s": total.images_per_s, "decode_wait_s": total.decode_wait}
 
 
-def _detect(det, items: list, args, label: str, dataset: dict, show_bar: bool):
-    """([(index, image id, COCO detections)], RunStats) of this process's images."""
+def detect_for_coco(det, items: list, dataset: dict, batch: int = 1, workers: int = 1, label: str = "",
+                    show_bar: bool = False):
+    """([(index, image id, COCO detections)], RunStats) of ``det`` over ``items``, decoded ahead
+    by ``workers`` threads, ``batch`` images per call."""
     ids = category_ids(det.CLASSES, dataset["categories"])
     stats, found = RunStats(), []
     progress = Progress(len(items), show_bar, what=label)
     try:
-        with closing(detect_images(det, items, args.batch, args.workers, progress, stats)) as detections:
+        with closing(detect_images(det, items, batch, workers, progress, stats)) as detections:
             for item, _, result in detections:
                 found.append((item.index, item.image_id, image_detections(result, item.image_id, ids)))
                 stats.images += 1

@@ -11,8 +11,9 @@ A run is a baseline when:
 - it names a commit and ``commit_info.dirty`` is false, as pytest-benchmark recorded them;
 - it holds everything the default suite runs on its kind of device (``defaults.py``): each default
   variant's stages at each default case, throughput at each protocol case and batch (or the suite's
-  record that a batch did not fit in memory, ``not_run``), the stream at its default length, and a
-  parity record per variant, case and image (the held-out scenes for ``--checkpoint trained``);
+  record that a batch did not fit in memory, ``not_run``), the stream at its default length, each
+  default variant's accuracy over the default number of scenes, and a parity record per variant,
+  case and image (the held-out scenes for ``--checkpoint trained``);
 - its timed benchmarks keep their rounds (the gate's U test needs them);
 - it was not run with ``--inject-delay-ms`` or ``--mutation``.
 
@@ -37,12 +38,13 @@ class Coverage:
     stages: frozenset  # (variant, case, stage)
     throughput: frozenset  # (variant, case, batch)
     stream: frozenset  # variant
+    accuracy: frozenset  # variant
     parity: frozenset  # (variant, case, image)
 
 
 COMMIT = re.compile(r"[0-9a-f]{7,40}")  # what git describe gave pytest-benchmark; not 'unversioned'
 LABELS = {"stages": "stage benchmarks", "throughput": "throughput benchmarks", "stream": "stream benchmarks",
-          "parity": "parity cases"}
+          "accuracy": "accuracy benchmarks", "parity": "parity cases"}
 
 
 @functools.cache
@@ -63,6 +65,7 @@ def expected(on_gpu: bool, trained: bool = False) -> Coverage:
         throughput=frozenset((names[v], c.id, b) for v in defaults.THROUGHPUT_VARIANTS if v in names
                              for c in protocol for b in defaults.batches(on_gpu)),
         stream=frozenset(names[v] for v in defaults.STREAM_VARIANTS if v in names),
+        accuracy=frozenset(names.values()),
         parity=frozenset((names[v], c.id, image) for v in names for c in cases
                          for image in defaults.parity_images(trained)),
     )
@@ -78,8 +81,8 @@ def trained(run: dict) -> bool:
 
 def found(run: dict) -> Coverage:
     """What ``run`` holds, in the terms of ``expected``."""
-    stages, throughput, stream = set(), set(), set()
-    length = defaults.stream_images(on_gpu(run))
+    stages, throughput, stream, accuracy = set(), set(), set(), set()
+    length, scenes = defaults.stream_images(on_gpu(run)), defaults.accuracy_scenes(on_gpu(run))
     for bench in run["benchmarks"]:
         info = bench.get("extra_info") or {}
         if {"variant", "size", "stage"} <= info.keys():
@@ -88,10 +91,13 @@ def found(run: dict) -> Coverage:
             throughput.add((info["variant"], info["size"], info["batch"]))
         elif (info.get("stream_summary") or {}).get("images") == length:
             stream.add(info.get("variant"))
+        elif (info.get("accuracy") or {}).get("scenes") == scenes:
+            accuracy.add(info.get("variant"))
     for record in _records(run, "not_run"):  # batches the suite found too large for the GPU's memory
         throughput.add((record.get("variant"), record.get("size"), record.get("batch")))
     parity = {(r.get("variant"), r.get("size"), r.get("image")) for r in _records(run, "parity")}
-    return Coverage(frozenset(stages), frozenset(throughput), frozenset(stream), frozenset(parity))
+    return Coverage(frozenset(stages), frozenset(throughput), frozenset(stream), frozenset(accuracy),
+                    frozenset(parity))
 
 
 def _records(run: dict, key: str) -> list:

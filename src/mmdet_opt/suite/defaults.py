@@ -28,6 +28,11 @@ THROUGHPUT_VARIANTS = ("inference", "inference_graph")
 GPU_BATCHES, CPU_BATCHES = (1, 4, 8, 16), (1,)  # a batch of 16 takes minutes on a CPU
 STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph", "inference_graph_padded")
 GPU_STREAM_IMAGES, CPU_STREAM_IMAGES = 200, 6
+# Accuracy: held-out scenes scored with COCOeval, on the trained model. On a CPU, smaller scenes
+# (short side in pixels; GPU: the generator's own range) and fewer of them keep a variant's pass short.
+GPU_ACCURACY_SCENES, CPU_ACCURACY_SCENES = 100, 8
+QUICK_GPU_ACCURACY_SCENES, QUICK_CPU_ACCURACY_SCENES = 20, 4
+CPU_ACCURACY_SHORT_SIDES = (240, 480)
 
 # (timed rounds, warm-up rounds) per benchmark.
 GPU_ROUNDS, CPU_ROUNDS, QUICK_ROUNDS = (20, 5), (3, 1), (10, 2)
@@ -65,6 +70,17 @@ def batches(on_gpu: bool) -> tuple:
 
 def stream_images(on_gpu: bool) -> int:
     return GPU_STREAM_IMAGES if on_gpu else CPU_STREAM_IMAGES
+
+
+def accuracy_scenes(on_gpu: bool, quick: bool = False) -> int:
+    if on_gpu:
+        return QUICK_GPU_ACCURACY_SCENES if quick else GPU_ACCURACY_SCENES
+    return QUICK_CPU_ACCURACY_SCENES if quick else CPU_ACCURACY_SCENES
+
+
+def accuracy_short_sides(on_gpu: bool):
+    """The scenes' short sides in pixels: None is the generator's own range."""
+    return None if on_gpu else CPU_ACCURACY_SHORT_SIDES
 
 
 def rounds(on_gpu: bool, quick: bool = False) -> tuple:

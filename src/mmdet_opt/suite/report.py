@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..machine import gpu_state_line, throttle_warning
 from ..pipeline import BACKBONE, MASK_FORWARD, MASK_POST, PRE, ROI, RPN, TOTAL, TOTAL_MASKS, TOTAL_RLE
+from .accuracy import accuracy_markdown
 from .runs import ReportError, load_run, make_chart_folder, medians, size_key
 
 COLUMNS = (PRE, BACKBONE, RPN, MASK_FORWARD, MASK_POST, ROI, TOTAL, TOTAL_MASKS, TOTAL_RLE)
@@ -32,11 +33,11 @@ def markdown(data: dict) -> str:
     for line in (gpu_state_line(data), throttle_warning(data)):
         if line:
             lines += [line, ""]
-    streams, serving = stream_markdown(data), serving_markdown(data)
+    streams, serving, accuracy = stream_markdown(data), serving_markdown(data), accuracy_markdown(data)
     try:
         stage_tables = medians(data)
     except ReportError:
-        if not streams and not serving and not data.get("parity"):
+        if not streams and not serving and not accuracy and not data.get("parity"):
             raise
         stage_tables = {}  # a stream-, serving- or parity-only run
     for size, rows in sorted(stage_tables.items(), key=lambda kv: size_key(kv[0])):
@@ -55,6 +56,7 @@ def markdown(data: dict) -> str:
     lines.extend(throughput_markdown(data))
     lines.extend(serving)
     lines.extend(streams)
+    lines.extend(accuracy)
     lines.extend(parity_markdown(data))
     return "\n".join(lines)
 
