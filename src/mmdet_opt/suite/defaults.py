@@ -30,8 +30,8 @@ STREAM_VARIANTS = ("inference", "inference_raw_mask", "inference_graph", "infere
 GPU_STREAM_IMAGES, CPU_STREAM_IMAGES = 200, 6
 # Accuracy: held-out scenes scored with COCOeval, on the trained model. On a CPU, smaller scenes
 # (short side in pixels; GPU: the generator's own range) and fewer of them keep a variant's pass short.
-GPU_ACCURACY_SCENES, CPU_ACCURACY_SCENES = 100, 8
-QUICK_GPU_ACCURACY_SCENES, QUICK_CPU_ACCURACY_SCENES = 20, 4
+GPU_ACCURACY_SCENES, CPU_ACCURACY_SCENES = 100, 4
+QUICK_GPU_ACCURACY_SCENES, QUICK_CPU_ACCURACY_SCENES = 20, 2
 CPU_ACCURACY_SHORT_SIDES = (240, 480)
 
 # (timed rounds, warm-up rounds) per benchmark.
