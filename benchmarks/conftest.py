@@ -42,7 +42,7 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    if not config.getoption("--quick", default=False):  # the root conftest defines it
+    if not config.getoption("--quick", default=False):  # the suite's plugin (mmdet_opt.suite.plugin) defines it
         return
     left_out = [item for item in items if getattr(item, "originalname", item.name) in LEFT_OUT_BY_QUICK]
     if left_out:

@@ -1,7 +1,7 @@
 """Stage timings: variant x case (photo size, test scale) x stage, stored by pytest-benchmark and compared across runs.
 
 Which stages each variant gets at each case is the suite's plan (``mmdet_opt.suite.defaults.stages``,
-parametrized by the conftest): every stage of the study's variants at its protocol cases, ``total``
+parametrized by the suite's plugin): every stage of the study's variants at its protocol cases, ``total``
 elsewhere; ``--every-stage`` gives the full grid, ``--quick`` ``total`` alone.
 
 Each round times one stage from the previous stage's real outputs. GPU work is asynchronous, so

@@ -37,12 +37,18 @@ pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_GPU = "NVIDIA H100 80GB HBM3"
+TIMED_STUB = "def test_timed(benchmark):\n    benchmark(sum, range(10))\n"
+
+
+def copy_the_suite_into(folder: Path) -> None:
+    """The repository's conftest.py (which loads the suite's plugin) and pytest.ini."""
+    for name in ("conftest.py", "pytest.ini"):
+        shutil.copy(REPO / name, folder / name)
 
 
 @pytest.fixture
 def project(pytester):
-    for name in ("conftest.py", "pytest.ini"):
-        shutil.copy(REPO / name, pytester.path / name)
+    copy_the_suite_into(pytester.path)
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     return pytester
 
@@ -53,8 +59,18 @@ def collect(project, *args):
                                         "test_nothing.py", *args, timeout=600)
 
 
+def output_of(result) -> str:
+    return "\n".join(result.outlines + result.errlines)
+
+
+def assert_ok(result) -> str:
+    """The run's output, once it has passed."""
+    assert result.ret == pytest.ExitCode.OK, output_of(result)
+    return output_of(result)
+
+
 def assert_usage_error(result, *words):
-    output = "\n".join(result.outlines + result.errlines)
+    output = output_of(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output
     assert "Traceback" not in output and "INTERNALERROR" not in output, output
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
@@ -110,14 +126,14 @@ def test_parity_on_a_users_own_image_file(tmp_path):
 def test_a_checkpoint_url_is_not_downloaded_to_collect(project):
     """Its form is checked at once; the download waits for the model build (nothing listens on port 9)."""
     result = collect(project, "--checkpoint=http://127.0.0.1:9/mask_rcnn_r50_fpn_2x_coco-3e542a40.pth")
-    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+    assert_ok(result)
 
 
 @pytest.mark.slow  # pytest in a subprocess
 def test_output_folders_are_made_before_anything_runs(project):
     """pytest-benchmark writes --benchmark-json at the very end, into a folder that must exist."""
     result = collect(project, "--benchmark-json=out/runs/run.json", "--benchmark-histogram=out/charts/stages")
-    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+    assert_ok(result)
     assert (project.path / "out" / "runs").is_dir() and (project.path / "out" / "charts").is_dir()
 
 
@@ -137,9 +153,8 @@ def test_an_output_path_that_cannot_be_written_is_one_usage_line(project, option
 def stored_run(tmp_path_factory) -> dict:
     """A real pytest-benchmark run of this suite's conftest, recorded on the CPU."""
     where = tmp_path_factory.mktemp("record")
-    for name in ("conftest.py", "pytest.ini"):
-        shutil.copy(REPO / name, where / name)
-    (where / "test_timed.py").write_text("def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
+    copy_the_suite_into(where)
+    (where / "test_timed.py").write_text(TIMED_STUB)
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--device=cpu",
                     "--benchmark-json=run.json", "test_timed.py"], cwd=where, check=True,
                    capture_output=True, timeout=600)
@@ -165,7 +180,7 @@ def on_other_gpu(run: dict) -> dict:
 def test_a_good_baseline_compares(project, stored_run):
     store(project, "cpu", "0001_cpu.json", stored_run)
     result = collect(project, "--benchmark-compare=0001")
-    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+    assert_ok(result)
 
 
 @pytest.mark.slow  # pytest in a subprocess
@@ -207,6 +222,13 @@ def baseline_like(stored_run: dict, **changes) -> dict:
             "benchmarks": run["benchmarks"] + stored_run["benchmarks"]}
 
 
+def bare_compare(project):
+    """The timed stub run with a bare --benchmark-compare, not -q: the header says what it compares with."""
+    project.makepyfile(test_timed=TIMED_STUB)
+    return project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
+                                        "--benchmark-compare", timeout=600)
+
+
 @pytest.mark.slow  # pytest in a subprocess
 def test_bare_compare_takes_the_latest_baseline_and_names_the_runs_passed_over(project, stored_run):
     """A parity-only run, a partial one, a dirty one and one of other weights, stored after the baseline:
@@ -216,11 +238,7 @@ def test_bare_compare_takes_the_latest_baseline_and_names_the_runs_passed_over(p
     store(project, "cpu", "0003_partial.json", stored_run)
     store(project, "cpu", "0004_dirty.json", baseline_like(stored_run, dirty=True))
     store(project, "cpu", "0005_trained.json", baseline_like(stored_run, weights="checkpoint trained"))
-    project.makepyfile(test_timed="def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
-    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
-                                          "--benchmark-compare", timeout=600)  # not -q: the header says it
-    output = "\n".join(result.outlines + result.errlines)
-    assert result.ret == pytest.ExitCode.OK, output
+    output = assert_ok(bare_compare(project))
     assert ("mmdet-opt: --benchmark-compare: 0001_cpu.json, the latest baseline; passed over the later "
             "0005_trained.json, 0004_dirty.json, 0003_partial.json, 0002_parity.json (not complete and clean, "
             "or other weights)") in output
@@ -232,11 +250,8 @@ def test_bare_compare_takes_the_latest_baseline_and_names_the_runs_passed_over(p
 @pytest.mark.slow  # pytest in a subprocess
 def test_bare_compare_without_a_baseline_compares_nothing_and_says_so(project, stored_run):
     store(project, "cpu", "0001_cpu.json", stored_run)  # the stub alone: a partial run
-    project.makepyfile(test_timed="def test_timed(benchmark):\n    benchmark(sum, range(10))\n")
-    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--device=cpu", "test_timed.py",
-                                          "--benchmark-compare", timeout=600)
-    output = "\n".join(result.outlines + result.errlines)
-    assert result.ret == pytest.ExitCode.OK, output
+    result = bare_compare(project)
+    output = assert_ok(result)
     (line,) = [line for line in result.outlines if line.startswith("mmdet-opt: --benchmark-compare")]
     assert line == ("mmdet-opt: --benchmark-compare: no baseline in baselines/cpu (passed over 0001_cpu.json: "
                     "not complete and clean, or other weights); nothing is compared")
@@ -282,7 +297,7 @@ def test_a_checkpoint_is_known_by_its_content(project, stored_run):
 def test_first_run_without_baselines_keeps_the_warning(project):
     result = collect(project, "--benchmark-compare")
     assert result.ret == pytest.ExitCode.OK
-    assert "Can't compare" in "\n".join(result.outlines + result.errlines)
+    assert "Can't compare" in output_of(result)
 
 
 # --- what a baseline is ------------------------------------------------------------------------------

@@ -78,3 +78,13 @@ def start_processes(device: str | None) -> tuple[Processes, str]:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return Processes(rank, world), device
+
+
+def run_in_processes(args, body) -> int:
+    """``body(args, processes, device)`` in this process's place (``start_processes``), the process
+    group closed after it."""
+    processes, device = start_processes(args.device)
+    try:
+        return body(args, processes, device)
+    finally:
+        processes.close()

@@ -24,7 +24,7 @@ from contextlib import closing
 from ..training.coco import image_detections, score_detections
 from .dataset import category_ids, dataset_items
 from .detect import detect_images
-from .distributed import start_processes
+from .distributed import run_in_processes
 from .errors import CliError
 from .eval_data import evaluation_dataset
 from .eval_table import report
@@ -56,11 +56,7 @@ def add_parser(commands) -> None:
 def run(args) -> int:
     if args.ann and not args.images:
         raise CliError("--ann needs --images DIR, the folder its file_names are in")
-    processes, device = start_processes(args.device)
-    try:
-        return evaluate(args, processes, device)
-    finally:
-        processes.close()
+    return run_in_processes(args, evaluate)
 
 
 def evaluate(args, processes, device: str) -> int:

@@ -22,7 +22,7 @@ from contextlib import closing
 from ..training.coco import image_detections
 from .dataset import category_ids, find_images, items_by_annotation, items_in_order, load_annotations, own_categories
 from .detect import detect_images
-from .distributed import start_processes
+from .distributed import run_in_processes
 from .errors import CliError
 from .model import STOCK, add_model_arguments, open_detector, read_config, variant_name
 from .progress import Progress, RunStats
@@ -45,11 +45,7 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    processes, device = start_processes(args.device)
-    try:
-        return infer(args, processes, device)
-    finally:
-        processes.close()
+    return run_in_processes(args, infer)
 
 
 def infer(args, processes, device: str) -> int:

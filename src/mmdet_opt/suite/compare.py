@@ -286,6 +286,32 @@ def table(result: Result) -> list:
 
 
 def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if len(args.runs) != (1 if args.latest_in else 2):
+        parser.error("give BASELINE.json NEW.json, or --latest-in DIR NEW.json")
+    if args.threshold <= 0 or args.floor_ms < 0 or not 0 < args.alpha < 1:
+        parser.error("--threshold must be > 0, --floor-ms >= 0 and --alpha between 0 and 1")
+    rule = Rule(threshold=args.threshold / 100, floor_ms=args.floor_ms, alpha=args.alpha)
+    try:
+        runs = _load_runs(args, rule)
+        result = compare_runs(runs.baseline, runs.new, rule, args.expression)
+        if not result.comparisons:
+            raise ReportError(f"no benchmark {'matching -k ' + repr(args.expression) + ' ' if args.expression else ''}"
+                              f"is in both {runs.base_path} and {runs.new_path}: nothing to compare")
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if runs.rerun is not None:
+        result = confirmed(result, compare_runs(runs.baseline, runs.rerun, rule, args.expression))
+    print(report(result, rule, (runs.base_path, runs.baseline), (runs.new_path, runs.new)))
+    _print_notes(args, runs)
+    if args.flagged_out:
+        Path(args.flagged_out).write_text("".join(f"{name}\n" for name in flagged(result, args.fail_on_faster)))
+    return 1 if result.failed(args.fail_on_faster) else 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmdet_opt.suite.compare",
                                      description="Regression gate over two pytest-benchmark runs: median "
                                                  "threshold, absolute floor and a Mann-Whitney U test on the rounds.")
@@ -310,63 +336,72 @@ def main(argv=None) -> int:
                         help="a rerun of the flagged benchmarks: a move counts only if the rerun moved the same way")
     parser.add_argument("--flagged-out", metavar="FILE",
                         help="write the node ids of the benchmarks that fail the gate to FILE, one per line")
-    args = parser.parse_args(argv)
-    if len(args.runs) != (1 if args.latest_in else 2):
-        parser.error("give BASELINE.json NEW.json, or --latest-in DIR NEW.json")
-    if args.threshold <= 0 or args.floor_ms < 0 or not 0 < args.alpha < 1:
-        parser.error("--threshold must be > 0, --floor-ms >= 0 and --alpha between 0 and 1")
-    rule = Rule(threshold=args.threshold / 100, floor_ms=args.floor_ms, alpha=args.alpha)
-    try:
-        new_path = Path(args.runs[-1])
-        new = load_run(new_path)
-        passed_over = []
-        if args.latest_in:
-            base_path, passed_over = latest_run(
-                args.latest_in, exclude=new_path,
-                usable=lambda run: (same_weights(run, new) and is_baseline(run)
-                                    and bool(compare_runs(run, new, rule, args.expression).comparisons)),
-                wanted="a baseline (a complete run of the default suite from a clean checkout, "
-                       "python -m mmdet_opt.suite.baseline) with the same weights and a benchmark of "
-                       f"{new_path}" + (f" matching -k {args.expression!r}" if args.expression else ""))
-        else:
-            base_path = Path(args.runs[0])
-        baseline = load_run(base_path)
-        rerun_path = Path(args.confirm) if args.confirm else None
-        rerun = load_run(rerun_path) if rerun_path else None
-        base_device = device_of(baseline)
-        for path, run in ((new_path, new), (rerun_path, rerun)):
-            if run is None:
-                continue
-            if base_device and device_of(run) and device_of(run) != base_device:
-                raise ReportError(f"{base_path} was recorded on {base_device}, {path} on {device_of(run)}: "
-                                  "timings compare only on one device")
-            if not same_weights(baseline, run):
-                raise ReportError(f"{base_path} measured {baseline['weights']}, {path} {run['weights']}: the "
-                                  "detections, and so the timings, differ with the weights")
-        if injected_delay(baseline):
-            raise ReportError(f"{base_path} was run with --inject-delay-ms {injected_delay(baseline):g}: "
-                              "not a baseline")
-        result = compare_runs(baseline, new, rule, args.expression)
-        if not result.comparisons:
-            raise ReportError(f"no benchmark {'matching -k ' + repr(args.expression) + ' ' if args.expression else ''}"
-                              f"is in both {base_path} and {new_path}: nothing to compare")
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if rerun is not None:
-        result = confirmed(result, compare_runs(baseline, rerun, rule, args.expression))
-    print(report(result, rule, (base_path, baseline), (new_path, new)))
-    if passed_over:
+    return parser
+
+
+@dataclass
+class _Runs:
+    """The runs a gate compares: the baseline, the new run, a rerun of the flagged benchmarks (or
+    None), and the newer stored runs --latest-in passed over."""
+
+    base_path: Path
+    baseline: dict
+    new_path: Path
+    new: dict
+    rerun_path: Path | None
+    rerun: dict | None
+    passed_over: list
+
+
+def _load_runs(args, rule: Rule) -> _Runs:
+    new_path = Path(args.runs[-1])
+    new = load_run(new_path)
+    passed_over = []
+    if args.latest_in:
+        base_path, passed_over = latest_run(
+            args.latest_in, exclude=new_path,
+            usable=lambda run: (same_weights(run, new) and is_baseline(run)
+                                and bool(compare_runs(run, new, rule, args.expression).comparisons)),
+            wanted="a baseline (a complete run of the default suite from a clean checkout, "
+                   "python -m mmdet_opt.suite.baseline) with the same weights and a benchmark of "
+                   f"{new_path}" + (f" matching -k {args.expression!r}" if args.expression else ""))
+    else:
+        base_path = Path(args.runs[0])
+    baseline = load_run(base_path)
+    rerun_path = Path(args.confirm) if args.confirm else None
+    runs = _Runs(base_path, baseline, new_path, new, rerun_path, load_run(rerun_path) if rerun_path else None,
+                 passed_over)
+    _check_comparable(runs)
+    return runs
+
+
+def _check_comparable(runs: _Runs) -> None:
+    """The new run and the rerun against the baseline: one device, the same weights, and a baseline
+    without an injected delay."""
+    base_device = device_of(runs.baseline)
+    for path, run in ((runs.new_path, runs.new), (runs.rerun_path, runs.rerun)):
+        if run is None:
+            continue
+        if base_device and device_of(run) and device_of(run) != base_device:
+            raise ReportError(f"{runs.base_path} was recorded on {base_device}, {path} on {device_of(run)}: "
+                              "timings compare only on one device")
+        if not same_weights(runs.baseline, run):
+            raise ReportError(f"{runs.base_path} measured {runs.baseline['weights']}, {path} {run['weights']}: the "
+                              "detections, and so the timings, differ with the weights")
+    if injected_delay(runs.baseline):
+        raise ReportError(f"{runs.base_path} was run with --inject-delay-ms {injected_delay(runs.baseline):g}: "
+                          "not a baseline")
+
+
+def _print_notes(args, runs: _Runs) -> None:
+    if runs.passed_over:
         print(f"\nNewer stored runs passed over (not a baseline, other weights, or none of the compared benchmarks): "
-              f"{', '.join(passed_over)}.")
-    elif not args.latest_in and not is_baseline(baseline):
-        print(f"\nThe baseline is not a complete clean run ({why_not(baseline)}): only what both runs hold is "
+              f"{', '.join(runs.passed_over)}.")
+    elif not args.latest_in and not is_baseline(runs.baseline):
+        print(f"\nThe baseline is not a complete clean run ({why_not(runs.baseline)}): only what both runs hold is "
               "compared.")
     if args.confirm:
-        print(f"\nRerun: {describe(rerun_path, rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
-    if args.flagged_out:
-        Path(args.flagged_out).write_text("".join(f"{name}\n" for name in flagged(result, args.fail_on_faster)))
-    return 1 if result.failed(args.fail_on_faster) else 0
+        print(f"\nRerun: {describe(runs.rerun_path, runs.rerun)}; a move it did not repeat is '{NOT_REPRODUCED}'.")
 
 
 def report(result: Result, rule: Rule, base: tuple, new: tuple) -> str:

@@ -1,6 +1,6 @@
 """The default suite: what ``pytest benchmarks`` runs when given no options, on a GPU and on a CPU.
 
-The conftest and the benchmark files take their defaults from here, and ``baseline.py`` derives
+The plugin and the benchmark files take their defaults from here, and ``baseline.py`` derives
 from the same what a complete run holds.
 
 Which stages at which case: every stage of stock, ``inference_raw_mask`` (the study's two rows)

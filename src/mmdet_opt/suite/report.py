@@ -123,17 +123,7 @@ def throughput_markdown(data: dict) -> list:
         info = bench.get("extra_info", {})
         if "batch" in info and "variant" in info:
             table[info["size"]][info["variant"]][info["batch"]] = info["batch"] / bench["stats"]["median"]
-    lines = []
-    for size, rows in sorted(table.items(), key=lambda kv: size_key(kv[0])):
-        batches = sorted({b for per_batch in rows.values() for b in per_batch})
-        lines += [f"### {size} throughput (images/s)", "",
-                  "| variant | " + " | ".join(f"batch {b}" for b in batches) + " |",
-                  "|---" * (len(batches) + 1) + "|"]
-        for variant, per_batch in rows.items():
-            lines.append(f"| {variant} | " + " | ".join(
-                f"{per_batch[b]:.1f}" if b in per_batch else "" for b in batches) + " |")
-        lines.append("")
-    return lines
+    return _tables_by_size(table, "throughput (images/s)", lambda b: f"batch {b}", lambda ips: f"{ips:.1f}")
 
 
 def serving_markdown(data: dict) -> list:
@@ -143,17 +133,22 @@ def serving_markdown(data: dict) -> list:
         info = bench.get("extra_info", {})
         if isinstance(info.get("serving"), dict) and "clients" in info:
             table[info.get("size", "?")][info["variant"]][info["clients"]] = info["serving"]
+    return _tables_by_size(table, "serving (images/s, p50 / p99 ms)", lambda c: f"{c} clients",
+                           lambda f: f"{f['images_per_second']:.1f}, {f['p50_ms']:.1f} / {f['p99_ms']:.1f}")
+
+
+def _tables_by_size(table: dict, title: str, column, cell) -> list:
+    """One table per size of ``table[size][variant][key]``: a row per variant, a column per key
+    (``column(key)`` its heading), ``cell(value)`` in each (empty where a variant lacks the key)."""
     lines = []
     for size, rows in sorted(table.items(), key=lambda kv: size_key(kv[0])):
-        clients = sorted({c for per_clients in rows.values() for c in per_clients})
-        lines += [f"### {size} serving (images/s, p50 / p99 ms)", "",
-                  "| variant | " + " | ".join(f"{c} clients" for c in clients) + " |",
-                  "|---" * (len(clients) + 1) + "|"]
-        for variant, per_clients in rows.items():
-            cells = [per_clients.get(c) for c in clients]
-            lines.append(f"| {variant} | " + " | ".join(
-                f"{f['images_per_second']:.1f}, {f['p50_ms']:.1f} / {f['p99_ms']:.1f}" if f else "" for f in cells)
-                + " |")
+        keys = sorted({k for per_key in rows.values() for k in per_key})
+        lines += [f"### {size} {title}", "",
+                  "| variant | " + " | ".join(column(k) for k in keys) + " |",
+                  "|---" * (len(keys) + 1) + "|"]
+        for variant, per_key in rows.items():
+            lines.append(f"| {variant} | " + " | ".join(cell(per_key[k]) if per_key.get(k) else "" for k in keys)
+                         + " |")
         lines.append("")
     return lines
 

@@ -190,28 +190,41 @@ def lr_at(base_lr: float, iteration: int, progress: float, warmup: int = WARMUP_
 
 
 def train(args) -> dict:
-    device = args.device
-    torch.manual_seed(args.seed)
+    _set_up_torch(args.seed)
+    w, h = args.size
+    model = build_training_model(args.seed, args.device, args.rois)
+    before = continue_from(model, args.init, args.seed) if args.init is not None else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    print(f"trainable: {sum(p.numel() for p in params) / 1e6:.2f}M parameters in {len(params)} tensors "
+          f"(of {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M)", flush=True)
+    optimizer = torch.optim.SGD(params, lr=args.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    length = args.batch * (args.iters if args.iters is not None else 10 ** 7)
+    loader = scene_loader(args.seed, (w, h), args.batch, args.workers, length)
+    iteration, train_minutes, data_wait, curve = _train_loop(model, optimizer, params, loader, args)
+    del loader  # stops the persistent workers
+    model.eval()
+    _round_trained_to_fp16(model)
+    return dict(model=model, iterations=iteration, train_minutes=train_minutes, curve=curve, init=before,
+                data_wait_fraction=round(data_wait / max(train_minutes * 60, 1e-9), 3))
+
+
+def _set_up_torch(seed: int) -> None:
+    torch.manual_seed(seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     # Off: the images have one size, but the mask head sees a different number of positive RoIs at
     # every iteration, and autotuning reruns for each new count. With it on, a 3.5-minute H100 run
     # made 0.4-0.7 it/s while scenes came 10x faster than that (docs/training.md).
     torch.backends.cudnn.benchmark = False
-    w, h = args.size
-    model = build_training_model(args.seed, device, args.rois)
-    before = continue_from(model, args.init, args.seed) if args.init is not None else None
-    params = [p for p in model.parameters() if p.requires_grad]
-    print(f"trainable: {sum(p.numel() for p in params) / 1e6:.2f}M parameters in {len(params)} tensors "
-          f"(of {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M)", flush=True)
-    optimizer = torch.optim.SGD(params, lr=args.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+
+def _train_loop(model, optimizer, params, loader, args) -> tuple:
+    """Steps until --iters are done or --minutes have passed: the iterations, the minutes they took,
+    the seconds spent waiting for scenes, and the loss curve."""
     budget = args.minutes * 60 if args.iters is None else None
-    length = args.batch * (args.iters if args.iters is not None else 10 ** 7)
     # A short fixed-length run (a test, a trial) warms up over its first quarter at most.
     warmup = WARMUP_ITERS if args.iters is None else min(WARMUP_ITERS, args.iters // 4)
-    loader = scene_loader(args.seed, (w, h), args.batch, args.workers, length)
-
-    curve, window, last_print = [], [], 0.0
+    curve = _LossCurve()
     iteration, start, data_wait = 0, None, 0.0
     batches = iter(loader)
     while True:
@@ -220,7 +233,7 @@ def train(args) -> dict:
         if batch is None:
             break
         if start is None:
-            start = time.perf_counter()  # the clock starts once the workers are up
+            start = curve.start = time.perf_counter()  # the clock starts once the workers are up
         else:
             data_wait += time.perf_counter() - asked  # the step waited for scenes this long
         elapsed = time.perf_counter() - start
@@ -229,47 +242,73 @@ def train(args) -> dict:
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(args.lr, iteration, progress, warmup)
-        images, boxes, labels, index_maps = zip(*batch)
-        maps = torch.from_numpy(np.stack(index_maps)).to(device, non_blocking=True)
-        losses = model.forward_train(
-            normalise(images, model.cfg, device), image_metas(len(images), h, w),
-            [torch.from_numpy(b).to(device) for b in boxes], [torch.from_numpy(lb).to(device) for lb in labels],
-            gt_masks=[DeviceMasks(m, len(lb)) for m, lb in zip(maps, labels)])
-        terms = {k: sum(x.mean() for x in v) if isinstance(v, list) else v.mean()
-                 for k, v in losses.items() if "loss" in k}
-        loss = sum(terms.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
-        optimizer.step()
+        loss, terms = _step(model, optimizer, params, batch, args.size, args.device)
         iteration += 1
-        window.append(torch.stack([loss.detach(), *[t.detach() for t in terms.values()]]))
-        done = iteration == args.iters
-        if len(window) == CURVE_EVERY or done or time.perf_counter() - start - last_print > PROGRESS_SECONDS:
-            means = torch.stack(window).mean(0).tolist()  # one sync per window
-            window.clear()
-            if not math.isfinite(means[0]):
-                raise RuntimeError(f"loss is {means[0]} at iteration {iteration}: lower --lr")
-            minutes = (time.perf_counter() - start) / 60
-            curve.append([iteration, round(minutes, 3), round(means[0], 4)])
-            if time.perf_counter() - start - last_print > PROGRESS_SECONDS or done:
-                last_print = time.perf_counter() - start
-                parts = " ".join(f"{k.replace('loss_', '')} {v:.3f}" for k, v in zip(terms, means[1:]))
-                print(f"it {iteration:5d}  {minutes:5.2f} min  {iteration / (minutes * 60):5.2f} it/s  "
-                      f"loss {means[0]:.3f} ({parts})  lr {optimizer.param_groups[0]['lr']:.5f}  "
-                      f"waiting for scenes {data_wait / (minutes * 60):.0%}", flush=True)
+        curve.add(iteration, loss, terms, optimizer.param_groups[0]["lr"], data_wait, done=iteration == args.iters)
     train_minutes = (time.perf_counter() - (start or time.perf_counter())) / 60
-    if window:  # the iterations since the last point (a time-budget run ends mid-window)
-        curve.append([iteration, round(train_minutes, 3), round(torch.stack(window).mean(0)[0].item(), 4)])
-    del loader  # stops the persistent workers
-    model.eval()
+    curve.finish(iteration, train_minutes)
+    return iteration, train_minutes, data_wait, curve.points
+
+
+def _step(model, optimizer, params, batch: list, size: tuple, device) -> tuple:
+    """One SGD step on a batch of scenes: the total loss, and each loss term by name."""
+    w, h = size
+    images, boxes, labels, index_maps = zip(*batch)
+    maps = torch.from_numpy(np.stack(index_maps)).to(device, non_blocking=True)
+    losses = model.forward_train(
+        normalise(images, model.cfg, device), image_metas(len(images), h, w),
+        [torch.from_numpy(b).to(device) for b in boxes], [torch.from_numpy(lb).to(device) for lb in labels],
+        gt_masks=[DeviceMasks(m, len(lb)) for m, lb in zip(maps, labels)])
+    terms = {k: sum(x.mean() for x in v) if isinstance(v, list) else v.mean()
+             for k, v in losses.items() if "loss" in k}
+    loss = sum(terms.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
+    optimizer.step()
+    return loss, terms
+
+
+class _LossCurve:
+    """The loss curve, a point (iteration, minutes, mean loss) every CURVE_EVERY iterations, and a
+    progress line every PROGRESS_SECONDS; ``start`` is when the first batch came."""
+
+    def __init__(self):
+        self.points, self.window, self.last_print, self.start = [], [], 0.0, None
+
+    def add(self, iteration: int, loss, terms: dict, lr: float, data_wait: float, done: bool) -> None:
+        self.window.append(torch.stack([loss.detach(), *[t.detach() for t in terms.values()]]))
+        if len(self.window) < CURVE_EVERY and not done and not self._print_due():
+            return
+        means = torch.stack(self.window).mean(0).tolist()  # one sync per window
+        self.window.clear()
+        if not math.isfinite(means[0]):
+            raise RuntimeError(f"loss is {means[0]} at iteration {iteration}: lower --lr")
+        minutes = (time.perf_counter() - self.start) / 60
+        self.points.append([iteration, round(minutes, 3), round(means[0], 4)])
+        if self._print_due() or done:
+            self.last_print = time.perf_counter() - self.start
+            parts = " ".join(f"{k.replace('loss_', '')} {v:.3f}" for k, v in zip(terms, means[1:]))
+            print(f"it {iteration:5d}  {minutes:5.2f} min  {iteration / (minutes * 60):5.2f} it/s  "
+                  f"loss {means[0]:.3f} ({parts})  lr {lr:.5f}  "
+                  f"waiting for scenes {data_wait / (minutes * 60):.0%}", flush=True)
+
+    def finish(self, iteration: int, train_minutes: float) -> None:
+        if self.window:  # the iterations since the last point (a time-budget run ends mid-window)
+            mean = torch.stack(self.window).mean(0)[0].item()
+            self.points.append([iteration, round(train_minutes, 3), round(mean, 4)])
+
+    def _print_due(self) -> bool:
+        return time.perf_counter() - self.start - self.last_print > PROGRESS_SECONDS
+
+
+def _round_trained_to_fp16(model) -> None:
+    """Evaluate what the fp16 checkpoint holds, not the fp32 weights."""
     trained = trained_names(model)
-    with torch.no_grad():  # evaluate what the fp16 checkpoint holds, not the fp32 weights
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name in trained:
                 p.copy_(p.half())
-    return dict(model=model, iterations=iteration, train_minutes=train_minutes, curve=curve, init=before,
-                data_wait_fraction=round(data_wait / max(train_minutes * 60, 1e-9), 3))
 
 
 @torch.no_grad()
