@@ -8,13 +8,13 @@ result is copied back. The whole flow, for one uint8 image (``GraphedPipeline.__
     photo = self.plan(h, w)                         # InputPlan of this photo size, over the
     plan = photo.network                            # NetworkPlan of its padded shape (LRU caches)
     img = photo.preprocess(image)                   # pinned upload; exact resize, normalise, pad
-    features = plan.features(img)                   # fp16 backbone (BatchNorm folded, fused
+    features = plan.steps.features(img)                   # fp16 backbone (BatchNorm folded, fused
                                                     # conv+ReLU), FPN, RPN convs, per-level top-k;
                                                     # levels copied into one fp16 LevelCanvas
-    proposals = plan.proposals(features)            # RPN NMS over fixed-size tensors (static_post)
-    scores, deltas = plan.bbox_forward(proposals.rois)       # one RoIAlign over the canvas, in fp32
-    dets = plan.detections(proposals, (scores, deltas))      # score threshold + static NMS
-    masks = plan.mask_forward(dets.mask_rois, dets.mask_labels)  # 28x28 probabilities
+    proposals = plan.steps.proposals(features)            # RPN NMS over fixed-size tensors (static_post)
+    scores, deltas = plan.steps.bbox_forward(proposals.rois)       # one RoIAlign over the canvas, in fp32
+    dets = plan.steps.detections(proposals, (scores, deltas))      # score threshold + static NMS
+    masks = plan.steps.mask_forward(dets.mask_rois, dets.mask_labels)  # 28x28 probabilities
     count, exact = dets.count, dets.exact & proposals.exact      # the one host sync
     if not exact:                                   # NMS unsettled, or candidates cut short:
         redo the RoI part with mmdet's own code     # rare; ``pipeline.fallbacks`` counts it

@@ -23,9 +23,9 @@ import torch
 from ..gpu_preprocess import mean_std, normalize_pad, resizer
 from ..inputs import prepare_image
 from ..raw_mask_head import boxes_by_class, group_by_class
-from .capture import release_steps
+from .capture import Steps
 from .input_plan import photo_metas
-from .plan import anchors_and_canvas, bbox_head_forward, capture_steps, masks_forward
+from .plan import STEPS, anchors_and_canvas, bbox_head_forward, capture_steps, masks_forward
 from .plan_cache import LRUCache
 from .static_post import DetectionSelector, ProposalSelector
 
@@ -62,11 +62,12 @@ class BatchPlan:
                                                  options.nms_rounds)
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shapes,
                                                    self.scale_factors, rounds=options.nms_rounds)
+        self.steps = Steps.of(self, STEPS)
         if options.graphs:
             capture_steps(self, options, pool)
 
     def release(self) -> None:
-        release_steps(self)
+        self.steps.release()
 
     def load(self, slot: int, image: np.ndarray, staging) -> dict:
         """Upload ``image`` and preprocess it into ``slot`` (eagerly); return its img_metas."""
@@ -117,9 +118,10 @@ class BatchPlan:
     def run(self):
         """Every step on the loaded slots; per image an mmdet result, or None where a static step
         could not vouch for its result (the caller redoes that image alone). One host sync."""
-        props = self.proposals(self.features(self.normalized))
-        boxes, labels, counts, exact = self.detections(props, self.bbox_forward(props[0]))
-        _, probs = self.mask_forward(self.mask_rois, self.mask_labels)
+        steps = self.steps
+        props = steps.proposals(steps.features(self.normalized))
+        boxes, labels, counts, exact = steps.detections(props, steps.bbox_forward(props[0]))
+        _, probs = steps.mask_forward(self.mask_rois, self.mask_labels)
         counts, exact = torch.stack([counts, (exact & props[2]).long()]).tolist()
         return per_image_results(boxes, labels, probs.view(self.batch, self.per_image_dets, *probs.shape[1:]),
                                  counts, exact, self.model.roi_head.bbox_head.num_classes)

@@ -105,45 +105,73 @@ class GraphedPipeline:
 
     @serialised
     @torch.no_grad()
+    def __call__(self, image: np.ndarray):
+        """One photo through every step of its plan, in order; mmdet's (bbox_results, segm_results)."""
+        inputs = self.preprocess(image)  # InputPlan: upload, exact resize, normalise, pad
+        steps = inputs.plan.steps
+        features = steps.features(inputs.img)  # backbone, FPN, RPN convs, top-k, canvas fill
+        proposals = steps.proposals(features)  # static proposal selection
+        dets = steps.detections(proposals, steps.bbox_forward(proposals.rois))  # box head, static NMS
+        masks = steps.mask_forward(dets.mask_rois, dets.mask_labels)  # queued before the host sync
+        return self._results(features, inputs, *self._settle(features, proposals, dets, inputs, masks))
+
+    @serialised
+    @torch.no_grad()
     def backbone(self, inputs: PlannedInputs) -> Features:
-        """Here ``backbone`` also covers the RPN head's convolutions: they are in the same graph."""
-        return self._plan_of(inputs).features(inputs.img)
+        """The features step: backbone, FPN, RPN convs, per-level top-k, canvas fill."""
+        return self._plan_of(inputs).steps.features(inputs.img)
 
     @serialised
     @torch.no_grad()
     def rpn_head(self, feats: Features, inputs: PlannedInputs) -> Proposals:
-        return self._plan_of(inputs).proposals(feats)
-
-    def _detect(self, feats, proposals: Proposals, inputs: PlannedInputs, masks: bool = False):
-        """Static detections, and on the host their count and whether proposals and NMS were exact.
-
-        With ``masks``, the mask head is queued before the host waits for that count, so the GPU
-        goes on meanwhile; returns its ``(mask_pred, probs)`` too (wasted when not exact: rare), or None
-        after a fallback to mmdet's code.
-        """
-        plan = self._plan_of(inputs)
-        dets = plan.detections(proposals, plan.bbox_forward(proposals.rois))
-        mask_outputs = None
-        if masks and self.options.masks_before_sync:
-            mask_outputs = plan.mask_forward(dets.mask_rois, dets.mask_labels)
-        count, exact = torch.stack([dets.count, (dets.exact & proposals.exact).long()]).tolist()
-        if not exact:
-            return self._mmdet_detections(feats, inputs), None
-        if masks and mask_outputs is None:
-            mask_outputs = plan.mask_forward(dets.mask_rois, dets.mask_labels)
-        return (dets.boxes[:count], dets.labels[:count]), mask_outputs
+        """The proposals step: static proposal selection."""
+        return self._plan_of(inputs).steps.proposals(feats)
 
     @serialised
     @torch.no_grad()
     def bbox_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
+        """The bbox_forward and detections steps (box head, static NMS), or mmdet's where not exact."""
         boxes, labels = self._detect(feats, proposals, inputs)[0]
         return boxes.clone(), labels.clone()  # the caller's: the static outputs are the next photo's
 
     @serialised
     @torch.no_grad()
     def roi_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
-        (boxes, labels), mask_outputs = self._detect(feats, proposals, inputs, masks=True)
-        if mask_outputs is None:  # mmdet's detections (the fallback): masks for them
+        """The bbox_forward, detections and mask_forward steps, as mmdet results."""
+        return self._results(feats, inputs, *self._detect(feats, proposals, inputs, masks=True))
+
+    @serialised
+    @torch.no_grad()
+    def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:
+        """The mask_forward step over ``det_bboxes``."""
+        plan = self._plan_of(inputs)
+        boxes = det_bboxes[:, :4] * plan.scale_factor
+        n = fill_rois(plan.mask_rois, boxes)
+        mask_pred, _ = plan.steps.mask_forward(plan.mask_rois, plan.mask_labels)
+        # The caller's copies: the static buffers are the next photo's.
+        return MaskForward(mask_pred[:n].clone(), boxes, plan.scale_factor.clone())
+
+    def _detect(self, feats, proposals: Proposals, inputs: PlannedInputs, masks: bool = False):
+        """The box head and static NMS (with ``masks``, the mask head queued before the host sync);
+        ``_settle``'s result."""
+        steps = self._plan_of(inputs).steps
+        dets = steps.detections(proposals, steps.bbox_forward(proposals.rois))
+        mask_outputs = steps.mask_forward(dets.mask_rois, dets.mask_labels) if masks else None
+        return self._settle(feats, proposals, dets, inputs, mask_outputs)
+
+    def _settle(self, feats, proposals: Proposals, dets, inputs: PlannedInputs, mask_outputs):
+        """The one host sync: ((boxes, labels), mask_outputs) where proposals and NMS were exact,
+        else mmdet's detections and None (``fallbacks`` counts them)."""
+        count, exact = torch.stack([dets.count, (dets.exact & proposals.exact).long()]).tolist()
+        if not exact:
+            self.fallbacks += 1
+            return mmdet_detections(self.model, inputs.plan, feats, inputs.img_metas[0]), None
+        return (dets.boxes[:count], dets.labels[:count]), mask_outputs
+
+    def _results(self, feats, inputs: PlannedInputs, detections, mask_outputs):
+        """mmdet's (bbox_results, segm_results); masks of mmdet's own detections after a fallback."""
+        boxes, labels = detections
+        if mask_outputs is None:
             return roi_results(self, feats, boxes, labels, inputs)
         labels = labels.cpu().numpy()
         num_classes = self.model.roi_head.bbox_head.num_classes
@@ -151,27 +179,7 @@ class GraphedPipeline:
         return (boxes_by_class(boxes.cpu().numpy(), labels, num_classes),
                 group_by_class(probs.float().cpu().numpy(), labels, num_classes))
 
-    def _mmdet_detections(self, feats: Features, inputs: PlannedInputs):
-        self.fallbacks += 1
-        return mmdet_detections(self.model, inputs.plan, feats, inputs.img_metas[0])
-
-    @serialised
-    @torch.no_grad()
-    def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:
-        plan = self._plan_of(inputs)
-        boxes = det_bboxes[:, :4] * plan.scale_factor
-        n = fill_rois(plan.mask_rois, boxes)
-        mask_pred, _ = plan.mask_forward(plan.mask_rois, plan.mask_labels)
-        # The caller's copies: the static buffers are the next photo's.
-        return MaskForward(mask_pred[:n].clone(), boxes, plan.scale_factor.clone())
-
     @serialised
     def detect_batch(self, images: list) -> list:
         """Results for ``images``, the photos of each network shape run as one batch (batch.py)."""
         return detect_batch(self, images)
-
-    @serialised
-    def __call__(self, image: np.ndarray):
-        inputs = self.preprocess(image)
-        feats = self.backbone(inputs)
-        return self.roi_head(feats, self.rpn_head(feats, inputs), inputs)

@@ -21,10 +21,13 @@ import torch
 
 from ..gpu_preprocess import mean_std
 from ..raw_mask_head import raw_class_masks
-from .capture import CapturedCall, capture_flags, release_steps
+from .capture import Steps, capture_flags
 from .fused import mask_head_forward
 from .level_canvas import LevelCanvas, reads_half
 from .static_post import DetectionSelector, ProposalSelector
+
+# The network steps of a plan (NetworkPlan, BatchPlan), in replay order.
+STEPS = ("features", "proposals", "bbox_forward", "detections", "mask_forward")
 
 
 class Features(NamedTuple):
@@ -90,11 +93,12 @@ class NetworkPlan:
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shape,
                                                    self.scale_factor, rounds=options.nms_rounds)
         self.holder = None  # (thread, call) whose photo the buffers hold (GraphedPipeline.preprocess)
+        self.steps = Steps.of(self, STEPS)
         if options.graphs:
             capture_steps(self, options, pool)
 
     def release(self) -> None:
-        release_steps(self)
+        self.steps.release()
         self.holder = None  # evicted: no photo's inputs are good here any more
 
     def features(self, normalized: torch.Tensor) -> Features:
@@ -139,18 +143,16 @@ def anchors_and_canvas(model, options, pad_h: int, pad_w: int, device, batch: in
 
 
 def capture_steps(plan, options, pool) -> None:
-    """Each of a plan's five network steps becomes the replay of its graph, with the same signature.
-
-    The plan (NetworkPlan, BatchPlan) has ``normalized``, ``mask_rois``, ``mask_labels`` and the
-    steps of the module docstring; each step's outputs are the next one's captured inputs.
-    """
+    """Capture each step of ``plan.steps`` (NetworkPlan, BatchPlan): a step's outputs are the next
+    one's captured inputs; the first reads ``normalized``, the mask step ``mask_rois``/``mask_labels``."""
+    steps = plan.steps
     with capture_flags(options):
         kw = dict(pool=pool, warmup=options.warmup_calls)
-        plan.features = CapturedCall(plan.features, plan.normalized, **kw)
-        plan.proposals = CapturedCall(plan.proposals, plan.features.outputs, **kw)
-        plan.bbox_forward = CapturedCall(plan.bbox_forward, plan.proposals.outputs[0], **kw)  # the RoIs
-        plan.detections = CapturedCall(plan.detections, plan.proposals.outputs, plan.bbox_forward.outputs, **kw)
-        plan.mask_forward = CapturedCall(plan.mask_forward, plan.mask_rois, plan.mask_labels, **kw)
+        features = steps.capture("features", plan.normalized, **kw)
+        proposals = steps.capture("proposals", features.outputs, **kw)
+        bbox = steps.capture("bbox_forward", proposals.outputs[0], **kw)  # the RoIs
+        steps.capture("detections", proposals.outputs, bbox.outputs, **kw)
+        steps.capture("mask_forward", plan.mask_rois, plan.mask_labels, **kw)
 
 
 def bbox_head_forward(model, canvas: LevelCanvas, rois: torch.Tensor):
@@ -180,7 +182,7 @@ def mmdet_detections(model, plan: NetworkPlan, feats: Features, meta: dict):
                                        [n[i] for n, i in zip(plan.level_ids, inside)], rpn.test_cfg,
                                        meta["img_shape"])
     n = fill_rois(plan.rois, proposals[:, :4])
-    cls_score, bbox_pred = plan.bbox_forward(plan.rois)
+    cls_score, bbox_pred = plan.steps.bbox_forward(plan.rois)
     bbox_head, cfg = model.roi_head.bbox_head, model.roi_head.test_cfg
     bboxes, scores = bbox_head.get_bboxes(plan.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
                                           meta["scale_factor"], rescale=True, cfg=None)
