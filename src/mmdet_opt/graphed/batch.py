@@ -13,7 +13,7 @@ different sizes that pad to the same shape share a batch. The steps, in replay o
     detections(proposals, bbox_out)       -> per image boxes, labels, count, exact; mask RoIs
     mask_forward(mask_rois, mask_labels)  -> (mask_pred, probs) over N*D rows
 
-``detect_batch`` groups a list of photos by network shape and runs each group as such a batch.
+``GraphedPipeline.detect_batch`` groups a list of photos by network shape and runs each group as such a batch.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from ..gpu_preprocess import mean_std, normalize_pad, resizer
-from ..inputs import prepare_image
 from ..raw_mask_head import boxes_by_class, group_by_class
 from .capture import Steps
 from .input_plan import photo_metas
@@ -133,30 +132,3 @@ def per_image_results(boxes, labels, probs, counts: list, exact: list, num_class
     return [(boxes_by_class(boxes[b, :n], labels[b, :n], num_classes),
              group_by_class(probs[b, :n], labels[b, :n], num_classes)) if ok else None
             for b, (n, ok) in enumerate(zip(counts, exact))]
-
-
-def detect_batch(pipeline, images: list) -> list:
-    """mmdet-style results for ``images``, run as batches of the photos that pad to one network shape
-    (at most ``options.max_batch`` at a time); a photo alone in its shape runs the single-image path."""
-    images = [prepare_image(image, pipeline.model.cfg) for image in images]
-    groups: dict = {}
-    for i, image in enumerate(images):
-        groups.setdefault(pipeline.shapes.network_shape(*image.shape[:2]), []).append(i)
-    results = [None] * len(images)
-    size = pipeline.options.max_batch
-    for pad, members in groups.items():
-        for start in range(0, len(members), size):
-            chunk = members[start:start + size]
-            if len(chunk) == 1:
-                results[chunk[0]] = pipeline(images[chunk[0]])
-                continue
-            plan = pipeline.shapes.batch(pad, len(chunk))
-            with torch.no_grad():
-                for slot, i in enumerate(chunk):
-                    plan.load(slot, images[i], pipeline.shapes.staging)
-                outputs = plan.run()
-            for i, out in zip(chunk, outputs):
-                if out is None:  # rare: NMS unsettled or candidates cut short; mmdet's code decides
-                    out = pipeline(images[i])
-                results[i] = out
-    return results

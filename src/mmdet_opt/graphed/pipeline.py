@@ -12,7 +12,7 @@ from ..gpu_preprocess import PreprocessSpec
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import boxes_by_class, group_by_class
-from .batch import BatchPlan, detect_batch
+from .batch import BatchPlan
 from .callers import CallerLock, serialised
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
@@ -181,5 +181,29 @@ class GraphedPipeline:
 
     @serialised
     def detect_batch(self, images: list) -> list:
-        """Results for ``images``, the photos of each network shape run as one batch (batch.py)."""
-        return detect_batch(self, images)
+        """mmdet-style results for ``images``, run as batches of the photos that pad to one network
+        shape (at most ``options.max_batch`` at a time; batch.py)."""
+        images = [prepare_image(image, self.model.cfg) for image in images]
+        groups: dict = {}
+        for i, image in enumerate(images):
+            groups.setdefault(self.shapes.network_shape(*image.shape[:2]), []).append(i)
+        results = [None] * len(images)
+        size = self.options.max_batch
+        for pad, members in groups.items():
+            for start in range(0, len(members), size):
+                chunk = members[start:start + size]
+                for i, out in zip(chunk, self._run_batch(pad, [images[i] for i in chunk])):
+                    results[i] = out
+        return results
+
+    def _run_batch(self, pad: tuple[int, int], images: list) -> list:
+        """Photos that pad to ``pad`` through one BatchPlan; a photo alone in its shape, or one a static
+        step could not vouch for (rare: mmdet's code then decides), runs the single-image path."""
+        if len(images) == 1:
+            return [self(images[0])]
+        plan = self.shapes.batch(pad, len(images))
+        with torch.no_grad():
+            for slot, image in enumerate(images):
+                plan.load(slot, image, self.shapes.staging)
+            outputs = plan.run()
+        return [self(image) if out is None else out for image, out in zip(images, outputs)]
