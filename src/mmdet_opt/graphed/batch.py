@@ -43,7 +43,8 @@ class BatchPlan:
         self.extents = torch.tensor([[pad_h, pad_w]] * batch, device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)
         self.resizers = LRUCache(options.max_photo_sizes)  # by photo size
-        self.anchors, self.canvas = anchors_and_canvas(model, options, pad_h, pad_w, dev, batch)
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev, batch,
+                                                       fp16_canvas=options.fp16_canvas and options.fp16_heads)
         level_sizes = [net.kept_per_level(len(a)) for a in self.anchors]
         roi_head = model.roi_head
         self.per_image_rois = model.rpn_head.test_cfg.max_per_img

@@ -97,11 +97,11 @@ def strict_fp32(deterministic: bool = False):
         yield
 
 
-def capture_flags(options):
-    """The cuDNN / TF32 settings a capture bakes in; the global flags stay as they were for the
-    other variants."""
+def capture_flags(tf32: bool):
+    """The cuDNN / TF32 settings a capture bakes in (no cuDNN autotuning: docs/options.md); the
+    global flags stay as they were for the other variants."""
     stack = contextlib.ExitStack()
     stack.enter_context(torch.no_grad())
-    stack.enter_context(torch.backends.cudnn.flags(enabled=True, benchmark=options.cudnn_benchmark))
-    stack.enter_context(matmul_tf32(options.tf32))
+    stack.enter_context(torch.backends.cudnn.flags(enabled=True, benchmark=False))
+    stack.enter_context(matmul_tf32(tf32))
     return stack

@@ -68,7 +68,7 @@ class InputPlan:
         self.extent = torch.tensor([extent], device=dev)
         self.steps = Steps(normalize=self._normalize)
         if options.graphs:
-            with capture_flags(options):
+            with capture_flags(options.tf32):
                 self.steps.capture("normalize", pool=network.pool, warmup=options.warmup_calls)
 
     def release(self) -> None:

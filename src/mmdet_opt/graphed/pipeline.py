@@ -59,9 +59,6 @@ class GraphedPipeline:
         # All graphs of all plans share one memory pool: they are replayed one at a time.
         pool = torch.cuda.graph_pool_handle() if options.graphs else None
         net = self.net
-        if options.upload_pixels < 0:
-            raise ValueError(f"upload_pixels is how many pixels the pinned upload buffer holds (>= 0), "
-                             f"not {options.upload_pixels}")
         staging = HostStaging(pinned=self.device.type == "cuda", capacity=3 * options.upload_pixels)
         self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
                                  spec, options, staging,

@@ -79,7 +79,8 @@ class NetworkPlan:
         # With pad_to_scale, photos pad to less than this shape: each writes its own extent here.
         self.extents = torch.tensor([[pad_h, pad_w]], device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
-        self.anchors, self.canvas = anchors_and_canvas(model, options, pad_h, pad_w, dev)
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev,
+                                                       fp16_canvas=options.fp16_canvas and options.fp16_heads)
         self.level_ids = [torch.full((net.kept_per_level(len(a)),), i, dtype=torch.long, device=dev)
                           for i, a in enumerate(self.anchors)]
         roi_head = model.roi_head
@@ -125,20 +126,20 @@ class NetworkPlan:
         return masks_forward(self.model, self.net, self.canvas, mask_rois, mask_labels)
 
 
-def anchors_and_canvas(model, options, pad_h: int, pad_w: int, device, batch: int = 1):
+def anchors_and_canvas(model, pad_h: int, pad_w: int, device, batch: int = 1, fp16_canvas: bool = False):
     """The RPN's anchors per level for a (pad_h, pad_w) input, and a LevelCanvas for ``batch`` images.
 
-    The canvas is fp16 (``options.fp16_canvas``) where it holds the FPN's fp16 levels exactly and
-    both RoI extractors can read it (level_canvas.reads_half); else fp32, for mmcv's RoIAlign.
+    The canvas is fp16 (``fp16_canvas``: GraphOptions' fp16_canvas and fp16_heads) where it holds the
+    FPN's fp16 levels exactly and both RoI extractors can read it (level_canvas.reads_half); else fp32.
     """
     prior_generator = model.rpn_head.prior_generator
     sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
     roi_head = model.roi_head
     extractor = roi_head.bbox_roi_extractor
-    half = options.fp16_canvas and options.fp16_heads and torch.device(device).type == "cuda" \
+    half = fp16_canvas and torch.device(device).type == "cuda" \
         and reads_half(extractor) and (not roi_head.with_mask or reads_half(roi_head.mask_roi_extractor))
     canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, device,
-                         batch, half, options.canvas_row_copy)
+                         batch, half, row_copy=True)
     return prior_generator.grid_priors(sizes, device=device), canvas
 
 
@@ -146,7 +147,7 @@ def capture_steps(plan, options, pool) -> None:
     """Capture each step of ``plan.steps`` (NetworkPlan, BatchPlan): a step's outputs are the next
     one's captured inputs; the first reads ``normalized``, the mask step ``mask_rois``/``mask_labels``."""
     steps = plan.steps
-    with capture_flags(options):
+    with capture_flags(options.tf32):
         kw = dict(pool=pool, warmup=options.warmup_calls)
         features = steps.capture("features", plan.normalized, **kw)
         proposals = steps.capture("proposals", features.outputs, **kw)
