@@ -1,14 +1,9 @@
 """A convolution's bias (and the ReLU after it) added in one vectorised pass over its output.
 
-PyTorch runs a cuDNN convolution with bias as the convolution, then ``output.add_(bias)`` as a
-broadcast pass. A broadcast operand keeps that pass off PyTorch's vectorised kernel: on a channels-
-last fp16 output it moved ~1 TB/s on an H200, a quarter of the memory's speed, and the 24
-convolutions that no cuDNN kernel fuses (FPN outputs, backbone downsampling, RPN heads, the mask
-head's deconvolution and logits) spend 0.31 ms a photo in it at 1333x800 (docs/perf.md). These
-kernels read and write contiguous rows and compute what ``add_`` computes, the fp32 sum rounded
-once to the output's dtype, so the result is the same bit for bit; a ReLU after the bias (the
-deconvolution's) is the same pass. No per-element index arithmetic: a tile is (pixels, channels)
-for channels-last memory, (planes, pixels) for NCHW, and the bias is read once per tile.
+PyTorch adds a convolution's bias as a broadcast pass, which misses its vectorised kernel and runs
+well below memory speed (docs/options.md). These kernels read and write contiguous rows and compute
+what ``add_`` computes (the fp32 sum rounded once), so the result is the same bit for bit; a ReLU
+after the bias is the same pass.
 
 ``add_upsampled_`` is the FPN's top-down step, one more broadcast pass of the same kind.
 ``BiasPass`` wraps a model's own convolution to add its bias with ``add_bias_``; off CUDA, without

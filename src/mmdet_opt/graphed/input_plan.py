@@ -24,8 +24,7 @@ def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> tuple[dict,
 class HostStaging:
     """One pinned host buffer that every photo size's upload goes through, grown when a larger photo comes.
 
-    Pinned memory makes the upload asynchronous, but pinning costs about 1 ms per MiB (cudaHostAlloc:
-    33 ms for 37 MiB on an H200's host), several cached calls' worth for a large photo. So the buffer
+    Pinned memory makes the upload asynchronous, but pinning is slow (docs/options.md), so the buffer
     is pinned at start-up for ``capacity`` bytes, and only a larger photo pays for growing it, once.
     No graph reads it (the upload is a plain copy), so it may move when it grows.
     """
