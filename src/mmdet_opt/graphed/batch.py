@@ -4,7 +4,7 @@ The backbone, FPN and RPN convolutions run at batch N. Proposal selection and th
 NMS run per image over static shapes, inside the same graphs. The RoI heads run once over every
 image's RoIs: column 0 of a RoI is its image's index into the batched LevelCanvas. Each photo
 keeps its own ``img_shape`` and ``scale_factor`` (a slot of the plan's buffers), so photos of
-different sizes that pad to the same shape share a batch. The steps, in replay order:
+different sizes that pad to the same shape share a batch. The steps (``plan.steps``), in replay order:
 
     load(slot, image)                     eager: upload, exact resize, normalise into the slot
     features(normalized)                  -> (levels, per image: scores, deltas, anchors)
@@ -13,7 +13,7 @@ different sizes that pad to the same shape share a batch. The steps, in replay o
     detections(proposals, bbox_out)       -> per image boxes, labels, count, exact; mask RoIs
     mask_forward(mask_rois, mask_labels)  -> (mask_pred, probs) over N*D rows
 
-``GraphedPipeline.detect_batch`` groups a list of photos by network shape and runs each group as such a batch.
+``GraphedPipeline.detect_batch`` runs each group of photos of one network shape as such a batch.
 """
 from __future__ import annotations
 

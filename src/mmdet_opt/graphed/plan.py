@@ -2,9 +2,9 @@
 
 A plan is keyed by the padded shape the network sees, not by the photo's size: every photo that
 resizes and pads to it (all 4:3 photos, say) shares its graphs, and only adds an ``InputPlan``
-(its upload buffer and exact resize, input_plan.py). Every step has a fixed-size signature, so
-with ``options.graphs`` each is captured once as a CUDA graph and replayed; otherwise the same
-methods run eagerly. The steps, in replay order:
+(its upload buffer and exact resize, input_plan.py). Every step has a fixed-size signature; callers
+reach them through ``plan.steps`` (capture.Steps), which with ``options.graphs`` replays each
+step's CUDA graph, else runs the method eagerly. The steps, in replay order:
 
     InputPlan.preprocess(image)           -> normalized           uint8 upload, resize, normalise, pad
     features(normalized)                  -> Features             backbone, FPN, RPN convs, top-k
