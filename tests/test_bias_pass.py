@@ -75,7 +75,7 @@ def test_add_upsampled_is_the_upsampled_sum():
         bias_pass.add_upsampled_(fine, coarse[:, :, :3], bias)
 
 
-def test_switched_modules_compute_what_they_did():
+def test_wrapped_modules_compute_what_they_did():
     """On a CPU (PyTorch's own add) and on CUDA (the kernel): the same values, ReLU included."""
     g = torch.Generator().manual_seed(1)
     conv, deconv = nn.Conv2d(8, 5, 3, padding=1), nn.ConvTranspose2d(8, 6, 2, stride=2)
@@ -88,27 +88,27 @@ def test_switched_modules_compute_what_they_did():
             expected = original(inputs)
             if relu:
                 expected = expected.relu()
-            switched = bias_pass.with_bias_pass(copy.deepcopy(original), relu=relu)
-            assert switched.weight is not None and switched.bias is not None
+            wrapped = bias_pass.BiasPass(copy.deepcopy(original), relu=relu)
+            assert wrapped.weight is wrapped.conv.weight and wrapped.bias is wrapped.conv.bias
             with torch.no_grad():
-                torch.testing.assert_close(switched(inputs), expected, rtol=0, atol=0)
+                torch.testing.assert_close(wrapped(inputs), expected, rtol=0, atol=0)
     with pytest.raises(TypeError, match="2-d convolution"):
-        bias_pass.with_bias_pass(nn.Linear(3, 4))
+        bias_pass.BiasPass(nn.Linear(3, 4))
 
 
-def test_feature_net_switches_its_own_convolutions_only(small_base_model):
+def test_feature_net_wraps_its_own_convolutions_only(small_base_model):
     options = GraphOptions().eager_fp32()
     net = FeatureNet(small_base_model, options)
-    kinds = (bias_pass.BiasPassConv2d, bias_pass.BiasPassConvTranspose2d)
-    switched = [m for m in net.modules() if isinstance(m, kinds)]
+    wrapped = [m for m in net.modules() if isinstance(m, bias_pass.BiasPass)]
     # 4 downsampling, 4 FPN outputs, 2 RPN heads, the mask head's logits and deconvolution
-    assert len(switched) == 4 + 4 + 2 + 2
+    assert len(wrapped) == 4 + 4 + 2 + 2
     assert net.mask_head.upsample.relu and isinstance(net.mask_head.relu, nn.Identity)
+    assert isinstance(net.mask_head.upsample.conv, nn.ConvTranspose2d)
     model_head = small_base_model.roi_head.mask_head
     assert isinstance(model_head.relu, nn.ReLU) and type(model_head.upsample).__name__ == "ConvTranspose2d"
-    assert not any(isinstance(m, bias_pass.BiasPassConv2d) for m in small_base_model.modules())
+    assert not any(isinstance(m, bias_pass.BiasPass) for m in small_base_model.modules())
     plain = FeatureNet(small_base_model, dataclasses.replace(options, bias_pass=False))
-    assert not any(isinstance(m, bias_pass.BiasPassConv2d) for m in plain.modules())
+    assert not any(isinstance(m, bias_pass.BiasPass) for m in plain.modules())
 
 
 @needs_cuda

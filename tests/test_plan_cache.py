@@ -151,7 +151,7 @@ def test_plans_ahead_only_where_the_shapes_are_known(graph_model, photos):
 
 
 def test_a_negative_upload_buffer_is_refused_clearly(graph_model):
-    with pytest.raises(ValueError, match="upload_pixels is how many pixels"):
+    with pytest.raises(ValueError, match="upload_pixels is an integer >= 0"):
         pipeline(graph_model, upload_pixels=-1)
 
 
@@ -175,3 +175,11 @@ def test_pad_to_scale_falls_back_to_mmdets_code_without_the_anchors_past_the_ext
     assert candidates[0] == candidates[1] and candidates[0][-1] < 1000  # the small levels: all their anchors
     np.testing.assert_array_equal(got.boxes, expected.boxes)
     np.testing.assert_array_equal(got.labels, expected.labels)
+
+
+@pytest.mark.parametrize("field, value", [("upload_pixels", -1), ("nms_rounds", 0), ("max_plans", 0), ("max_batch", 0),
+                                          ("max_photo_sizes", 0), ("warmup_calls", -1), ("fp16_layers", 5),
+                                          ("graphs", 1), ("max_batch", 2.0)])
+def test_graph_options_refuse_a_bad_value_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"GraphOptions.{field} "):
+        GraphOptions(**{field: value})

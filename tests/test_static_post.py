@@ -112,8 +112,8 @@ def test_detections_are_mmdets(staged, graph_model):
 
     pipe, inputs, features = staged
     plan = inputs.plan
-    proposals = plan.proposals(features)
-    cls_score, bbox_pred = plan.bbox_forward(proposals.rois)
+    proposals = plan.steps.proposals(features)
+    cls_score, bbox_pred = plan.steps.bbox_forward(proposals.rois)
     n, meta = int(proposals.count), inputs.img_metas[0]
     head, cfg = graph_model.roi_head.bbox_head, graph_model.roi_head.test_cfg
     bboxes, scores = head.get_bboxes(proposals.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
@@ -202,8 +202,8 @@ def test_one_batched_proposal_selection_is_each_image_alone(staged, graph_model)
 @torch.no_grad()
 def test_one_batched_detection_selection_is_each_image_alone(staged, graph_model):
     _, inputs, features = staged
-    proposals = inputs.plan.proposals(features)
-    cls_score, bbox_pred = inputs.plan.bbox_forward(proposals.rois)
+    proposals = inputs.plan.steps.proposals(features)
+    cls_score, bbox_pred = inputs.plan.steps.bbox_forward(proposals.rois)
     head, cfg = graph_model.roi_head.bbox_head, graph_model.roi_head.test_cfg
     rois = torch.stack([proposals.rois] * 3)
     counts = torch.stack([proposals.count, proposals.count // 2, proposals.count])

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import statistics
 
+from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.session import Suite
@@ -18,7 +19,9 @@ from mmdet_opt.suite.timing import median_ms
 
 def main():
     parser = argparse.ArgumentParser(prog="python tools/ab_options.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--option", required=True, help="a boolean GraphOptions field")
+    switches = [f.name for f in dataclasses.fields(GraphOptions) if f.type in (bool, "bool")]
+    parser.add_argument("--option", required=True, choices=switches, metavar="FIELD",
+                        help=f"a boolean GraphOptions field: {', '.join(switches)}")
     parser.add_argument("--sizes", default="1333x800:8,3840x2304:4", help="WxH:batch, comma-separated")
     parser.add_argument("--images", default="astronaut,coffee,rocket")
     parser.add_argument("--blocks", type=int, default=6)

@@ -30,11 +30,11 @@ def plan_parts(pipe, image):
     photo, parts["photo: upload buffer, resize tables"] = timed(lambda: InputPlan(plan, h, w, HostStaging(True)))
     with torch.no_grad():
         img, parts["eager: preprocess"] = timed(lambda: photo.preprocess(image))
-        feats, parts["eager: features"] = timed(lambda: plan.features(img))
-        props, parts["eager: proposals"] = timed(lambda: plan.proposals(feats))
-        bbox, parts["eager: bbox head"] = timed(lambda: plan.bbox_forward(props.rois))
-        _, parts["eager: detections"] = timed(lambda: plan.detections(props, bbox))
-        _, parts["eager: mask head"] = timed(lambda: plan.mask_forward(plan.mask_rois, plan.mask_labels))
+        feats, parts["eager: features"] = timed(lambda: plan.steps.features(img))
+        props, parts["eager: proposals"] = timed(lambda: plan.steps.proposals(feats))
+        bbox, parts["eager: bbox head"] = timed(lambda: plan.steps.bbox_forward(props.rois))
+        _, parts["eager: detections"] = timed(lambda: plan.steps.detections(props, bbox))
+        _, parts["eager: mask head"] = timed(lambda: plan.steps.mask_forward(plan.mask_rois, plan.mask_labels))
     captured = dataclasses.replace(pipe.options, warmup_calls=0)  # the eager pass above was the warm-up
     _, parts["capture 5 network graphs (no warm-up)"] = timed(
         lambda: capture_steps(plan, captured, torch.cuda.graph_pool_handle()))

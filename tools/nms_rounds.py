@@ -25,7 +25,7 @@ def exact_flags(pipe, img) -> tuple[bool, bool]:
     feats = pipe.backbone(inputs)
     proposals = pipe.rpn_head(feats, inputs)
     plan = inputs.plan
-    detections = plan.detections(proposals, plan.bbox_forward(proposals.rois))
+    detections = plan.steps.detections(proposals, plan.steps.bbox_forward(proposals.rois))
     return bool(proposals.exact), bool(detections.exact)
 
 

@@ -4,7 +4,7 @@ The backbone, FPN and RPN convolutions run at batch N. Proposal selection and th
 NMS run per image over static shapes, inside the same graphs. The RoI heads run once over every
 image's RoIs: column 0 of a RoI is its image's index into the batched LevelCanvas. Each photo
 keeps its own ``img_shape`` and ``scale_factor`` (a slot of the plan's buffers), so photos of
-different sizes that pad to the same shape share a batch. The steps, in replay order:
+different sizes that pad to the same shape share a batch. The steps (``plan.steps``), in replay order:
 
     load(slot, image)                     eager: upload, exact resize, normalise into the slot
     features(normalized)                  -> (levels, per image: scores, deltas, anchors)
@@ -13,7 +13,7 @@ different sizes that pad to the same shape share a batch. The steps, in replay o
     detections(proposals, bbox_out)       -> per image boxes, labels, count, exact; mask RoIs
     mask_forward(mask_rois, mask_labels)  -> (mask_pred, probs) over N*D rows
 
-``detect_batch`` groups a list of photos by network shape and runs each group as such a batch.
+``GraphedPipeline.detect_batch`` runs each group of photos of one network shape as such a batch.
 """
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ import numpy as np
 import torch
 
 from ..gpu_preprocess import mean_std, normalize_pad, resizer
-from ..inputs import prepare_image
 from ..raw_mask_head import boxes_by_class, group_by_class
-from .capture import release_steps
+from .capture import Steps
 from .input_plan import photo_metas
-from .plan import anchors_and_canvas, bbox_head_forward, capture_steps, masks_forward
+from .plan import STEPS, anchors_and_canvas, bbox_head_forward, capture_steps, masks_forward
 from .plan_cache import LRUCache
 from .static_post import DetectionSelector, ProposalSelector
 
@@ -44,7 +43,8 @@ class BatchPlan:
         self.extents = torch.tensor([[pad_h, pad_w]] * batch, device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)
         self.resizers = LRUCache(options.max_photo_sizes)  # by photo size
-        self.anchors, self.canvas = anchors_and_canvas(model, options, pad_h, pad_w, dev, batch)
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev, batch,
+                                                       fp16_canvas=options.fp16_canvas and options.fp16_heads)
         level_sizes = [net.kept_per_level(len(a)) for a in self.anchors]
         roi_head = model.roi_head
         self.per_image_rois = model.rpn_head.test_cfg.max_per_img
@@ -62,11 +62,12 @@ class BatchPlan:
                                                  options.nms_rounds)
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shapes,
                                                    self.scale_factors, rounds=options.nms_rounds)
+        self.steps = Steps.of(self, STEPS)
         if options.graphs:
             capture_steps(self, options, pool)
 
     def release(self) -> None:
-        release_steps(self)
+        self.steps.release()
 
     def load(self, slot: int, image: np.ndarray, staging) -> dict:
         """Upload ``image`` and preprocess it into ``slot`` (eagerly); return its img_metas."""
@@ -117,9 +118,10 @@ class BatchPlan:
     def run(self):
         """Every step on the loaded slots; per image an mmdet result, or None where a static step
         could not vouch for its result (the caller redoes that image alone). One host sync."""
-        props = self.proposals(self.features(self.normalized))
-        boxes, labels, counts, exact = self.detections(props, self.bbox_forward(props[0]))
-        _, probs = self.mask_forward(self.mask_rois, self.mask_labels)
+        steps = self.steps
+        props = steps.proposals(steps.features(self.normalized))
+        boxes, labels, counts, exact = steps.detections(props, steps.bbox_forward(props[0]))
+        _, probs = steps.mask_forward(self.mask_rois, self.mask_labels)
         counts, exact = torch.stack([counts, (exact & props[2]).long()]).tolist()
         return per_image_results(boxes, labels, probs.view(self.batch, self.per_image_dets, *probs.shape[1:]),
                                  counts, exact, self.model.roi_head.bbox_head.num_classes)
@@ -131,30 +133,3 @@ def per_image_results(boxes, labels, probs, counts: list, exact: list, num_class
     return [(boxes_by_class(boxes[b, :n], labels[b, :n], num_classes),
              group_by_class(probs[b, :n], labels[b, :n], num_classes)) if ok else None
             for b, (n, ok) in enumerate(zip(counts, exact))]
-
-
-def detect_batch(pipeline, images: list) -> list:
-    """mmdet-style results for ``images``, run as batches of the photos that pad to one network shape
-    (at most ``options.max_batch`` at a time); a photo alone in its shape runs the single-image path."""
-    images = [prepare_image(image, pipeline.model.cfg) for image in images]
-    groups: dict = {}
-    for i, image in enumerate(images):
-        groups.setdefault(pipeline.shapes.network_shape(*image.shape[:2]), []).append(i)
-    results = [None] * len(images)
-    size = pipeline.options.max_batch
-    for pad, members in groups.items():
-        for start in range(0, len(members), size):
-            chunk = members[start:start + size]
-            if len(chunk) == 1:
-                results[chunk[0]] = pipeline(images[chunk[0]])
-                continue
-            plan = pipeline.shapes.batch(pad, len(chunk))
-            with torch.no_grad():
-                for slot, i in enumerate(chunk):
-                    plan.load(slot, images[i], pipeline.shapes.staging)
-                outputs = plan.run()
-            for i, out in zip(chunk, outputs):
-                if out is None:  # rare: NMS unsettled or candidates cut short; mmdet's code decides
-                    out = pipeline(images[i])
-                results[i] = out
-    return results

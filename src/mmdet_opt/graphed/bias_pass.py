@@ -1,18 +1,13 @@
 """A convolution's bias (and the ReLU after it) added in one vectorised pass over its output.
 
-PyTorch runs a cuDNN convolution with bias as the convolution, then ``output.add_(bias)`` as a
-broadcast pass. A broadcast operand keeps that pass off PyTorch's vectorised kernel: on a channels-
-last fp16 output it moved ~1 TB/s on an H200, a quarter of the memory's speed, and the 24
-convolutions that no cuDNN kernel fuses (FPN outputs, backbone downsampling, RPN heads, the mask
-head's deconvolution and logits) spend 0.31 ms a photo in it at 1333x800 (docs/perf.md). These
-kernels read and write contiguous rows and compute what ``add_`` computes, the fp32 sum rounded
-once to the output's dtype, so the result is the same bit for bit; a ReLU after the bias (the
-deconvolution's) is the same pass. No per-element index arithmetic: a tile is (pixels, channels)
-for channels-last memory, (planes, pixels) for NCHW, and the bias is read once per tile.
+PyTorch adds a convolution's bias as a broadcast pass, which misses its vectorised kernel and runs
+well below memory speed (docs/options.md). These kernels read and write contiguous rows and compute
+what ``add_`` computes (the fp32 sum rounded once), so the result is the same bit for bit; a ReLU
+after the bias is the same pass.
 
 ``add_upsampled_`` is the FPN's top-down step, one more broadcast pass of the same kind.
-``with_bias_pass`` switches a model's own convolutions to ``add_bias_``; off CUDA, without Triton,
-or for a layout they do not cover, PyTorch's own passes run.
+``BiasPass`` wraps a model's own convolution to add its bias with ``add_bias_``; off CUDA, without
+Triton, or for a layout they do not cover, PyTorch's own passes run.
 """
 from __future__ import annotations
 
@@ -129,46 +124,47 @@ def kernel_add_upsampled_(fine: torch.Tensor, coarse: torch.Tensor, bias: torch.
     return fine
 
 
-class BiasPassConv2d(nn.Conv2d):
-    """An ``nn.Conv2d`` whose bias, and with ``relu`` the ReLU after it, is added by ``add_bias_``."""
+class BiasPass(nn.Module):
+    """``conv`` (a 2-d convolution or transposed convolution, mmcv's wrappers included) with its
+    bias, and with ``relu`` the ReLU after it, added by ``add_bias_``: the same values.
 
-    relu = False
+    It holds the convolution (its parameters stay ``conv``'s) and stands in its place in the module
+    that calls it (``wrap_bias_pass``); ``weight`` and ``bias`` read through to it.
+    """
 
-    def forward(self, x):
-        if self.bias is None or not x.is_cuda or self.padding_mode != "zeros":
-            y = super().forward(x)
-            return y.relu_() if self.relu else y
-        return add_bias_(F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups),
-                         self.bias, self.relu)
+    def __init__(self, conv: nn.Module, relu: bool = False):
+        super().__init__()
+        if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+            raise TypeError(f"BiasPass takes a 2-d convolution, not {type(conv).__name__}")
+        self.conv, self.relu = conv, relu
 
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.conv.weight
 
-class BiasPassConvTranspose2d(nn.ConvTranspose2d):
-    """An ``nn.ConvTranspose2d`` whose bias, and with ``relu`` the ReLU after it, is one pass."""
-
-    relu = False
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.conv.bias
 
     def forward(self, x, output_size=None):
-        if self.bias is None or not x.is_cuda or output_size is not None:
-            y = super().forward(x, output_size)
+        conv = self.conv
+        if isinstance(conv, nn.ConvTranspose2d):
+            if conv.bias is None or not x.is_cuda or output_size is not None:
+                y = nn.ConvTranspose2d.forward(conv, x, output_size)
+                return y.relu_() if self.relu else y
+            y = F.conv_transpose2d(x, conv.weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups,
+                                   conv.dilation)
+            return add_bias_(y, conv.bias, self.relu)
+        if conv.bias is None or not x.is_cuda or conv.padding_mode != "zeros":
+            y = nn.Conv2d.forward(conv, x)
             return y.relu_() if self.relu else y
-        y = F.conv_transpose2d(x, self.weight, None, self.stride, self.padding, self.output_padding, self.groups,
-                               self.dilation)
-        return add_bias_(y, self.bias, self.relu)
+        return add_bias_(F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups),
+                         conv.bias, self.relu)
 
 
-def with_bias_pass(module: nn.Module, relu: bool = False) -> nn.Module:
-    """Switch ``module`` (a 2-d convolution or transposed convolution, mmcv's wrappers included), in
-    place, to the class above that adds its bias in one pass.
-
-    Only for a model's own copy: the instance keeps its parameters and attributes, and computes the
-    same values (mmcv's wrappers only add a path for empty inputs, which PyTorch now handles itself).
-    ``relu`` also applies the ReLU that follows it, so the caller drops its own.
-    """
-    if isinstance(module, nn.Conv2d):
-        module.__class__ = BiasPassConv2d
-    elif isinstance(module, nn.ConvTranspose2d):
-        module.__class__ = BiasPassConvTranspose2d
-    else:
-        raise TypeError(f"with_bias_pass takes a 2-d convolution, not {type(module).__name__}")
-    module.relu = relu
-    return module
+def wrap_bias_pass(parent: nn.Module, name: str, relu: bool = False) -> BiasPass:
+    """Put ``BiasPass`` around ``parent``'s child ``name`` (a Sequential's or ModuleList's index too),
+    in its place. Only for a model's own copy; with ``relu`` the caller drops its own ReLU."""
+    wrapped = BiasPass(getattr(parent, name), relu)
+    setattr(parent, name, wrapped)
+    return wrapped

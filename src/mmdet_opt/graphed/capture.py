@@ -40,15 +40,42 @@ class CapturedCall:
         return self.outputs
 
 
-STEPS = ("features", "proposals", "bbox_forward", "detections", "mask_forward")
+class Steps:
+    """A plan's steps by name: each its eager callable until ``capture``, then its graph's replay.
 
+    ``steps.features(x)`` (or ``steps["features"](x)``) calls whichever is current.
+    """
 
-def release_steps(plan, steps=STEPS) -> None:
-    """Free a plan's captured steps now (``CapturedCall.release``); the plan is not used after this."""
-    for step in steps:
-        call = plan.__dict__.pop(step, None)
-        if isinstance(call, CapturedCall):
-            call.release()
+    def __init__(self, **eager):
+        self._eager = eager
+        self._current = dict(eager)
+
+    @classmethod
+    def of(cls, owner, names) -> Steps:
+        """The table of ``owner``'s eager methods ``names``."""
+        return cls(**{name: getattr(owner, name) for name in names})
+
+    def __getitem__(self, name: str):
+        return self._current[name]
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["_current"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def capture(self, name: str, *inputs, warmup: int = 1, pool=None) -> CapturedCall:
+        """Capture step ``name`` over ``inputs``; its replay is the step from now on."""
+        call = self._current[name] = CapturedCall(self._eager[name], *inputs, warmup=warmup, pool=pool)
+        return call
+
+    def release(self) -> None:
+        """Free the captures now, not when the garbage collector next runs (the eager steps are
+        bound methods of the plan that holds this table); the plan is not used after this."""
+        for call in self._current.values():
+            if isinstance(call, CapturedCall):
+                call.release()
+        self._current, self._eager = {}, {}
 
 
 @contextlib.contextmanager
@@ -70,11 +97,11 @@ def strict_fp32(deterministic: bool = False):
         yield
 
 
-def capture_flags(options):
-    """The cuDNN / TF32 settings a capture bakes in; the global flags stay as they were for the
-    other variants."""
+def capture_flags(tf32: bool):
+    """The cuDNN / TF32 settings a capture bakes in (no cuDNN autotuning: docs/options.md); the
+    global flags stay as they were for the other variants."""
     stack = contextlib.ExitStack()
     stack.enter_context(torch.no_grad())
-    stack.enter_context(torch.backends.cudnn.flags(enabled=True, benchmark=options.cudnn_benchmark))
-    stack.enter_context(matmul_tf32(options.tf32))
+    stack.enter_context(torch.backends.cudnn.flags(enabled=True, benchmark=False))
+    stack.enter_context(matmul_tf32(tf32))
     return stack

@@ -14,9 +14,8 @@ Only the ring one position past the extent needs the zeros: a 3x3 window (paddin
 2) centred inside the extent reaches at most one row and one column past it, and 1x1 convolutions
 and the FPN's exact 2x upsampling read nothing outside. On a large activation the mask zeroes only
 that row and column, O(h + w) positions per image, and what lies beyond them stays as computed,
-never read by a position inside. On a small one a pass multiplying by the whole mask is cheaper:
-on an H200 the pass cost ~5.4 us per million elements and the ring ~20-28 us whatever the size
-(docs/perf.md, "`pad_to_scale`, masked to each photo's extent").
+never read by a position inside. On a small one a pass multiplying by the whole mask is cheaper
+(``RING_FROM``; docs/options.md).
 """
 from __future__ import annotations
 

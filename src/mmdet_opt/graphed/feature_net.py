@@ -7,7 +7,7 @@ import torch
 from mmcv.runner.fp16_utils import patch_norm_fp32
 from torch import nn
 
-from .bias_pass import with_bias_pass
+from .bias_pass import wrap_bias_pass
 from .extent import ExtentMask, no_mask
 from .fused import FusedResNet, fold_batchnorm, fpn_forward, half_mask_head, rpn_head_forward
 from .options import GraphOptions
@@ -56,19 +56,20 @@ class FeatureNet(nn.Module):
         """The convolutions that no cuDNN kernel here fuses with their bias add it in one vectorised
         pass (bias_pass.py): the backbone's downsampling, the FPN's outputs, the RPN's two 1x1 heads,
         the mask head's logits and its deconvolution, with the ReLU after it."""
-        convs = [getattr(m, "downsample", None) for m in self.backbone.modules()]
-        convs = [d[0] for d in convs if isinstance(d, nn.Sequential) and isinstance(d[0], nn.Conv2d)]
-        convs += [getattr(m, "conv", m) for m in getattr(self.neck, "fpn_convs", [])]
-        convs += [getattr(self.rpn_head, name, None) for name in ("rpn_cls", "rpn_reg")]
+        downsamples = [getattr(m, "downsample", None) for m in self.backbone.modules()]
+        places = [(d, "0") for d in downsamples if isinstance(d, nn.Sequential) and isinstance(d[0], nn.Conv2d)]
+        fpn_convs = getattr(self.neck, "fpn_convs", [])
+        places += [(m, "conv") if hasattr(m, "conv") else (fpn_convs, str(i)) for i, m in enumerate(fpn_convs)]
+        places += [(self.rpn_head, name) for name in ("rpn_cls", "rpn_reg")]
         head = self.mask_head
         if head is not None:
-            convs.append(head.conv_logits)
+            places.append((head, "conv_logits"))
             if head.upsample_method == "deconv" and isinstance(head.upsample, nn.ConvTranspose2d):
-                with_bias_pass(head.upsample, relu=True)
+                wrap_bias_pass(head, "upsample", relu=True)
                 head.relu = nn.Identity()  # FCNMaskHead applies it after the deconvolution only
-        for conv in convs:
-            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
-                with_bias_pass(conv)
+        for parent, name in places:
+            if isinstance(getattr(parent, name, None), (nn.Conv2d, nn.ConvTranspose2d)):
+                wrap_bias_pass(parent, name)
 
     def kept_per_level(self, level_size: int) -> int:
         """How many of a level's anchors the top-k keeps (``nms_pre``)."""

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..gpu_preprocess import image_metas, normalize_pad, resizer
-from .capture import CapturedCall, capture_flags, release_steps
+from .capture import Steps, capture_flags
 
 
 def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> tuple[dict, tuple[int, int]]:
@@ -24,8 +24,7 @@ def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> tuple[dict,
 class HostStaging:
     """One pinned host buffer that every photo size's upload goes through, grown when a larger photo comes.
 
-    Pinned memory makes the upload asynchronous, but pinning costs about 1 ms per MiB (cudaHostAlloc:
-    33 ms for 37 MiB on an H200's host), several cached calls' worth for a large photo. So the buffer
+    Pinned memory makes the upload asynchronous, but pinning is slow (docs/options.md), so the buffer
     is pinned at start-up for ``capacity`` bytes, and only a larger photo pays for growing it, once.
     No graph reads it (the upload is a plain copy), so it may move when it grows.
     """
@@ -66,17 +65,18 @@ class InputPlan:
         self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)
         self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
         self.extent = torch.tensor([extent], device=dev)
+        self.steps = Steps(normalize=self._normalize)
         if options.graphs:
-            with capture_flags(options):
-                self._normalize = CapturedCall(self._normalize, pool=network.pool, warmup=options.warmup_calls)
+            with capture_flags(options.tf32):
+                self.steps.capture("normalize", pool=network.pool, warmup=options.warmup_calls)
 
     def release(self) -> None:
-        release_steps(self, ("_normalize",))
+        self.steps.release()
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(h, w, 3) uint8 BGR -> the network plan's (1, 3, H_pad, W_pad) input; one host-to-device copy."""
         self.staging.upload(image, self.image)
-        return self._normalize()
+        return self.steps.normalize()
 
     def _normalize(self) -> torch.Tensor:
         net = self.network

@@ -107,9 +107,8 @@ def reads_half(extractor) -> bool:
 def nchw(feat: torch.Tensor) -> torch.Tensor:
     """``feat`` in NCHW layout; a half-precision channels_last one transposed by a matrix product.
 
-    PyTorch's strided copy from channels_last to NCHW took 4.4 ms for one 256 x 576 x 960 fp16
-    level on an H100, ten times a plain pass over it (``tools/canvas_copy_bench.py``). As a product
-    with the identity, cuBLAS does the transpose at full speed, and exactly: each output is one
+    PyTorch's strided copy from channels_last to NCHW is ten times a plain pass (docs/options.md).
+    As a product with the identity, cuBLAS does the transpose at full speed, and exactly: each output is one
     input times 1.0 plus zeros, accumulated in fp32, for finite inputs (an inf would turn its
     pixel's other channels into NaN). Not for fp32 input: TF32 would round it.
     """

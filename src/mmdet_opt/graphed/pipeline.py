@@ -12,7 +12,7 @@ from ..gpu_preprocess import PreprocessSpec
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import boxes_by_class, group_by_class
-from .batch import BatchPlan, detect_batch
+from .batch import BatchPlan
 from .callers import CallerLock, serialised
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
@@ -30,18 +30,76 @@ class PlannedInputs(Inputs):
     plan: NetworkPlan  # the buffers and steps of this image's network input shape
     ticket: tuple[int, int] = (0, 0)  # (thread, call number) of the preprocess that filled them
 
+    def held_plan(self) -> NetworkPlan:
+        """The plan whose buffers hold this photo; StaleInputs where another thread's photo has taken
+        them since (within one thread, a photo's stages follow its preprocess as ever)."""
+        holder = self.plan.holder
+        if holder is None:
+            raise StaleInputs("these inputs' network plan has been dropped from the cache since they were "
+                              "preprocessed (options.max_plans); preprocess again, or call the pipeline whole")
+        if holder != self.ticket and holder[0] != self.ticket[0]:
+            raise StaleInputs("another thread has run a photo through this network plan since these inputs were "
+                              "preprocessed: its buffers hold that photo now; preprocess again, or call the "
+                              "pipeline whole")
+        return self.plan
 
-class GraphedPipeline:
+
+class StudyStages:
+    """The study's stage methods (``pipeline.Stages``) as a thin layer over a plan's step table;
+    ``GraphedPipeline`` supplies ``lock``, ``preprocess`` and ``_settle``."""
+
+    @serialised
+    @torch.no_grad()
+    def backbone(self, inputs: PlannedInputs) -> Features:
+        """The features step: backbone, FPN, RPN convs, per-level top-k, canvas fill."""
+        return inputs.held_plan().steps.features(inputs.img)
+
+    @serialised
+    @torch.no_grad()
+    def rpn_head(self, feats: Features, inputs: PlannedInputs) -> Proposals:
+        """The proposals step: static proposal selection."""
+        return inputs.held_plan().steps.proposals(feats)
+
+    @serialised
+    @torch.no_grad()
+    def bbox_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
+        """The bbox_forward and detections steps (box head, static NMS), or mmdet's where not exact."""
+        boxes, labels = self._detect(feats, proposals, inputs)[0]
+        return boxes.clone(), labels.clone()  # the caller's: the static outputs are the next photo's
+
+    @serialised
+    @torch.no_grad()
+    def roi_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
+        """The bbox_forward, detections and mask_forward steps, as mmdet results."""
+        return mmdet_results(self, feats, inputs, *self._detect(feats, proposals, inputs, masks=True))
+
+    @serialised
+    @torch.no_grad()
+    def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:
+        """The mask_forward step over ``det_bboxes``."""
+        plan = inputs.held_plan()
+        boxes = det_bboxes[:, :4] * plan.scale_factor
+        n = fill_rois(plan.mask_rois, boxes)
+        mask_pred, _ = plan.steps.mask_forward(plan.mask_rois, plan.mask_labels)
+        # The caller's copies: the static buffers are the next photo's.
+        return MaskForward(mask_pred[:n].clone(), boxes, plan.scale_factor.clone())
+
+    def _detect(self, feats, proposals: Proposals, inputs: PlannedInputs, masks: bool = False):
+        """The box head and static NMS (with ``masks``, the mask head queued before the host sync);
+        ``_settle``'s result."""
+        steps = inputs.held_plan().steps
+        dets = steps.detections(proposals, steps.bbox_forward(proposals.rois))
+        mask_outputs = steps.mask_forward(dets.mask_rois, dets.mask_labels) if masks else None
+        return self._settle(feats, proposals, dets, inputs, mask_outputs)
+
+
+class GraphedPipeline(StudyStages):
     """Mask R-CNN from a uint8 image to raw masks, with the stage methods of ``pipeline.Stages``.
 
-    Nothing waits for the host between the upload and the result's copy back. Where a static step
-    cannot vouch for its result (``exact`` False: rare, see static_post), the image's RoI part is
-    redone with mmdet's own code and ``fallbacks`` counts it.
-
-    Any number of threads may call one pipeline: each public method runs under ``lock``
-    (callers.py), and what it returns is the caller's own (host copies or fresh tensors). A photo's
-    stages, called one by one, read the plan's buffers that its ``preprocess`` filled: if another
-    thread has run a photo of the same network shape in between, they raise ``StaleInputs``.
+    The host waits once per photo, for the result. Where a static step cannot vouch for its result
+    (rare), mmdet's own code redoes the RoI part and ``fallbacks`` counts it. Every public method
+    runs under ``lock`` (callers.py); a photo's stages raise ``StaleInputs`` where another thread's
+    photo has taken its plan's buffers since its ``preprocess``.
     """
 
     def __init__(self, model, spec: PreprocessSpec, options: GraphOptions | None = None):
@@ -56,16 +114,7 @@ class GraphedPipeline:
         self.fallbacks = 0
         self.lock = CallerLock(self.device)
         self._calls = itertools.count(1)
-        # All graphs of all plans share one memory pool: they are replayed one at a time.
-        pool = torch.cuda.graph_pool_handle() if options.graphs else None
-        net = self.net
-        if options.upload_pixels < 0:
-            raise ValueError(f"upload_pixels is how many pixels the pinned upload buffer holds (>= 0), "
-                             f"not {options.upload_pixels}")
-        staging = HostStaging(pinned=self.device.type == "cuda", capacity=3 * options.upload_pixels)
-        self.shapes = ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
-                                 spec, options, staging,
-                                 lambda pad_h, pad_w, n: BatchPlan(model, net, spec, options, pad_h, pad_w, n, pool))
+        self.shapes = plan_cache(model, self.net, spec, options, self.device)
         if options.pad_to_scale and options.plans_ahead:
             self.shapes.plan_ahead()
 
@@ -89,89 +138,68 @@ class GraphedPipeline:
         photo.network.holder = ticket = (threading.get_ident(), next(self._calls))
         return PlannedInputs(img, [metas], photo.network, ticket)
 
-    def _plan_of(self, inputs: PlannedInputs) -> NetworkPlan:
-        """The plan whose buffers hold the photo of ``inputs``; StaleInputs where another thread's
-        photo has taken them since. (Within one thread, as ever, a photo's stages follow its
-        preprocess before that thread runs another photo of the same shape.)"""
-        plan, holder = inputs.plan, inputs.plan.holder
-        if holder is None:
-            raise StaleInputs("these inputs' network plan has been dropped from the cache since they were "
-                              "preprocessed (options.max_plans); preprocess again, or call the pipeline whole")
-        if holder != inputs.ticket and holder[0] != inputs.ticket[0]:
-            raise StaleInputs("another thread has run a photo through this network plan since these inputs were "
-                              "preprocessed: its buffers hold that photo now; preprocess again, or call the "
-                              "pipeline whole")
-        return plan
-
     @serialised
     @torch.no_grad()
-    def backbone(self, inputs: PlannedInputs) -> Features:
-        """Here ``backbone`` also covers the RPN head's convolutions: they are in the same graph."""
-        return self._plan_of(inputs).features(inputs.img)
+    def __call__(self, image: np.ndarray):
+        """One photo through every step of its plan, in order; mmdet's (bbox_results, segm_results)."""
+        inputs = self.preprocess(image)  # InputPlan: upload, exact resize, normalise, pad
+        steps = inputs.plan.steps
+        features = steps.features(inputs.img)  # backbone, FPN, RPN convs, top-k, canvas fill
+        proposals = steps.proposals(features)  # static proposal selection
+        dets = steps.detections(proposals, steps.bbox_forward(proposals.rois))  # box head, static NMS
+        masks = steps.mask_forward(dets.mask_rois, dets.mask_labels)  # queued before the host sync
+        return mmdet_results(self, features, inputs, *self._settle(features, proposals, dets, inputs, masks))
 
-    @serialised
-    @torch.no_grad()
-    def rpn_head(self, feats: Features, inputs: PlannedInputs) -> Proposals:
-        return self._plan_of(inputs).proposals(feats)
-
-    def _detect(self, feats, proposals: Proposals, inputs: PlannedInputs, masks: bool = False):
-        """Static detections, and on the host their count and whether proposals and NMS were exact.
-
-        With ``masks``, the mask head is queued before the host waits for that count, so the GPU
-        goes on meanwhile; returns its ``(mask_pred, probs)`` too (wasted when not exact: rare), or None
-        after a fallback to mmdet's code.
-        """
-        plan = self._plan_of(inputs)
-        dets = plan.detections(proposals, plan.bbox_forward(proposals.rois))
-        mask_outputs = None
-        if masks and self.options.masks_before_sync:
-            mask_outputs = plan.mask_forward(dets.mask_rois, dets.mask_labels)
+    def _settle(self, feats, proposals: Proposals, dets, inputs: PlannedInputs, mask_outputs):
+        """The one host sync: ((boxes, labels), mask_outputs) where proposals and NMS were exact,
+        else mmdet's detections and None (``fallbacks`` counts them)."""
         count, exact = torch.stack([dets.count, (dets.exact & proposals.exact).long()]).tolist()
         if not exact:
-            return self._mmdet_detections(feats, inputs), None
-        if masks and mask_outputs is None:
-            mask_outputs = plan.mask_forward(dets.mask_rois, dets.mask_labels)
+            self.fallbacks += 1
+            return mmdet_detections(self.model, inputs.plan, feats, inputs.img_metas[0]), None
         return (dets.boxes[:count], dets.labels[:count]), mask_outputs
 
     @serialised
-    @torch.no_grad()
-    def bbox_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
-        boxes, labels = self._detect(feats, proposals, inputs)[0]
-        return boxes.clone(), labels.clone()  # the caller's: the static outputs are the next photo's
-
-    @serialised
-    @torch.no_grad()
-    def roi_head(self, feats, proposals: Proposals, inputs: PlannedInputs):
-        (boxes, labels), mask_outputs = self._detect(feats, proposals, inputs, masks=True)
-        if mask_outputs is None:  # mmdet's detections (the fallback): masks for them
-            return roi_results(self, feats, boxes, labels, inputs)
-        labels = labels.cpu().numpy()
-        num_classes = self.model.roi_head.bbox_head.num_classes
-        probs = mask_outputs[1][: len(labels)]
-        return (boxes_by_class(boxes.cpu().numpy(), labels, num_classes),
-                group_by_class(probs.float().cpu().numpy(), labels, num_classes))
-
-    def _mmdet_detections(self, feats: Features, inputs: PlannedInputs):
-        self.fallbacks += 1
-        return mmdet_detections(self.model, inputs.plan, feats, inputs.img_metas[0])
-
-    @serialised
-    @torch.no_grad()
-    def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:
-        plan = self._plan_of(inputs)
-        boxes = det_bboxes[:, :4] * plan.scale_factor
-        n = fill_rois(plan.mask_rois, boxes)
-        mask_pred, _ = plan.mask_forward(plan.mask_rois, plan.mask_labels)
-        # The caller's copies: the static buffers are the next photo's.
-        return MaskForward(mask_pred[:n].clone(), boxes, plan.scale_factor.clone())
-
-    @serialised
     def detect_batch(self, images: list) -> list:
-        """Results for ``images``, the photos of each network shape run as one batch (batch.py)."""
-        return detect_batch(self, images)
+        """mmdet-style results for ``images``, run as batches of the photos that pad to one network
+        shape (at most ``options.max_batch`` at a time; batch.py)."""
+        images = [prepare_image(image, self.model.cfg) for image in images]
+        results = [None] * len(images)
+        for pad, chunk in self.shapes.batches_of(images, self.options.max_batch):
+            for i, out in zip(chunk, self._run_batch(pad, [images[i] for i in chunk])):
+                results[i] = out
+        return results
 
-    @serialised
-    def __call__(self, image: np.ndarray):
-        inputs = self.preprocess(image)
-        feats = self.backbone(inputs)
-        return self.roi_head(feats, self.rpn_head(feats, inputs), inputs)
+    def _run_batch(self, pad: tuple[int, int], images: list) -> list:
+        """Photos that pad to ``pad`` through one BatchPlan; a photo alone in its shape, or one a static
+        step could not vouch for (rare: mmdet's code then decides), runs the single-image path."""
+        if len(images) == 1:
+            return [self(images[0])]
+        plan = self.shapes.batch(pad, len(images))
+        with torch.no_grad():
+            for slot, image in enumerate(images):
+                plan.load(slot, image, self.shapes.staging)
+            outputs = plan.run()
+        return [self(image) if out is None else out for image, out in zip(images, outputs)]
+
+
+def plan_cache(model, net, spec, options: GraphOptions, device) -> ShapePlans:
+    """The network, photo and batch plans of a pipeline; all their graphs share one memory pool
+    (they are replayed one at a time)."""
+    pool = torch.cuda.graph_pool_handle() if options.graphs else None
+    staging = HostStaging(pinned=device.type == "cuda", capacity=3 * options.upload_pixels)
+    return ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
+                      spec, options, staging,
+                      lambda pad_h, pad_w, n: BatchPlan(model, net, spec, options, pad_h, pad_w, n, pool))
+
+
+def mmdet_results(pipeline: GraphedPipeline, feats, inputs: PlannedInputs, detections, mask_outputs):
+    """mmdet's (bbox_results, segm_results); masks of mmdet's own detections after a fallback."""
+    boxes, labels = detections
+    if mask_outputs is None:
+        return roi_results(pipeline, feats, boxes, labels, inputs)
+    labels = labels.cpu().numpy()
+    num_classes = pipeline.model.roi_head.bbox_head.num_classes
+    probs = mask_outputs[1][: len(labels)]
+    return (boxes_by_class(boxes.cpu().numpy(), labels, num_classes),
+            group_by_class(probs.float().cpu().numpy(), labels, num_classes))

@@ -2,9 +2,9 @@
 
 A plan is keyed by the padded shape the network sees, not by the photo's size: every photo that
 resizes and pads to it (all 4:3 photos, say) shares its graphs, and only adds an ``InputPlan``
-(its upload buffer and exact resize, input_plan.py). Every step has a fixed-size signature, so
-with ``options.graphs`` each is captured once as a CUDA graph and replayed; otherwise the same
-methods run eagerly. The steps, in replay order:
+(its upload buffer and exact resize, input_plan.py). Every step has a fixed-size signature; callers
+reach them through ``plan.steps`` (capture.Steps), which with ``options.graphs`` replays each
+step's CUDA graph, else runs the method eagerly. The steps, in replay order:
 
     InputPlan.preprocess(image)           -> normalized           uint8 upload, resize, normalise, pad
     features(normalized)                  -> Features             backbone, FPN, RPN convs, top-k
@@ -21,10 +21,13 @@ import torch
 
 from ..gpu_preprocess import mean_std
 from ..raw_mask_head import raw_class_masks
-from .capture import CapturedCall, capture_flags, release_steps
+from .capture import Steps, capture_flags
 from .fused import mask_head_forward
 from .level_canvas import LevelCanvas, reads_half
 from .static_post import DetectionSelector, ProposalSelector
+
+# The network steps of a plan (NetworkPlan, BatchPlan), in replay order.
+STEPS = ("features", "proposals", "bbox_forward", "detections", "mask_forward")
 
 
 class Features(NamedTuple):
@@ -76,7 +79,8 @@ class NetworkPlan:
         # With pad_to_scale, photos pad to less than this shape: each writes its own extent here.
         self.extents = torch.tensor([[pad_h, pad_w]], device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
-        self.anchors, self.canvas = anchors_and_canvas(model, options, pad_h, pad_w, dev)
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev,
+                                                       fp16_canvas=options.fp16_canvas and options.fp16_heads)
         self.level_ids = [torch.full((net.kept_per_level(len(a)),), i, dtype=torch.long, device=dev)
                           for i, a in enumerate(self.anchors)]
         roi_head = model.roi_head
@@ -90,11 +94,12 @@ class NetworkPlan:
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shape,
                                                    self.scale_factor, rounds=options.nms_rounds)
         self.holder = None  # (thread, call) whose photo the buffers hold (GraphedPipeline.preprocess)
+        self.steps = Steps.of(self, STEPS)
         if options.graphs:
             capture_steps(self, options, pool)
 
     def release(self) -> None:
-        release_steps(self)
+        self.steps.release()
         self.holder = None  # evicted: no photo's inputs are good here any more
 
     def features(self, normalized: torch.Tensor) -> Features:
@@ -121,36 +126,34 @@ class NetworkPlan:
         return masks_forward(self.model, self.net, self.canvas, mask_rois, mask_labels)
 
 
-def anchors_and_canvas(model, options, pad_h: int, pad_w: int, device, batch: int = 1):
+def anchors_and_canvas(model, pad_h: int, pad_w: int, device, batch: int = 1, fp16_canvas: bool = False):
     """The RPN's anchors per level for a (pad_h, pad_w) input, and a LevelCanvas for ``batch`` images.
 
-    The canvas is fp16 (``options.fp16_canvas``) where it holds the FPN's fp16 levels exactly and
-    both RoI extractors can read it (level_canvas.reads_half); else fp32, for mmcv's RoIAlign.
+    The canvas is fp16 (``fp16_canvas``: GraphOptions' fp16_canvas and fp16_heads) where it holds the
+    FPN's fp16 levels exactly and both RoI extractors can read it (level_canvas.reads_half); else fp32.
     """
     prior_generator = model.rpn_head.prior_generator
     sizes = [(-(-pad_h // sh), -(-pad_w // sw)) for sw, sh in prior_generator.strides]
     roi_head = model.roi_head
     extractor = roi_head.bbox_roi_extractor
-    half = options.fp16_canvas and options.fp16_heads and torch.device(device).type == "cuda" \
+    half = fp16_canvas and torch.device(device).type == "cuda" \
         and reads_half(extractor) and (not roi_head.with_mask or reads_half(roi_head.mask_roi_extractor))
     canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, device,
-                         batch, half, options.canvas_row_copy)
+                         batch, half, row_copy=True)
     return prior_generator.grid_priors(sizes, device=device), canvas
 
 
 def capture_steps(plan, options, pool) -> None:
-    """Each of a plan's five network steps becomes the replay of its graph, with the same signature.
-
-    The plan (NetworkPlan, BatchPlan) has ``normalized``, ``mask_rois``, ``mask_labels`` and the
-    steps of the module docstring; each step's outputs are the next one's captured inputs.
-    """
-    with capture_flags(options):
+    """Capture each step of ``plan.steps`` (NetworkPlan, BatchPlan): a step's outputs are the next
+    one's captured inputs; the first reads ``normalized``, the mask step ``mask_rois``/``mask_labels``."""
+    steps = plan.steps
+    with capture_flags(options.tf32):
         kw = dict(pool=pool, warmup=options.warmup_calls)
-        plan.features = CapturedCall(plan.features, plan.normalized, **kw)
-        plan.proposals = CapturedCall(plan.proposals, plan.features.outputs, **kw)
-        plan.bbox_forward = CapturedCall(plan.bbox_forward, plan.proposals.outputs[0], **kw)  # the RoIs
-        plan.detections = CapturedCall(plan.detections, plan.proposals.outputs, plan.bbox_forward.outputs, **kw)
-        plan.mask_forward = CapturedCall(plan.mask_forward, plan.mask_rois, plan.mask_labels, **kw)
+        features = steps.capture("features", plan.normalized, **kw)
+        proposals = steps.capture("proposals", features.outputs, **kw)
+        bbox = steps.capture("bbox_forward", proposals.outputs[0], **kw)  # the RoIs
+        steps.capture("detections", proposals.outputs, bbox.outputs, **kw)
+        steps.capture("mask_forward", plan.mask_rois, plan.mask_labels, **kw)
 
 
 def bbox_head_forward(model, canvas: LevelCanvas, rois: torch.Tensor):
@@ -180,7 +183,7 @@ def mmdet_detections(model, plan: NetworkPlan, feats: Features, meta: dict):
                                        [n[i] for n, i in zip(plan.level_ids, inside)], rpn.test_cfg,
                                        meta["img_shape"])
     n = fill_rois(plan.rois, proposals[:, :4])
-    cls_score, bbox_pred = plan.bbox_forward(plan.rois)
+    cls_score, bbox_pred = plan.steps.bbox_forward(plan.rois)
     bbox_head, cfg = model.roi_head.bbox_head, model.roi_head.test_cfg
     bboxes, scores = bbox_head.get_bboxes(plan.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
                                           meta["scale_factor"], rescale=True, cfg=None)

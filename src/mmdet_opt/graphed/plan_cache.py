@@ -80,6 +80,14 @@ class ShapePlans:
         """The batch plan for ``size`` photos that pad to ``pad`` (batch.py)."""
         return self.batches.get((*pad, size), lambda: self.make_batch(*pad, size))
 
+    def batches_of(self, images: list, size: int) -> list[tuple[tuple[int, int], list[int]]]:
+        """(network shape, indices) of ``images`` grouped by the shape they pad to, at most ``size`` each."""
+        groups: dict = {}
+        for i, image in enumerate(images):
+            groups.setdefault(self.network_shape(*image.shape[:2]), []).append(i)
+        return [(pad, members[start:start + size]) for pad, members in groups.items()
+                for start in range(0, len(members), size)]
+
     def photo(self, h: int, w: int) -> InputPlan:
         def build():
             pad = self.network_shape(h, w)

@@ -5,7 +5,7 @@ mask IoU, so the canvas used to be an fp32 NCHW copy of the fp16 FPN levels, a c
 transpose of every level per call. This kernel samples the fp16 values themselves, converted to
 fp32 as they are read, and follows mmcv's kernel step by step (same sample points, same bilinear
 weights, IEEE divisions, fp32 sums in mmcv's order, and the fused multiply-adds nvcc makes of
-mmcv's code: found by trying each order against mmcv on an H200), so it returns what mmcv returns
+mmcv's code: found by trying each order against mmcv), so it returns what mmcv returns
 on the fp32 copy of the same values, bit for bit. Channels-last lets one program read a sample's 256 channels as one
 contiguous vector.
 

@@ -2,7 +2,7 @@
 the LevelCanvas), one contiguous row at a time.
 
 PyTorch copies into a slot whose rows are not adjacent with its general strided kernel, which works
-out each element's address with integer divisions and ran at ~1 TB/s on an H200 (docs/perf.md).
+out each element's address with integer divisions, well below memory speed (docs/options.md).
 Within the slot each image row (width x channels values) is contiguous, so a tile of whole rows
 needs no per-element arithmetic. A copy: the same values.
 """
