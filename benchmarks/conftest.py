@@ -74,7 +74,7 @@ def warm_up(settings, request):
 
     Each benchmark starts after an idle gap (the next pipeline being built and captured), so it
     warms up for a minimum time as well as a minimum number of calls. This did not remove the
-    run-to-run drift of host-bound stages (docs/perf.md, "Baseline stability"). A call so slow that
+    run-to-run drift of host-bound stages (docs/perf-log.md, "Baseline stability"). A call so slow that
     warming up would take a quarter of --round-budget stops after one call.
     """
     seconds = request.config.getoption("--warmup-seconds")

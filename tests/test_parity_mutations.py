@@ -29,7 +29,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 STUDY = ("inference", "inference_fp16", "inference_fp16_preprocess", "inference_raw_mask")
 BASES = ([pytest.param("cpu", v, id=f"cpu-{v.name}") for v in CPU_BASES]
          + [pytest.param("cuda", VARIANTS[n], id=f"cuda-{n}", marks=needs_cuda) for n in STUDY])
-# shift(1): with these weights even one pixel must fail, see docs/parity.md.
+# shift(1): with these weights even one pixel must fail, see docs/parity-log.md.
 MUTATIONS = list(OUTPUT_MUTATIONS.values()) + [shift(1)]
 LAYOUTS = {
     "nchw": None,  # the control: the unmutated pipeline

@@ -20,7 +20,7 @@ SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
 # Five network shapes at that scale (4:3, 1:1, 3:4, 16:9, 9:16), and a second 4:3 photo size.
 SIZES = [(640, 480), (500, 500), (300, 400), (1280, 720), (720, 1280), (400, 300)]
 # Reserved memory may grow this much from one pass over the shapes to the next: the pool and the
-# caching allocator settle their blocks within the first passes (measured: docs/perf.md).
+# caching allocator settle their blocks within the first passes (measured: docs/perf-log.md).
 FLAT_TOLERANCE_MIB = 16
 
 

@@ -2,7 +2,7 @@
 
 In PyTorch ops that is six passes over a float32 image (to float, flip, subtract, divide, zero the
 padded buffer, copy in), two of them broadcasts, which PyTorch does not vectorise: ~0.4 ms a photo
-at 3840x2304 on an H200 (docs/perf.md). This kernel reads each uint8 value once and writes each
+at 3840x2304 on an H200 (docs/perf-log.md). This kernel reads each uint8 value once and writes each
 output value once, with the same fp32 subtraction and IEEE division (or multiplication by 1 / std,
 where mmcv multiplies: normalize_rule.py), so the same bits.
 """

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .static_nms import first_kept, greedy_keep, max_coordinate, offset_by_group, suppression_matrix
 
-# Rounds of the NMS fixed-point iteration (static_nms); docs/perf.md has the rounds measured.
+# Rounds of the NMS fixed-point iteration (static_nms); docs/perf-log.md has the rounds measured.
 NMS_ROUNDS = 16
 # DeltaXYWHBBoxCoder.decode's default, which the RPN and bbox heads decode with.
 WH_RATIO_CLIP = 16 / 1000

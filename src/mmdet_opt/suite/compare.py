@@ -17,7 +17,7 @@ Why each part:
 
 - The threshold is the old gate's 10%: inference_graph's ``total`` and ``backbone`` stayed within
   5% across unchanged runs on the shared H100, and a 1 ms delay makes the 1333x800 ones 17-43%
-  slower (docs/perf.md, "Baseline stability").
+  slower (docs/perf-log.md, "Baseline stability").
 - The floor binds only below 1 ms (where 10% is less than 0.1 ms): the host-bound sub-millisecond
   stages jitter by up to 0.05 ms between rounds of one run, and 0.1 ms is under 2% of the fastest
   ``total`` (5.7 ms at 1333x800), so a smaller move matters to no one.
@@ -45,7 +45,7 @@ again in a fresh process) a move counts only when the rerun moved the same way a
 baseline; otherwise it is "not reproduced". On an H200, over 10 unchanged runs, that took the false
 alarms of inference_graph's 1333x800 ``total`` from 2/90 pairs to 2/720 triples, and of its mask
 post-processing from 7/90 and 9/90 to 0/720, while every +1 ms run at 1333x800 was still caught
-(docs/perf.md, "The noise-aware gate, measured"). It cannot help against a baseline that was itself
+(docs/perf-log.md, "The noise-aware gate, measured"). It cannot help against a baseline that was itself
 a fast run: that is why a baseline is a stored run, not a hand-picked best one.
 
 Runs saved without per-round data (``--benchmark-save`` without ``--benchmark-save-data``; the H100

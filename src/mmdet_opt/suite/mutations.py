@@ -3,7 +3,7 @@
 Two kinds. Output mutations rewrite a correct result (mmdet's per-class ``(bbox_results,
 segm_results)``) the way a plausible bug would (``OUTPUT_MUTATIONS``). ``ChannelsLastFeatures``
 and ``channels_last_model`` are real pipeline changes: the
-memory-format pitfall the design notes describe, where mmcv's RoIAlign reads channels_last
+memory-format pitfall (docs/parity-log.md), where mmcv's RoIAlign reads channels_last
 features as if they were NCHW, without an error.
 """
 from __future__ import annotations
@@ -108,7 +108,7 @@ class ChannelsLastFeatures:
 
 
 def channels_last_model(pipeline) -> StagedPipeline:
-    """The design notes' pitfall as written: ``model.to(memory_format=torch.channels_last)``.
+    """The pitfall as it is usually written: ``model.to(memory_format=torch.channels_last)``.
 
     Converts ``pipeline.model`` in place (a variant's model is already its own copy).
     """
