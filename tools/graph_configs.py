@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import itertools
 
+from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
 from mmdet_opt.suite.cases import parse_case
@@ -23,7 +24,10 @@ from mmdet_opt.suite.timing import median_ms
 def option_values(item: str):
     """``tf32`` -> ("tf32", (False, True)); ``fp16_layers=4/3`` -> ("fp16_layers", (4, 3))."""
     name, _, values = item.partition("=")
-    return name, tuple(int(v) for v in values.split("/")) if values else (False, True)
+    if not values:
+        return name, (False, True)
+    as_type = bool if GraphOptions.__dataclass_fields__[name].type == "bool" else int  # tf32=0/1 too
+    return name, tuple(as_type(int(v)) for v in values.split("/"))
 
 
 def main():

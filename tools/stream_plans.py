@@ -49,6 +49,7 @@ def main():
     for bound, pad_to_scale in runs:
         with GpuMemory("cuda") as memory:
             options = dataclasses.replace(variant.graph, max_plans=bound, fused_convs=not args.unfused,
+                                          fp16_mask_head=not args.unfused,
                                           pad_to_scale=pad_to_scale)
             lazy, ahead = planned_apart(options)  # as benchmarks/test_stream.py builds it
             pipe = dataclasses.replace(variant, graph=lazy).build(suite.base, SCALE)

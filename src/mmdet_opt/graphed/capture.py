@@ -62,7 +62,7 @@ class Steps:
         try:
             return self.__dict__["_current"][name]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(f"no step {name!r}: unknown, or the plan was released") from None
 
     def capture(self, name: str, *inputs, warmup: int = 1, pool=None) -> CapturedCall:
         """Capture step ``name`` over ``inputs``; its replay is the step from now on."""
