@@ -8,6 +8,7 @@ checked against its photo's single-threaded result: no caller may get another's.
 p50 / p99 latency go to extra_info (and the report's serving table).
 """
 import contextlib
+import copy
 import dataclasses
 import gc
 
@@ -15,7 +16,6 @@ import pytest
 import torch
 
 from mmdet_opt.images import PHOTOS
-from mmdet_opt.results import Detections
 from mmdet_opt.serving import DynamicBatcher
 from mmdet_opt.suite.serving import ServingRounds
 
@@ -78,7 +78,7 @@ def test_serving(benchmark, suite, settings, case, serving_variant, clients, gra
         batcher = call = DynamicBatcher(pipeline, max_batch=min(clients, variant.graph.max_batch),
                                         max_wait_ms=MAX_WAIT_MS)
     with batcher or contextlib.nullcontext():
-        references = [Detections.from_mmdet(call(p), p.shape) for p in photos]  # alone: one client
+        references = [copy.deepcopy(call(p)) for p in photos]  # alone: one client; its own copy of the arrays
         figures = serve(benchmark, settings, call, photos, references, clients, batcher, warm_up, timed_rounds)
     benchmark.group = f"{case} serving {clients} clients"
     benchmark.extra_info.update(variant=variant.name, size=case.id, clients=clients, serving=figures)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..parity import compare
-from ..results import Detections
+from ..results import Detections, mmdet_results_equal
 
 # A photo in a batch may round apart from the photo alone (fp16 kernels picked per batch size): the
 # batch criterion of tests/test_batch_cuda.py. A result of another photo matches next to nothing.
@@ -51,9 +51,8 @@ class ServingRounds:
 
     def check(self, photos: list, references: list, batched: bool) -> list:
         """The photo indices of the results since the last check that are not their photo's own
-        (``references``: each photo's single-threaded result); the results are then dropped."""
-        wrong = [i for i, result in self.unchecked
-                 if not own_result(Detections.from_mmdet(result, photos[i].shape), references[i], batched)]
+        (``references``: each photo's single-threaded mmdet result); the results are then dropped."""
+        wrong = [i for i, result in self.unchecked if not own_result(result, references[i], photos[i].shape, batched)]
         self.checked += len(self.unchecked)
         self.unchecked = []
         return wrong
@@ -65,11 +64,11 @@ class ServingRounds:
                 "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
 
 
-def own_result(got: Detections, reference: Detections, batched: bool) -> bool:
-    """``got`` is the photo's own result: bit for bit, or with ``batched`` within a batch's rounding."""
-    if got.identical(reference):
+def own_result(got, reference, image_shape, batched: bool) -> bool:
+    """``got`` (mmdet's result) is the photo's own: bit for bit, or with ``batched`` within a batch's rounding."""
+    if mmdet_results_equal(got, reference):
         return True
     if not batched:
         return False
-    report = compare(reference, got)
+    report = compare(Detections.from_mmdet(reference, image_shape), Detections.from_mmdet(got, image_shape))
     return report.matched_fraction >= BATCHED_MIN_MATCHED and report.mask_iou_mean >= BATCHED_MIN_MASK_IOU
