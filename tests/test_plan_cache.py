@@ -5,6 +5,8 @@ tests/test_stream_cuda.py repeats the cache checks with graphs on a GPU.
 """
 import copy
 import dataclasses
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -109,6 +111,26 @@ def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_mod
     for size, got in zip(order, results):
         report = compare(stock[size], got)
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
+
+
+def test_an_evicted_plan_and_the_photo_sizes_only_it_served_are_freed_at_once(graph_model, photos):
+    """Freed by reference counting when the plan is evicted, not left to the garbage collector (their
+    graphs and buffers would stay reserved meanwhile), and before the next plan is built."""
+    pipe = pipeline(graph_model, max_plans=1, max_photo_sizes=4)
+    inputs = pipe.preprocess(photos[FOUR_THREE[0]])
+    plan, photo = weakref.ref(inputs.plan), weakref.ref(pipe.shapes.photos.peek(pipe.shapes.photos.keys()[0]))
+    del inputs
+    make, alive_at_build = pipe.shapes.make_network, []
+    pipe.shapes.make_network = lambda *shape: alive_at_build.append((plan(), photo())) or make(*shape)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pipe.preprocess(photos[SQUARE])  # another padded shape: the 4:3 plan is evicted
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert alive_at_build == [(None, None)]
+    assert len(pipe.shapes.photos) == 1 and pipe.shapes.networks.evictions == 1
 
 
 @pytest.mark.slow

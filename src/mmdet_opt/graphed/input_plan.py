@@ -86,10 +86,12 @@ class InputPlan:
             steps.release()
         self.slots = {}
 
-    def forget(self, network) -> None:
-        """Free the steps that write into ``network`` (it is being evicted)."""
-        for key in [key for key in self.slots if key[0] is network]:
+    def forget(self, network) -> bool:
+        """Free the steps that write into ``network`` (it is being evicted); whether there were any."""
+        keys = [key for key in self.slots if key[0] is network]
+        for key in keys:
             self.slots.pop(key).release()
+        return bool(keys)
 
     def preprocess(self, image: np.ndarray, network, slot: int = 0) -> torch.Tensor:
         """(h, w, 3) uint8 BGR -> slot ``slot`` of ``network``'s (N, 3, H_pad, W_pad) input (batch 1:

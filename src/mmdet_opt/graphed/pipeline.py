@@ -132,8 +132,11 @@ class GraphedPipeline(StudyStages):
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> PlannedInputs:
         image = prepare_image(image, self.model.cfg)  # the front door every variant shares
-        photo = self.plan(*image.shape[:2])
-        network = self.shapes.plan(photo.pad_shape)  # the plan of batch 1: the photo is its slot 0
+        h, w = image.shape[:2]
+        # The plan of batch 1 (the photo is its slot 0) first: an eviction it makes frees the photo
+        # sizes that wrote only into the evicted plan before this photo's buffers are allocated.
+        network = self.shapes.plan(self.shapes.network_shape(h, w))
+        photo = self.plan(h, w)
         img = photo.preprocess(image, network)
         metas = dict(photo.metas, batch_input_shape=tuple(img.shape[-2:]))
         network.holder = ticket = (threading.get_ident(), next(self._calls))

@@ -68,7 +68,7 @@ class ShapePlans:
 
     ``make_network(pad_h, pad_w, batch)`` builds a network plan, ``make_photo(h, w, pad)`` a photo size's
     InputPlan. An evicted plan takes the steps photo sizes captured into its slots with it, and both
-    free their graphs at once.
+    free their graphs at once; a photo size left with no step leaves the cache with it.
     """
 
     def __init__(self, make_network, make_photo, spec, options):
@@ -127,5 +127,9 @@ class ShapePlans:
 
     def _drop_network(self, network) -> None:
         for key in self.photos.keys():
-            self.photos.peek(key).forget(network)
+            photo = self.photos.peek(key)
+            # A photo size that wrote into no other plan leaves with this one, its buffers freed now (as
+            # before the new plan's warm-up and capture), not held while later plans are built.
+            if photo.forget(network) and not photo.slots:
+                self.photos.remove(key).release()
         network.release()
