@@ -1,7 +1,7 @@
 """Throughput: images per second at batch 1, 4, 8 and 16, stock against the GPU-resident variant.
 
 Both get a real batch: stock ``inference_detector`` on a list (one collated forward), the
-GPU-resident pipeline ``detect_batch`` (graphed/batch.py: the photos of one network shape in
+GPU-resident pipeline ``detect_batch`` (graphed/plan.py: the photos of one network shape in
 one set of graphs, the backbone at batch N).
 """
 import pytest

@@ -1,4 +1,4 @@
-"""Real batches (graphed/batch.py): photos of one network shape in one pass, each with its own result.
+"""Real batches (a NetworkPlan of batch N): photos of one network shape in one pass, each with its own result.
 
 Runs the eager (CPU) composition; a GPU run times it (benchmarks/test_throughput.py).
 """

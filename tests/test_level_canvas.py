@@ -73,7 +73,7 @@ def test_canvas_rejects_an_extractor_of_other_strides():
 
 
 def test_a_batched_canvas_extracts_each_rois_own_image():
-    """Batch of two (graphed/batch.py), fp16 channels_last levels: column 0 of a RoI picks its image."""
+    """Batch of two (a NetworkPlan of batch 2), fp16 channels_last levels: column 0 of a RoI picks its image."""
     ext = extractor(7)
     first, second = ([f.half() for f in features(seed)] for seed in (3, 4))
     canvas = LevelCanvas(level_sizes(), STRIDES, 8, "cpu", batch=2)

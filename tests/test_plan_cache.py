@@ -5,6 +5,8 @@ tests/test_stream_cuda.py repeats the cache checks with graphs on a GPU.
 """
 import copy
 import dataclasses
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -87,7 +89,8 @@ def test_photos_of_one_padded_shape_share_a_plan_and_keep_their_own_results(grap
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
     again = detect(pipe, photos[FOUR_THREE[0]])
     np.testing.assert_array_equal(again.boxes, first[FOUR_THREE[0]].boxes)
-    assert (pipe.shapes.networks.hits, pipe.shapes.networks.misses) == (1, 1)  # the second size found the plan built
+    # The second size and the repeat found the plan built (each call is a use of it).
+    assert (pipe.shapes.networks.hits, pipe.shapes.networks.misses) == (2, 1)
 
 
 @pytest.mark.slow
@@ -99,14 +102,35 @@ def test_the_cache_is_bounded_and_an_evicted_shape_comes_back_the_same(graph_mod
         results.append(detect(pipe, photos[size]))
         assert len(pipe.shapes.networks) <= 2 and len(pipe.shapes.photos) <= 2
     assert pipe.shapes.networks.evictions >= 1 and pipe.shapes.networks.misses == 4
-    # A plan's photo sizes leave with it: none may point at an evicted plan's buffers.
+    # A plan takes the photo sizes' steps into its slots with it: none may point at an evicted plan's buffers.
     live = {id(pipe.shapes.networks.peek(key)) for key in pipe.shapes.networks.keys()}
-    assert all(id(pipe.shapes.photos.peek(key).network) in live for key in pipe.shapes.photos.keys())
+    steps = [network for key in pipe.shapes.photos.keys() for network, _ in pipe.shapes.photos.peek(key).slots]
+    assert steps and all(id(network) in live for network in steps)
     np.testing.assert_array_equal(results[-1].boxes, results[0].boxes)
     np.testing.assert_array_equal(results[-1].labels, results[0].labels)
     for size, got in zip(order, results):
         report = compare(stock[size], got)
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, f"{size}: {report}"
+
+
+def test_an_evicted_plan_and_the_photo_sizes_only_it_served_are_freed_at_once(graph_model, photos):
+    """Freed by reference counting when the plan is evicted, not left to the garbage collector (their
+    graphs and buffers would stay reserved meanwhile), and before the next plan is built."""
+    pipe = pipeline(graph_model, max_plans=1, max_photo_sizes=4)
+    inputs = pipe.preprocess(photos[FOUR_THREE[0]])
+    plan, photo = weakref.ref(inputs.plan), weakref.ref(pipe.shapes.photos.peek(pipe.shapes.photos.keys()[0]))
+    del inputs
+    make, alive_at_build = pipe.shapes.make_network, []
+    pipe.shapes.make_network = lambda *shape: alive_at_build.append((plan(), photo())) or make(*shape)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pipe.preprocess(photos[SQUARE])  # another padded shape: the 4:3 plan is evicted
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert alive_at_build == [(None, None)]
+    assert len(pipe.shapes.photos) == 1 and pipe.shapes.networks.evictions == 1
 
 
 @pytest.mark.slow

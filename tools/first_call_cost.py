@@ -25,21 +25,24 @@ def plan_parts(pipe, image):
     pad_h, pad_w, _ = image_metas(pipe.spec, h, w)["pad_shape"]
     eager = dataclasses.replace(pipe.options, graphs=False)
     parts = {}
+    pool = torch.cuda.graph_pool_handle()
     plan, parts["buffers, anchors, selectors"] = timed(
-        lambda: NetworkPlan(pipe.model, pipe.net, pipe.spec, eager, pad_h, pad_w, torch.cuda.graph_pool_handle()))
-    photo, parts["photo: upload buffer, resize tables"] = timed(lambda: InputPlan(plan, h, w, HostStaging(True)))
+        lambda: NetworkPlan(pipe.model, pipe.net, pipe.spec, eager, pad_h, pad_w, pool=pool))
+
+    def photo_plan(options):
+        return InputPlan(pipe.spec, options, h, w, (pad_h, pad_w), pipe.device, HostStaging(True), pool)
+
+    photo, parts["photo: upload buffer, resize tables"] = timed(lambda: photo_plan(eager))
     with torch.no_grad():
-        img, parts["eager: preprocess"] = timed(lambda: photo.preprocess(image))
+        img, parts["eager: preprocess"] = timed(lambda: photo.preprocess(image, plan))
         feats, parts["eager: features"] = timed(lambda: plan.steps.features(img))
         props, parts["eager: proposals"] = timed(lambda: plan.steps.proposals(feats))
         bbox, parts["eager: bbox head"] = timed(lambda: plan.steps.bbox_forward(props.rois))
         _, parts["eager: detections"] = timed(lambda: plan.steps.detections(props, bbox))
         _, parts["eager: mask head"] = timed(lambda: plan.steps.mask_forward(plan.mask_rois, plan.mask_labels))
     captured = dataclasses.replace(pipe.options, warmup_calls=0)  # the eager pass above was the warm-up
-    _, parts["capture 5 network graphs (no warm-up)"] = timed(
-        lambda: capture_steps(plan, captured, torch.cuda.graph_pool_handle()))
-    photo.network.options = captured
-    _, parts["capture preprocess graph (no warm-up)"] = timed(lambda: InputPlan(plan, h, w, HostStaging(True)))
+    _, parts["capture 5 network graphs (no warm-up)"] = timed(lambda: capture_steps(plan, captured, pool))
+    _, parts["capture preprocess graph (no warm-up)"] = timed(lambda: photo_plan(captured).steps(plan, 0))
     return parts
 
 

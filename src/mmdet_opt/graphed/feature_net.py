@@ -76,17 +76,11 @@ class FeatureNet(nn.Module):
         return kept_per_level(level_size, self.nms_pre)
 
     def forward(self, img: torch.Tensor, anchors: list, extents: torch.Tensor | None = None):
-        """FPN levels, and per level the RPN's top-k scores, deltas and anchors of image 0. With
-        ``extents`` ((1, 2) long: the photo's padded height and width, where ``img`` is larger),
-        each layer sees the image as stock sees it padded to its extent (extent.py), and only the
-        anchors inside the extent are ranked (the others score -1, after every real one)."""
-        feats, scores, deltas, kept_anchors = self._top_k(img, anchors, extents)
-        return feats, [s[0] for s in scores], [d[0] for d in deltas], [a[0] for a in kept_anchors]
-
-    def forward_batch(self, img: torch.Tensor, anchors: list, extents: torch.Tensor | None = None):
-        """``forward`` over a batch: FPN levels for all images, then (scores, deltas, anchors) lists
-        with per level the images' top-k stacked along a leading image dimension, each image ranked
-        as ``forward`` ranks one; ``extents`` (B, 2)."""
+        """FPN levels, and (scores, deltas, anchors) lists with per level the RPN's top-k of each image
+        along a leading image dimension. With ``extents`` ((B, 2) long: each photo's padded height and
+        width, where ``img`` is larger), each layer sees an image as stock sees it padded to its extent
+        (extent.py), and only the anchors inside the extent are ranked (the others score -1, after
+        every real one)."""
         feats, *top_k = self._top_k(img, anchors, extents)
         return feats, top_k
 

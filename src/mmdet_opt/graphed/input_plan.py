@@ -1,5 +1,8 @@
-"""What one photo size adds to the network plan it pads to: upload buffer, exact resize, metas."""
+"""What one photo size adds to the network plans it pads to: upload buffer, exact resize, metas."""
 from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,41 +51,69 @@ class HostStaging:
             self.uploaded.record()
 
 
-class InputPlan:
-    """An (h, w) photo's preprocessing into ``network``'s static input, captured as one graph.
+class Slot(NamedTuple):
+    """One photo's part of a network plan's buffers (NetworkPlan.slot), which its InputPlan writes."""
+    normalized: torch.Tensor  # (1, 3, H_pad, W_pad)
+    img_shape: torch.Tensor  # (2,)
+    scale_factor: torch.Tensor  # (4,)
+    extent: torch.Tensor | None  # (1, 2), with pad_to_scale
+    stats: tuple  # the plan's mean / std tables (gpu_preprocess.mean_std)
 
-    The step also writes the photo's ``img_shape`` and ``scale_factor`` into the network plan's
+
+class InputPlan:
+    """An (h, w) photo's preprocessing into a slot of a network plan of its padded shape: one step per
+    (plan, slot) it has written, each captured as a graph the first time.
+
+    The step also writes the photo's ``img_shape``, ``scale_factor`` and extent into the slot's
     buffers, so the shared graphs clip and rescale for this photo.
     """
 
-    def __init__(self, network, h: int, w: int, staging: HostStaging):
-        dev, spec, options = network.device, network.spec, network.options
-        self.network, self.spec, self.staging = network, spec, staging
-        self.metas, extent = photo_metas(spec, h, w, network.pad_shape)
+    def __init__(self, spec, options, h: int, w: int, pad_shape: tuple[int, int], device, staging: HostStaging,
+                 pool=None):
+        self.spec, self.options, self.staging, self.pool = spec, options, staging, pool
+        self.pad_shape = pad_shape  # the network plans' it writes into
+        self.metas, extent = photo_metas(spec, h, w, pad_shape)
         new_h, new_w, _ = self.metas["img_shape"]
-        self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
-        self.resize = resizer(spec, h, w, dev)
-        self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=dev)
-        self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(dev)
-        self.extent = torch.tensor([extent], device=dev)
-        self.steps = Steps(normalize=self._normalize)
-        if options.graphs:
-            with capture_flags(options.tf32):
-                self.steps.capture("normalize", pool=network.pool, warmup=options.warmup_calls)
+        self.image = torch.zeros((h, w, 3), dtype=torch.uint8, device=device)
+        self.resize = resizer(spec, h, w, device)
+        self.img_shape = torch.tensor([new_h, new_w], dtype=torch.float32, device=device)
+        self.scale_factor = torch.from_numpy(self.metas["scale_factor"]).to(device)
+        self.extent = torch.tensor([extent], device=device)
+        self.slots: dict = {}  # (network plan, slot index) -> Steps: the normalize step into that slot
 
     def release(self) -> None:
-        self.steps.release()
+        for steps in self.slots.values():
+            steps.release()
+        self.slots = {}
 
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(h, w, 3) uint8 BGR -> the network plan's (1, 3, H_pad, W_pad) input; one host-to-device copy."""
+    def forget(self, network) -> bool:
+        """Free the steps that write into ``network`` (it is being evicted); whether there were any."""
+        keys = [key for key in self.slots if key[0] is network]
+        for key in keys:
+            self.slots.pop(key).release()
+        return bool(keys)
+
+    def preprocess(self, image: np.ndarray, network, slot: int = 0) -> torch.Tensor:
+        """(h, w, 3) uint8 BGR -> slot ``slot`` of ``network``'s (N, 3, H_pad, W_pad) input (batch 1:
+        the input itself); one host-to-device copy."""
+        steps = self.steps(network, slot)
         self.staging.upload(image, self.image)
-        return self.steps.normalize()
+        return steps.normalize()
 
-    def _normalize(self) -> torch.Tensor:
-        net = self.network
-        net.img_shape.copy_(self.img_shape)
-        net.scale_factor.copy_(self.scale_factor)
-        if net.extents is not None:
-            net.extents.copy_(self.extent)
-        return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=net.normalized,
-                             stats=net.stats, resize=self.resize, kernel=net.options.normalize_kernel)
+    def steps(self, network, slot: int) -> Steps:
+        """The normalize step into ``network``'s slot ``slot``, captured on its first use."""
+        key = (network, slot)
+        if key not in self.slots:
+            steps = self.slots[key] = Steps(normalize=partial(self._normalize, network.slot(slot)))
+            if self.options.graphs:
+                with capture_flags(self.options.tf32):
+                    steps.capture("normalize", pool=self.pool, warmup=self.options.warmup_calls)
+        return self.slots[key]
+
+    def _normalize(self, slot: Slot) -> torch.Tensor:
+        slot.img_shape.copy_(self.img_shape)
+        slot.scale_factor.copy_(self.scale_factor)
+        if slot.extent is not None:
+            slot.extent.copy_(self.extent)
+        return normalize_pad(self.spec, self.image.permute(2, 0, 1), self.metas, out=slot.normalized,
+                             stats=slot.stats, resize=self.resize, kernel=self.options.normalize_kernel)

@@ -120,5 +120,5 @@ def nchw(feat: torch.Tensor) -> torch.Tensor:
     if n == 1:
         rows = feat.permute(0, 2, 3, 1).reshape(h * w, c)  # channels_last memory as it is: (H*W, C)
         return torch.mm(eye, rows.t()).view(1, c, h, w)
-    rows = feat.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a batch (batch.py): one product per image
+    rows = feat.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a batch (a plan of batch N): one product per image
     return torch.matmul(eye, rows.transpose(1, 2)).view(n, c, h, w)

@@ -12,12 +12,11 @@ from ..gpu_preprocess import PreprocessSpec
 from ..inputs import prepare_image
 from ..pipeline import Inputs, MaskForward, StagedPipeline, roi_results
 from ..raw_mask_head import boxes_by_class, group_by_class
-from .batch import BatchPlan
 from .callers import CallerLock, serialised
 from .feature_net import FeatureNet
 from .input_plan import HostStaging, InputPlan
 from .options import GraphOptions
-from .plan import Features, NetworkPlan, Proposals, fill_rois, mmdet_detections
+from .plan import Features, NetworkPlan, Proposals, batch_results, fill_rois, mmdet_detections, run_steps
 from .plan_cache import ShapePlans
 
 
@@ -78,11 +77,12 @@ class StudyStages:
     def mask_forward(self, feats, det_bboxes, inputs: PlannedInputs) -> MaskForward:
         """The mask_forward step over ``det_bboxes``."""
         plan = inputs.held_plan()
-        boxes = det_bboxes[:, :4] * plan.scale_factor
+        scale_factor = plan.scale_factor[0]  # the photo's (a plan of batch 1)
+        boxes = det_bboxes[:, :4] * scale_factor
         n = fill_rois(plan.mask_rois, boxes)
         mask_pred, _ = plan.steps.mask_forward(plan.mask_rois, plan.mask_labels)
         # The caller's copies: the static buffers are the next photo's.
-        return MaskForward(mask_pred[:n].clone(), boxes, plan.scale_factor.clone())
+        return MaskForward(mask_pred[:n].clone(), boxes, scale_factor.clone())
 
     def _detect(self, feats, proposals: Proposals, inputs: PlannedInputs, masks: bool = False):
         """The box head and static NMS (with ``masks``, the mask head queued before the host sync);
@@ -132,22 +132,22 @@ class GraphedPipeline(StudyStages):
     @torch.no_grad()
     def preprocess(self, image: np.ndarray) -> PlannedInputs:
         image = prepare_image(image, self.model.cfg)  # the front door every variant shares
-        photo = self.plan(*image.shape[:2])
-        img = photo.preprocess(image)
+        h, w = image.shape[:2]
+        # The plan of batch 1 (the photo is its slot 0) first: an eviction it makes frees the photo
+        # sizes that wrote only into the evicted plan before this photo's buffers are allocated.
+        network = self.shapes.plan(self.shapes.network_shape(h, w))
+        photo = self.plan(h, w)
+        img = photo.preprocess(image, network)
         metas = dict(photo.metas, batch_input_shape=tuple(img.shape[-2:]))
-        photo.network.holder = ticket = (threading.get_ident(), next(self._calls))
-        return PlannedInputs(img, [metas], photo.network, ticket)
+        network.holder = ticket = (threading.get_ident(), next(self._calls))
+        return PlannedInputs(img, [metas], network, ticket)
 
     @serialised
     @torch.no_grad()
     def __call__(self, image: np.ndarray):
-        """One photo through every step of its plan, in order; mmdet's (bbox_results, segm_results)."""
+        """One photo through every step of its plan of batch 1, in order; mmdet's (bbox_results, segm_results)."""
         inputs = self.preprocess(image)  # InputPlan: upload, exact resize, normalise, pad
-        steps = inputs.plan.steps
-        features = steps.features(inputs.img)  # backbone, FPN, RPN convs, top-k, canvas fill
-        proposals = steps.proposals(features)  # static proposal selection
-        dets = steps.detections(proposals, steps.bbox_forward(proposals.rois))  # box head, static NMS
-        masks = steps.mask_forward(dets.mask_rois, dets.mask_labels)  # queued before the host sync
+        features, proposals, dets, masks = run_steps(inputs.plan)
         return mmdet_results(self, features, inputs, *self._settle(features, proposals, dets, inputs, masks))
 
     def _settle(self, feats, proposals: Proposals, dets, inputs: PlannedInputs, mask_outputs):
@@ -162,7 +162,7 @@ class GraphedPipeline(StudyStages):
     @serialised
     def detect_batch(self, images: list) -> list:
         """mmdet-style results for ``images``, run as batches of the photos that pad to one network
-        shape (at most ``options.max_batch`` at a time; batch.py)."""
+        shape (at most ``options.max_batch`` at a time), each through the network plan of its size."""
         images = [prepare_image(image, self.model.cfg) for image in images]
         results = [None] * len(images)
         for pad, chunk in self.shapes.batches_of(images, self.options.max_batch):
@@ -171,26 +171,26 @@ class GraphedPipeline(StudyStages):
         return results
 
     def _run_batch(self, pad: tuple[int, int], images: list) -> list:
-        """Photos that pad to ``pad`` through one BatchPlan; a photo alone in its shape, or one a static
-        step could not vouch for (rare: mmdet's code then decides), runs the single-image path."""
+        """Photos that pad to ``pad`` through the plan of their number, each preprocessed into its slot by its
+        photo size's InputPlan; a photo alone in its shape, or one a static step could not vouch for (rare:
+        mmdet's code then decides), runs the single-image path."""
         if len(images) == 1:
             return [self(images[0])]
-        plan = self.shapes.batch(pad, len(images))
+        plan = self.shapes.plan(pad, len(images))
         with torch.no_grad():
             for slot, image in enumerate(images):
-                plan.load(slot, image, self.shapes.staging)
-            outputs = plan.run()
+                self.shapes.photo(*image.shape[:2]).preprocess(image, plan, slot)
+            outputs = batch_results(plan)
         return [self(image) if out is None else out for image, out in zip(images, outputs)]
 
 
 def plan_cache(model, net, spec, options: GraphOptions, device) -> ShapePlans:
-    """The network, photo and batch plans of a pipeline; all their graphs share one memory pool
-    (they are replayed one at a time)."""
+    """The network plans (by shape and batch size) and photo sizes of a pipeline; all their graphs share
+    one memory pool (they are replayed one at a time)."""
     pool = torch.cuda.graph_pool_handle() if options.graphs else None
     staging = HostStaging(pinned=device.type == "cuda", capacity=3 * options.upload_pixels)
-    return ShapePlans(lambda pad_h, pad_w: NetworkPlan(model, net, spec, options, pad_h, pad_w, pool),
-                      spec, options, staging,
-                      lambda pad_h, pad_w, n: BatchPlan(model, net, spec, options, pad_h, pad_w, n, pool))
+    return ShapePlans(lambda pad_h, pad_w, n: NetworkPlan(model, net, spec, options, pad_h, pad_w, n, pool),
+                      lambda h, w, pad: InputPlan(spec, options, h, w, pad, device, staging, pool), spec, options)
 
 
 def mmdet_results(pipeline: GraphedPipeline, feats, inputs: PlannedInputs, detections, mask_outputs):

@@ -1,17 +1,23 @@
-"""One network input shape's plan: the static buffers, and the steps that read and write them.
+"""One network input shape's plan for a batch of N photos: the static buffers, and the steps that read and write them.
 
-A plan is keyed by the padded shape the network sees, not by the photo's size: every photo that
-resizes and pads to it (all 4:3 photos, say) shares its graphs, and only adds an ``InputPlan``
-(its upload buffer and exact resize, input_plan.py). Every step has a fixed-size signature; callers
-reach them through ``plan.steps`` (capture.Steps), which with ``options.graphs`` replays each
-step's CUDA graph, else runs the method eagerly. The steps, in replay order:
+A plan is keyed by the padded shape the network sees and its batch size, not by the photos' sizes:
+every photo that resizes and pads to it (all 4:3 photos, say) shares its graphs, and only adds an
+``InputPlan`` (its upload buffer and exact resize, input_plan.py), which writes the photo into a
+slot of the plan's buffers. Every buffer has the images along dimension 0; column 0 of a RoI is its
+image's index into the batched LevelCanvas, so the RoI heads run once over every image's RoIs, and
+proposal selection and the detections' NMS run per image inside the same graphs. A plan of batch 1
+is a photo alone: its steps read image 0's views (``alone``), the single-image shapes.
 
-    InputPlan.preprocess(image)           -> normalized           uint8 upload, resize, normalise, pad
+Every step has a fixed-size signature; callers reach them through ``plan.steps`` (capture.Steps),
+which with ``options.graphs`` replays each step's CUDA graph, else runs the method eagerly. The
+steps, in replay order (at batch 1 without the leading N):
+
+    InputPlan.preprocess(image, plan, k)  -> normalized           upload, resize, normalise, pad into slot k
     features(normalized)                  -> Features             backbone, FPN, RPN convs, top-k
-    proposals(features)                   -> Proposals            static proposal selection
-    bbox_forward(rois)                    -> (cls_score, deltas)  over all ``max_proposals`` rows
-    detections(proposals, bbox_out)       -> Detections           score threshold + static NMS
-    mask_forward(mask_rois, mask_labels)  -> (mask_pred, probs)   over all ``max_detections`` rows
+    proposals(features)                   -> Proposals            (N*P, 5) RoIs, counts (N,), exact (N,)
+    bbox_forward(rois)                    -> (cls_score, deltas)  over all N * ``max_proposals`` rows
+    detections(proposals, bbox_out)       -> Detections           score threshold + static NMS, per image
+    mask_forward(mask_rois, mask_labels)  -> (mask_pred, probs)   over all N * ``max_detections`` rows
 """
 from __future__ import annotations
 
@@ -20,35 +26,36 @@ from typing import NamedTuple
 import torch
 
 from ..gpu_preprocess import mean_std
-from ..raw_mask_head import raw_class_masks
+from ..raw_mask_head import boxes_by_class, group_by_class, raw_class_masks
 from .capture import Steps, capture_flags
 from .fused import mask_head_forward
+from .input_plan import Slot
 from .level_canvas import LevelCanvas, reads_half
 from .static_post import DetectionSelector, ProposalSelector
 
-# The network steps of a plan (NetworkPlan, BatchPlan), in replay order.
+# The network steps of a plan, in replay order.
 STEPS = ("features", "proposals", "bbox_forward", "detections", "mask_forward")
 
 
 class Features(NamedTuple):
     levels: list  # FPN feature maps
-    scores: list  # per level, the RPN's top-k objectness, descending
+    scores: list  # per level, the RPN's top-k objectness, descending (per image: a leading N)
     deltas: list  # per level, their box deltas
     anchors: list  # per level, their anchors
 
 
 class Proposals(NamedTuple):
-    rois: torch.Tensor  # (max_proposals, 5), zero-padded
-    count: torch.Tensor  # how many rows are proposals
-    exact: torch.Tensor  # 0-dim bool: the selection is exactly mmdet's
+    rois: torch.Tensor  # (N * max_proposals, 5), each image's zero-padded
+    count: torch.Tensor  # per image, how many of its rows are proposals
+    exact: torch.Tensor  # per image, bool: the selection is exactly mmdet's
 
 
 class Detections(NamedTuple):
-    boxes: torch.Tensor  # (max_detections, 5) x1, y1, x2, y2, score in original-image pixels, zero-padded
+    boxes: torch.Tensor  # (N, max_detections, 5) x1, y1, x2, y2, score in original-image pixels, zero-padded
     labels: torch.Tensor
     count: torch.Tensor
     exact: torch.Tensor
-    mask_rois: torch.Tensor  # (max_detections, 5): the boxes in test-scale pixels, for the mask head
+    mask_rois: torch.Tensor  # (N * max_detections, 5): the boxes in test-scale pixels, for the mask head
     mask_labels: torch.Tensor
 
 
@@ -59,40 +66,50 @@ def fill_rois(rois: torch.Tensor, boxes: torch.Tensor) -> int:
     return len(boxes)
 
 
+def alone(tensor: torch.Tensor, batch: int) -> torch.Tensor:
+    """What the steps read of an (N, ...) buffer: at batch 1 image 0's view, so that a photo alone runs
+    the single-image kernels (shapes, sorts and top-k as ever); else the buffer."""
+    return tensor[0] if batch == 1 else tensor
+
+
 class NetworkPlan:
-    """Buffers and steps for network inputs padded to (pad_h, pad_w); see the module docstring.
+    """Buffers and steps for ``batch`` network inputs padded to (pad_h, pad_w); see the module docstring.
 
     ``img_shape`` and ``scale_factor`` differ between the photos that share a plan: they are device
-    buffers that each photo's preprocessing step writes, read by the steps that clip and rescale.
-    The graphs of every plan share ``pool`` (replayed one at a time, so their scratch memory can
-    be the same); a step's outputs stay valid until the next image is run.
+    buffers that each photo's preprocessing step writes into its slot (``slot``), read by the steps
+    that clip and rescale. The graphs of every plan share ``pool`` (replayed one at a time, so their
+    scratch memory can be the same); a step's outputs stay valid until the next batch is run.
     """
 
-    def __init__(self, model, net, spec, options, pad_h: int, pad_w: int, pool=None):
+    def __init__(self, model, net, spec, options, pad_h: int, pad_w: int, batch: int = 1, pool=None):
         dev = next(model.parameters()).device
         self.model, self.net, self.spec, self.options, self.pool = model, net, spec, options, pool
-        self.device = dev
-        self.pad_shape = (pad_h, pad_w)
-        self.normalized = torch.zeros((1, 3, pad_h, pad_w), device=dev)
-        self.img_shape = torch.tensor([pad_h, pad_w], dtype=torch.float32, device=dev)  # (h, w) resized
-        self.scale_factor = torch.ones(4, dtype=torch.float32, device=dev)
+        self.device, self.batch, self.pad_shape = dev, batch, (pad_h, pad_w)
+        self.normalized = torch.zeros((batch, 3, pad_h, pad_w), device=dev)
+        self.img_shape = torch.tensor([[pad_h, pad_w]] * batch, dtype=torch.float32, device=dev)  # (h, w) resized
+        self.scale_factor = torch.ones((batch, 4), dtype=torch.float32, device=dev)
         # With pad_to_scale, photos pad to less than this shape: each writes its own extent here.
-        self.extents = torch.tensor([[pad_h, pad_w]], device=dev) if options.pad_to_scale else None
+        self.extents = torch.tensor([[pad_h, pad_w]] * batch, device=dev) if options.pad_to_scale else None
         self.stats = mean_std(spec, dev)  # small tables uploaded now: a capture forbids copies
-        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev,
+        self.anchors, self.canvas = anchors_and_canvas(model, pad_h, pad_w, dev, batch,
                                                        fp16_canvas=options.fp16_canvas and options.fp16_heads)
         self.level_ids = [torch.full((net.kept_per_level(len(a)),), i, dtype=torch.long, device=dev)
                           for i, a in enumerate(self.anchors)]
         roi_head = model.roi_head
-        self.rois = torch.zeros((model.rpn_head.test_cfg.max_per_img, 5), device=dev)
-        self.roi_count = torch.zeros((), dtype=torch.long, device=dev)
-        max_detections = roi_head.test_cfg.max_per_img
-        self.mask_rois = torch.zeros((max_detections, 5), device=dev)
-        self.mask_labels = torch.zeros((max_detections,), dtype=torch.long, device=dev)
-        self.select_proposals = ProposalSelector(model.rpn_head, [len(i) for i in self.level_ids], self.img_shape,
-                                                 dev, options.nms_rounds)
-        self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, self.img_shape,
-                                                   self.scale_factor, rounds=options.nms_rounds)
+        self.per_image_rois, self.per_image_dets = model.rpn_head.test_cfg.max_per_img, roi_head.test_cfg.max_per_img
+        self.rois = torch.zeros((batch * self.per_image_rois, 5), device=dev)
+        self.roi_count = torch.zeros((batch,), dtype=torch.long, device=dev)
+        self.mask_rois = torch.zeros((batch * self.per_image_dets, 5), device=dev)
+        self.mask_labels = torch.zeros((batch * self.per_image_dets,), dtype=torch.long, device=dev)
+        # Column 0 of each image's RoIs and mask RoIs: its index into the canvas (made before any capture).
+        index = torch.arange(batch, device=dev, dtype=torch.float32)
+        self.roi_images, self.mask_roi_images = (index.repeat_interleave(n) for n in (self.per_image_rois,
+                                                                                      self.per_image_dets))
+        # One selector for the whole batch: one chain of small kernels, not one per image.
+        self.select_proposals = ProposalSelector(model.rpn_head, [len(i) for i in self.level_ids],
+                                                 alone(self.img_shape, batch), dev, options.nms_rounds)
+        self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, alone(self.img_shape, batch),
+                                                   alone(self.scale_factor, batch), rounds=options.nms_rounds)
         self.holder = None  # (thread, call) whose photo the buffers hold (GraphedPipeline.preprocess)
         self.steps = Steps.of(self, STEPS)
         if options.graphs:
@@ -102,24 +119,40 @@ class NetworkPlan:
         self.steps.release()
         self.holder = None  # evicted: no photo's inputs are good here any more
 
+    def slot(self, k: int) -> Slot:
+        """Photo k's part of the buffers, which its InputPlan writes; at batch 1 ``normalized`` itself,
+        the object the features step was captured with."""
+        extent = None if self.extents is None else self.extents[k:k + 1]
+        normalized = self.normalized if self.batch == 1 else self.normalized[k:k + 1]
+        return Slot(normalized, self.img_shape[k], self.scale_factor[k], extent, self.stats)
+
     def features(self, normalized: torch.Tensor) -> Features:
-        features = Features(*self.net(normalized, self.anchors, self.extents))
-        self.canvas.fill(features.levels, self.extents)
-        return features
+        levels, top_k = self.net(normalized, self.anchors, self.extents)
+        self.canvas.fill(levels, self.extents)
+        return Features(levels, *([alone(t, self.batch) for t in per_level] for per_level in top_k))
 
     def proposals(self, features: Features) -> Proposals:
         selected, count, exact = self.select_proposals(features.scores, features.deltas, features.anchors)
-        self.rois.copy_(selected)
-        self.roi_count.copy_(count)
-        return Proposals(self.rois, self.roi_count, exact)
+        self.rois.copy_(selected.view(-1, 5))
+        counts = alone(self.roi_count, self.batch)
+        counts.copy_(count)
+        if self.batch > 1:
+            self.rois[:, 0].copy_(self.roi_images)
+        return Proposals(self.rois, counts, exact)
 
     def bbox_forward(self, rois: torch.Tensor):
         return bbox_head_forward(self.model, self.canvas, rois)
 
     def detections(self, proposals: Proposals, bbox_out) -> Detections:
-        boxes, labels, count, exact = self.select_detections(proposals.rois, proposals.count, *bbox_out)
-        self.mask_rois[:, 1:].copy_(boxes[:, :4] * self.scale_factor)  # padding rows stay zero boxes
-        self.mask_labels.copy_(labels)
+        n, p, d = self.batch, self.per_image_rois, self.per_image_dets
+        boxes, labels, count, exact = self.select_detections(alone(proposals.rois.view(n, p, -1), n), proposals.count,
+                                                             *(alone(t.view(n, p, -1), n) for t in bbox_out))
+        # Padding rows stay zero boxes.
+        scale = alone(self.scale_factor, n)[..., None, :]
+        alone(self.mask_rois.view(n, d, 5), n)[..., 1:].copy_(boxes[..., :4] * scale)
+        self.mask_labels.copy_(labels.reshape(-1))
+        if n > 1:
+            self.mask_rois[:, 0].copy_(self.mask_roi_images)
         return Detections(boxes, labels, count, exact, self.mask_rois, self.mask_labels)
 
     def mask_forward(self, mask_rois: torch.Tensor, mask_labels: torch.Tensor):
@@ -144,7 +177,7 @@ def anchors_and_canvas(model, pad_h: int, pad_w: int, device, batch: int = 1, fp
 
 
 def capture_steps(plan, options, pool) -> None:
-    """Capture each step of ``plan.steps`` (NetworkPlan, BatchPlan): a step's outputs are the next
+    """Capture each step of ``plan.steps`` (NetworkPlan): a step's outputs are the next
     one's captured inputs; the first reads ``normalized``, the mask step ``mask_rois``/``mask_labels``."""
     steps = plan.steps
     with capture_flags(options.tf32):
@@ -188,3 +221,32 @@ def mmdet_detections(model, plan: NetworkPlan, feats: Features, meta: dict):
     bboxes, scores = bbox_head.get_bboxes(plan.rois[:n], cls_score[:n], bbox_pred[:n], meta["img_shape"],
                                           meta["scale_factor"], rescale=True, cfg=None)
     return multiclass_nms(bboxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
+
+
+def run_steps(plan: NetworkPlan):
+    """Every step in order on what the plan's slots hold, the mask head queued before any host sync:
+    (features, proposals, detections, (mask_pred, probs))."""
+    steps = plan.steps
+    features = steps.features(plan.normalized)  # backbone, FPN, RPN convs, top-k, canvas fill
+    proposals = steps.proposals(features)  # static proposal selection
+    dets = steps.detections(proposals, steps.bbox_forward(proposals.rois))  # box head, static NMS
+    return features, proposals, dets, steps.mask_forward(dets.mask_rois, dets.mask_labels)
+
+
+def batch_results(plan: NetworkPlan) -> list:
+    """Every step on the loaded slots; per image an mmdet result, or None where a static step could not
+    vouch for its result (the caller redoes that image alone). One host sync."""
+    _, proposals, dets, (_, probs) = run_steps(plan)
+    counts, exact = torch.stack([dets.count, (dets.exact & proposals.exact).long()]).view(2, -1).tolist()
+    return per_image_results(dets.boxes.view(plan.batch, plan.per_image_dets, 5),
+                             dets.labels.view(plan.batch, -1), probs.view(plan.batch, plan.per_image_dets,
+                                                                           *probs.shape[1:]),
+                             counts, exact, plan.model.roi_head.bbox_head.num_classes)
+
+
+def per_image_results(boxes, labels, probs, counts: list, exact: list, num_classes: int) -> list:
+    """mmdet's (bbox_results, segm_results) per image from (N, D, ...) static outputs; None where not exact."""
+    boxes, labels, probs = boxes.cpu().numpy(), labels.cpu().numpy(), probs.float().cpu().numpy()
+    return [(boxes_by_class(boxes[b, :n], labels[b, :n], num_classes),
+             group_by_class(probs[b, :n], labels[b, :n], num_classes)) if ok else None
+            for b, (n, ok) in enumerate(zip(counts, exact))]

@@ -62,23 +62,26 @@ class LRUCache(Generic[T]):
 
 
 class ShapePlans:
-    """Network plans by padded shape, the photo sizes over them, and batch plans by (shape, batch size),
-    each cache bounded by ``options``.
+    """Network plans by (padded shape, batch size), and the photo sizes that write into them, each cache
+    bounded by ``options``: ``networks`` keeps the plans of batch 1 by padded shape, ``batches`` the
+    larger ones by (H, W, N), so that batches of any size never evict the plans single photos run.
 
-    ``make_network(pad_h, pad_w)`` builds a network plan. An evicted network plan takes the photo
-    sizes that write into its buffers with it, and both free their graphs at once.
+    ``make_network(pad_h, pad_w, batch)`` builds a network plan, ``make_photo(h, w, pad)`` a photo size's
+    InputPlan. An evicted plan takes the steps photo sizes captured into its slots with it, and both
+    free their graphs at once; a photo size left with no step leaves the cache with it.
     """
 
-    def __init__(self, make_network, spec, options, staging, make_batch=None):
-        self.make_network, self.spec, self.options, self.staging = make_network, spec, options, staging
-        self.make_batch = make_batch
+    def __init__(self, make_network, make_photo, spec, options):
+        self.make_network, self.make_photo, self.spec, self.options = make_network, make_photo, spec, options
         self.networks = LRUCache(options.max_plans, on_evict=self._drop_network)
+        self.batches = LRUCache(options.max_plans, on_evict=self._drop_network)
         self.photos = LRUCache(options.max_photo_sizes, on_evict=InputPlan.release)
-        self.batches = LRUCache(options.max_plans, on_evict=lambda plan: plan.release())
 
-    def batch(self, pad: tuple[int, int], size: int):
-        """The batch plan for ``size`` photos that pad to ``pad`` (batch.py)."""
-        return self.batches.get((*pad, size), lambda: self.make_batch(*pad, size))
+    def plan(self, pad: tuple[int, int], batch: int = 1):
+        """The network plan of ``batch`` photos that pad to ``pad``: built on first use, kept while recently used."""
+        if batch == 1:
+            return self.networks.get(pad, lambda: self.make_network(*pad, 1))
+        return self.batches.get((*pad, batch), lambda: self.make_network(*pad, batch))
 
     def batches_of(self, images: list, size: int) -> list[tuple[tuple[int, int], list[int]]]:
         """(network shape, indices) of ``images`` grouped by the shape they pad to, at most ``size`` each."""
@@ -89,11 +92,7 @@ class ShapePlans:
                 for start in range(0, len(members), size)]
 
     def photo(self, h: int, w: int) -> InputPlan:
-        def build():
-            pad = self.network_shape(h, w)
-            return InputPlan(self.networks.get(pad, lambda: self.make_network(*pad)), h, w, self.staging)
-
-        return self.photos.get((h, w), build)
+        return self.photos.get((h, w), lambda: self.make_photo(h, w, self.network_shape(h, w)))
 
     def network_shape(self, h: int, w: int) -> tuple[int, int]:
         """The padded (H, W) the network sees for an (h, w) photo: the next multiple of the config's
@@ -121,13 +120,16 @@ class ShapePlans:
             raise ValueError(f"building both boxes' plans ahead needs max_plans >= 2, not {self.options.max_plans}")
         boxes = self.scale_boxes()
         for box in boxes:
-            self.networks.get(box, lambda box=box: self.make_network(*box))
+            self.plan(box)
             if after_each is not None:
                 after_each()
         return list(boxes)
 
     def _drop_network(self, network) -> None:
         for key in self.photos.keys():
-            if self.photos.peek(key).network is network:
+            photo = self.photos.peek(key)
+            # A photo size that wrote into no other plan leaves with this one, its buffers freed now (as
+            # before the new plan's warm-up and capture), not held while later plans are built.
+            if photo.forget(network) and not photo.slots:
                 self.photos.remove(key).release()
         network.release()
