@@ -222,3 +222,28 @@ def test_below_half_a_whole_image_paste_reaches_into_the_halo():
         for i, (x0, y0, x1, y1) in enumerate(pixel_regions(boxes, BIG_H, BIG_W, widened).tolist()):
             inside[i, y0:y1, x0:x1] = True
         assert bool((whole & ~inside).any()) is reaches_out
+
+
+def test_rles_of_many_masks_at_once_equal_pycocotools():
+    """``region_rles`` turns one chunk's run starts into every mask's RLE at once (a chunk holds many
+    masks on a GPU, one on a CPU): here a chunk of masks that are empty, full, running from one
+    column into the next and ending with the image, against pycocotools' own encoding."""
+    from mmdet_opt.paste import _rles
+
+    h, w = 7, 5
+    rng = np.random.default_rng(0)
+    masks = [np.zeros((h, w), bool), np.ones((h, w), bool)]
+    crossing = np.zeros((h, w), bool)
+    crossing[4:, 1], crossing[:3, 2] = True, True  # a run down column 1 that goes on at the top of 2
+    ending = np.zeros((h, w), bool)
+    ending[2:, 4] = True  # a run that ends with the image
+    masks += [crossing, ending] + [rng.random((h, w)) < p for p in (0.1, 0.5, 0.9) for _ in range(3)]
+    ks, starts = [], []
+    for k, m in enumerate(masks):  # as region_rles finds them: each column framed by a zero row above and below
+        columns = np.pad(m.T, ((0, 0), (1, 1)))
+        col, row = np.nonzero(columns[:, 1:] != columns[:, :-1])
+        ks.append(np.full(len(col), k))
+        starts.append(col * h + row)
+    rles = _rles(np.concatenate(ks), np.concatenate(starts), len(masks), h, w)
+    assert rles == [mask_utils.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0] for m in masks]
+    assert _rles(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, h, w) == []
