@@ -26,8 +26,7 @@ def scenes(settings, request, tmp_path_factory):
     from mmdet_opt.cli.dataset import dataset_items, load_annotations
     from mmdet_opt.cli.scenes import write_heldout_scenes
 
-    count = request.config.getoption("--accuracy-scenes") or defaults.accuracy_scenes(settings.on_gpu,
-                                                                                        settings.quick)
+    count = request.config.getoption("--accuracy-scenes") or defaults.accuracy_scenes(settings.on_gpu)
     folder = tmp_path_factory.mktemp("accuracy-scenes")
     dataset = load_annotations(write_heldout_scenes(count, str(folder), defaults.accuracy_short_sides(settings.on_gpu)))
     return dataset, dataset_items(dataset, str(folder))

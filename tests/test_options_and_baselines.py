@@ -422,7 +422,7 @@ def test_quick_collects_the_headline_table_and_parity_on_one_image():
     assert len(stages) == len({variant for variant, _, _ in baseline.expected(on_gpu=False).stages})
     parity = [i for i in ids if i.startswith("test_parity[")]
     assert parity and all(i.endswith("-640x384-astronaut]") for i in parity)
-    assert not [i for i in ids if i.startswith(("test_throughput", "test_stream"))]
+    assert not [i for i in ids if i.startswith(("test_throughput", "test_stream", "test_serving", "test_accuracy"))]
 
 
 @pytest.mark.slow  # the model, stock and one variant on a CPU

@@ -31,7 +31,6 @@ GPU_STREAM_IMAGES, CPU_STREAM_IMAGES = 200, 6
 # Accuracy: held-out scenes scored with COCOeval, on the trained model. On a CPU, smaller scenes
 # (short side in pixels; GPU: the generator's own range) and fewer of them keep a variant's pass short.
 GPU_ACCURACY_SCENES, CPU_ACCURACY_SCENES = 100, 4
-QUICK_GPU_ACCURACY_SCENES, QUICK_CPU_ACCURACY_SCENES = 20, 2
 CPU_ACCURACY_SHORT_SIDES = (240, 480)
 
 # (timed rounds, warm-up rounds) per benchmark.
@@ -72,10 +71,8 @@ def stream_images(on_gpu: bool) -> int:
     return GPU_STREAM_IMAGES if on_gpu else CPU_STREAM_IMAGES
 
 
-def accuracy_scenes(on_gpu: bool, quick: bool = False) -> int:
-    if on_gpu:
-        return QUICK_GPU_ACCURACY_SCENES if quick else GPU_ACCURACY_SCENES
-    return QUICK_CPU_ACCURACY_SCENES if quick else CPU_ACCURACY_SCENES
+def accuracy_scenes(on_gpu: bool) -> int:
+    return GPU_ACCURACY_SCENES if on_gpu else CPU_ACCURACY_SCENES
 
 
 def accuracy_short_sides(on_gpu: bool):

@@ -31,7 +31,7 @@ def add_options(parser) -> None:
                     help="untimed rounds first (default 5 GPU, 2 with --quick, 1 CPU)")
     group.addoption("--quick", action="store_true",
                     help=f"the headline table only: each variant's total at {QUICK_GPU_SIZES} (GPU) against stock, "
-                         "10 rounds, and parity on one image; no throughput or stream")
+                         "10 rounds, and parity on one image; no throughput, stream, serving or accuracy")
     group.addoption("--every-stage", action="store_true",
                     help="time every stage at every case (default: every stage of the study's variants at the "
                          "protocol cases, total elsewhere; the full grid takes well over half an hour on a GPU)")
