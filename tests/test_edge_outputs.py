@@ -227,7 +227,8 @@ def test_below_half_a_whole_image_paste_reaches_into_the_halo():
 def test_rles_of_many_masks_at_once_equal_pycocotools():
     """``region_rles`` turns one chunk's run starts into every mask's RLE at once (a chunk holds many
     masks on a GPU, one on a CPU): here a chunk of masks that are empty, full, running from one
-    column into the next and ending with the image, against pycocotools' own encoding."""
+    column into the next, ending with the image, or ending where the next mask starts, against
+    pycocotools' own encoding."""
     from mmdet_opt.paste import _rles
 
     h, w = 7, 5
@@ -237,7 +238,9 @@ def test_rles_of_many_masks_at_once_equal_pycocotools():
     crossing[4:, 1], crossing[:3, 2] = True, True  # a run down column 1 that goes on at the top of 2
     ending = np.zeros((h, w), bool)
     ending[2:, 4] = True  # a run that ends with the image
-    masks += [crossing, ending] + [rng.random((h, w)) < p for p in (0.1, 0.5, 0.9) for _ in range(3)]
+    top, below = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    top[0, 0], below[1:, 0] = True, True  # one mask's last boundary is the next one's first: not a pair
+    masks += [crossing, ending, top, below] + [rng.random((h, w)) < p for p in (0.1, 0.5, 0.9) for _ in range(3)]
     ks, starts = [], []
     for k, m in enumerate(masks):  # as region_rles finds them: each column framed by a zero row above and below
         columns = np.pad(m.T, ((0, 0), (1, 1)))
