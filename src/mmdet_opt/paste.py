@@ -199,7 +199,6 @@ def region_rles(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
                 max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[dict]:
     """COCO RLEs equal to ``encode_rle``'s: the run boundaries are found on the device inside each
     box region (column-major, as COCO counts), and only they come to the host."""
-
     masks = _as_tensor(masks)
     boxes = _as_tensor(boxes, masks.device)
     rles: list = [None] * len(masks)
@@ -243,6 +242,7 @@ def _rles(k: np.ndarray, starts: np.ndarray, n: int, img_h: int, img_w: int) -> 
     gaps = np.diff(framed)
     counts = [{"size": [img_h, img_w], "counts": gaps[f:f + m + 1]} for f, m in zip(first.tolist(), per_mask.tolist())]
     return mask_utils.frPyObjects(counts, img_h, img_w)
+
 
 def _flat(result):
     """(masks list, (N, 4) boxes) of an mmdet result ``(bbox_results, segm_results)``, class by class."""
