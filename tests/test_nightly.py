@@ -155,3 +155,23 @@ def test_every_step_runs_after_a_failure_and_the_summary_names_each(nightly):
     assert "--inject-delay-ms=1" in gate and "--inject-delay-ms=1" in rerun and "--mutation=shift_8px" in trained
     assert rerun[2] == "benchmarks/test_stages.py::test_stage[inference_graph_eager_fp32-640x384-total]"
     assert not (out / "night-stored.txt").exists()
+
+
+@pytest.mark.slow  # five processes, three of them importing torch
+def test_a_folder_without_a_baseline_is_named_and_the_gate_not_timed(nightly, tmp_path):
+    """A new GPU's first night, or a folder of partial runs only: the first step says what to record,
+    the gate fails on that without timing anything, and the other steps still run."""
+    from mmdet_opt.machine import baselines_folder
+
+    given, run = nightly
+    folder = tmp_path / baselines_folder("cpu")
+    stream_only = only(complete_run(seed=0, on_gpu=False), lambda b: "test_stream" in b["name"])
+    write(folder / "0001_base.json", stream_only)
+    write(given / "run.json", complete_run(seed=1, on_gpu=False))
+    code, output, calls, out = run()
+    assert code == 1, output
+    summary = (out / "summary.md").read_text()
+    assert f"| baselines folder | failed | no baseline in {baselines_folder('cpu')}: record one" in summary
+    assert f"| gate | failed | no baseline in {baselines_folder('cpu')} |" in summary
+    assert [c.split()[2] for c in calls] == ["benchmarks", "benchmarks/test_parity.py"]  # no gate timing
+    assert "| report | passed |" in summary

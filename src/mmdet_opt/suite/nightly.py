@@ -6,6 +6,8 @@
 Each step runs in a process of its own, with ``--python`` (default: this interpreter), so a prepared
 environment works where tox cannot build one (a GPU box without network):
 
+0. ``baselines folder``: this GPU's ``baselines/<device>/<machine id>``; without a baseline in it the step
+   says what to record, and the gate fails on that without timing anything.
 1. ``benchmarks``: ``pytest benchmarks`` against the latest baseline of this GPU (a bare
    ``--benchmark-compare``), with histograms and ``out/run.json``; a parity failure fails it.
 2. ``gate``: ``inference_graph``'s stages at both sizes (``GATE``) timed in a process of their own
@@ -35,6 +37,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .baseline import is_baseline
 from .runs import ReportError, load_run, stored_runs
 
 GATE = "test_stage and inference_graph and not roi_head and not masks and not rle"
@@ -89,8 +92,13 @@ def step_machine(night: Night) -> tuple:
     code, error = night.run("-m", "mmdet_opt.machine", to=night.out / "baselines_folder.txt")
     if code:
         return FAILED, f"cannot tell this GPU's baselines folder: {error}"
-    night.baselines = (night.out / "baselines_folder.txt").read_text().strip()
-    return PASSED, night.baselines
+    folder = (night.out / "baselines_folder.txt").read_text().strip()
+    night.baselines = folder  # the history and the night's name need it even without a baseline
+    if not Path(folder).is_dir() or not any(is_baseline(load_run(path)) for path in stored_runs(folder)):
+        night.gate = {"status": "error", "note": f"no baseline in {folder}"}
+        return FAILED, (f"no baseline in {folder}: record one from a clean checkout of main "
+                        "(pytest benchmarks --benchmark-save=NAME --benchmark-save-data) and commit it")
+    return PASSED, folder
 
 
 def step_benchmarks(night: Night) -> tuple:
@@ -102,8 +110,8 @@ def step_benchmarks(night: Night) -> tuple:
 
 
 def step_gate(night: Night) -> tuple:
-    if night.baselines is None:
-        return FAILED, "no baselines folder"
+    if night.baselines is None or night.gate["status"] == "error":  # the first step said why
+        return FAILED, night.gate.get("note", "no baselines folder")
     gate_json, flagged = night.out / "gate.json", night.out / "flagged.txt"
     code, _ = night.run("-m", "pytest", "benchmarks/test_stages.py", "-k", GATE, *GATE_SELECTION,
                         f"--benchmark-json={gate_json}", *night.delay())
