@@ -175,3 +175,5 @@ def test_a_folder_without_a_baseline_is_named_and_the_gate_not_timed(nightly, tm
     assert f"| gate | failed | no baseline in {baselines_folder('cpu')} |" in summary
     assert [c.split()[2] for c in calls] == ["benchmarks", "benchmarks/test_parity.py"]  # no gate timing
     assert "| report | passed |" in summary
+    assert json.loads((out / "night.json").read_text())["gate"] == {
+        "status": "error", "note": f"no baseline in {baselines_folder('cpu')}"}

@@ -387,6 +387,18 @@ def test_the_baseline_command_says_which_runs_are_baselines(tmp_path, capsys):
     assert baseline.main([str(tmp_path / "missing.json")]) == 2
 
 
+def test_latest_names_the_newest_baseline_passing_over_damaged_and_partial_runs(tmp_path, capsys):
+    (tmp_path / "0001_empty.json").write_text("")
+    (tmp_path / "0002_good.json").write_text(json.dumps(complete_run()))
+    (tmp_path / "0003_partial.json").write_text(json.dumps(only(complete_run(), lambda b: "stream" in b["name"])))
+    (tmp_path / "0004_damaged.json").write_text("{")
+    assert baseline.main(["--latest", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / '0002_good.json'}\n"
+    (tmp_path / "0002_good.json").unlink()
+    assert baseline.main(["--latest", str(tmp_path), str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().out == f"no baseline in {tmp_path}\nno baseline in {tmp_path / 'missing'}\n"
+
+
 # --- the default suite's plan --------------------------------------------------------------------------
 
 def collected(*args) -> list:

@@ -151,7 +151,12 @@ def main(argv=None) -> int:
                                      description="Say which runs are baselines: complete runs of the default "
                                                  "suite from a clean checkout.")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run files, or folders of stored runs (NNNN_*.json)")
+    parser.add_argument("--latest", action="store_true",
+                        help="print only the newest baseline of the folders given (what compare reads); exit 1 "
+                             "when they hold none")
     args = parser.parse_args(argv)
+    if args.latest:
+        return print_latest(map(Path, args.runs))
     status = 0
     try:
         for path in [p for arg in map(Path, args.runs) for p in (stored_runs(arg) if arg.is_dir() else [arg])]:
@@ -161,6 +166,26 @@ def main(argv=None) -> int:
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return status
+
+
+def latest(folder: Path) -> Path | None:
+    """The newest baseline stored in ``folder``, passing over runs that are not baselines or not readable."""
+    for path in reversed(stored_runs(folder) if folder.is_dir() else []):
+        try:
+            if is_baseline(load_run(path)):
+                return path
+        except ReportError:
+            continue
+    return None
+
+
+def print_latest(folders) -> int:
+    status = 0
+    for folder in folders:
+        found = latest(folder)
+        print(found if found else f"no baseline in {folder}")
+        status = status or (0 if found else 1)
     return status
 
 

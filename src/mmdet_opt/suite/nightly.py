@@ -6,8 +6,9 @@
 Each step runs in a process of its own, with ``--python`` (default: this interpreter), so a prepared
 environment works where tox cannot build one (a GPU box without network):
 
-0. ``baselines folder``: this GPU's ``baselines/<device>/<machine id>``; without a baseline in it the step
-   says what to record, and the gate fails on that without timing anything.
+0. ``baselines folder``: this GPU's ``baselines/<device>/<machine id>`` and its newest baseline
+   (``baseline --latest``); without one the step says what to record, and the gate fails on that
+   without timing anything.
 1. ``benchmarks``: ``pytest benchmarks`` against the latest baseline of this GPU (a bare
    ``--benchmark-compare``), with histograms and ``out/run.json``; a parity failure fails it.
 2. ``gate``: ``inference_graph``'s stages at both sizes (``GATE``) timed in a process of their own
@@ -37,7 +38,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .baseline import is_baseline
 from .runs import ReportError, load_run, stored_runs
 
 GATE = "test_stage and inference_graph and not roi_head and not masks and not rle"
@@ -94,11 +94,12 @@ def step_machine(night: Night) -> tuple:
         return FAILED, f"cannot tell this GPU's baselines folder: {error}"
     folder = (night.out / "baselines_folder.txt").read_text().strip()
     night.baselines = folder  # the history and the night's name need it even without a baseline
-    if not Path(folder).is_dir() or not any(is_baseline(load_run(path)) for path in stored_runs(folder)):
+    code, _ = night.run("-m", "mmdet_opt.suite.baseline", "--latest", folder, to=night.out / "baseline.txt")
+    if code:
         night.gate = {"status": "error", "note": f"no baseline in {folder}"}
         return FAILED, (f"no baseline in {folder}: record one from a clean checkout of main "
                         "(pytest benchmarks --benchmark-save=NAME --benchmark-save-data) and commit it")
-    return PASSED, folder
+    return PASSED, f"{folder}, newest baseline {Path((night.out / 'baseline.txt').read_text().strip()).name}"
 
 
 def step_benchmarks(night: Night) -> tuple:
