@@ -105,3 +105,24 @@ def test_escape_warnings_are_dropped_for_mmdet_sources_only():
                "SOURCE = " + repr(r"'\d'") + "\n" + check)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == r"invalid escape sequence '\d'"
+
+
+def test_only_mmcvs_own_autocast_calls_are_quiet():
+    """mmcv's fp16 mode calls torch.cuda.amp.autocast at every forward (inference_fp16): that deprecation
+    notice is dropped where mmcv makes the call, and still shown where anyone else does."""
+    import warnings
+
+    import torch
+
+    from mmdet_opt.quiet import ignore_mmcv_autocast_notice
+
+    def notices(module_name: str) -> list:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ignore_mmcv_autocast_notice()
+            exec(compile("torch.cuda.amp.autocast(enabled=False)", "fp16_utils.py", "exec"),
+                 {"__name__": module_name, "torch": torch})
+        return [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+
+    assert notices("mmcv.runner.fp16_utils") == []
+    assert [n for n in notices("my_app") if "torch.cuda.amp.autocast(args...)` is deprecated" in n]

@@ -10,6 +10,7 @@ MMCV_V2_NOTICE = r"On January 1, 2023, MMCV will release v2\.0\.0"
 IMAGE_TO_TENSOR_NOTICE = r'"ImageToTensor" pipeline is replaced'
 INVALID_ESCAPE_NOTICE = r"invalid escape sequence"
 OPEN_MMLAB_SOURCES = r".*[\\/](mmdet|mmcv)[\\/]"
+MMCV_AUTOCAST_NOTICE = r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated"
 
 
 class _DropCudaHomeNotice(logging.Filter):
@@ -44,6 +45,13 @@ def ignore_image_to_tensor_notice() -> None:
     """mmdet's ``inference_detector`` warns at every call that the config's own test pipeline
     has ImageToTensor, advice for batch configs: once per image of a long evaluation."""
     warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
+
+
+def ignore_mmcv_autocast_notice() -> None:
+    """mmcv 1.x's fp16 mode (``wrap_fp16_model``: the ``inference_fp16`` variants) calls
+    ``torch.cuda.amp.autocast``, which torch >= 2.4 calls deprecated at every forward: about mmcv's
+    code, nothing a user can change. Only where mmcv makes the call."""
+    warnings.filterwarnings("ignore", message=MMCV_AUTOCAST_NOTICE, category=FutureWarning, module=r"mmcv\.")
 
 
 def quiet_start_up() -> None:

@@ -22,11 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ..quiet import ignore_image_to_tensor_notice, ignore_invalid_escape_warnings, ignore_mmcv_v2_notice
+    from .. import quiet
 
-    ignore_mmcv_v2_notice()
-    ignore_image_to_tensor_notice()
-    ignore_invalid_escape_warnings()
+    quiet.ignore_mmcv_v2_notice()
+    quiet.ignore_mmcv_autocast_notice()
+    quiet.ignore_image_to_tensor_notice()
+    quiet.ignore_invalid_escape_warnings()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
