@@ -24,8 +24,41 @@ def photo_metas(spec, h: int, w: int, pad_shape: tuple[int, int]) -> tuple[dict,
     return metas, extent
 
 
+class StagingRing:
+    """Where in a buffer of ``capacity`` bytes each upload is staged: right after the previous one, or
+    at 0 where it would not fit. So a photo's host copy overlaps the uploads before it, and the host
+    waits (``claim``) only for an upload still reading the part it is about to overwrite."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.next = capacity, 0
+        self.in_flight: list = []  # (start, end, done): uploads that may still be reading [start, end)
+
+    def claim(self, size: int) -> int:
+        """The start of ``size`` bytes to stage into, once the uploads reading them are done."""
+        start = self.next if self.next + size <= self.capacity else 0
+        end = start + size
+        keep = []
+        for entry in self.in_flight:
+            if entry[0] < end and start < entry[1]:
+                entry[2].synchronize()
+            else:
+                keep.append(entry)
+        self.in_flight, self.next = keep, end
+        return start
+
+    def track(self, start: int, size: int, done) -> None:
+        """An upload of [start, start + size) whose completion ``done.synchronize()`` waits for."""
+        self.in_flight.append((start, start + size, done))
+
+    def drain(self) -> None:
+        for _, _, done in self.in_flight:
+            done.synchronize()
+        self.in_flight, self.next = [], 0
+
+
 class HostStaging:
-    """One pinned host buffer that every photo size's upload goes through, grown when a larger photo comes.
+    """Pinned host memory that every photo size's upload goes through, used as a ring (StagingRing),
+    grown when a larger photo comes.
 
     Pinned memory makes the upload asynchronous, but pinning is slow (docs/options.md), so the buffer
     is pinned at start-up for ``capacity`` bytes, and only a larger photo pays for growing it, once.
@@ -35,20 +68,25 @@ class HostStaging:
     def __init__(self, pinned: bool, capacity: int = 0):
         self.pinned = pinned
         self.buffer = torch.empty(capacity if pinned else 0, dtype=torch.uint8, pin_memory=pinned)
-        self.uploaded = torch.cuda.Event() if pinned else None  # the last copy out of the buffer
+        self.ring = StagingRing(self.buffer.numel())
 
     def upload(self, image: np.ndarray, dst: torch.Tensor) -> None:
-        """Copy ``image`` into the device tensor ``dst`` (same shape) through the pinned buffer."""
-        if self.pinned:
-            self.uploaded.synchronize()  # the previous image's copy must have left the buffer
+        """Copy ``image`` into the device tensor ``dst`` (same shape), through the pinned buffer on a GPU."""
+        if not self.pinned:
+            dst.copy_(torch.from_numpy(image))
+            return
         size = image.size
         if size > self.buffer.numel():
-            self.buffer = torch.empty(size, dtype=torch.uint8, pin_memory=self.pinned)
-        staged = self.buffer[:size].view(image.shape)
+            self.ring.drain()
+            self.buffer = torch.empty(size, dtype=torch.uint8, pin_memory=True)
+            self.ring = StagingRing(size)
+        start = self.ring.claim(size)
+        staged = self.buffer[start:start + size].view(image.shape)
         staged.copy_(torch.from_numpy(image))
         dst.copy_(staged, non_blocking=True)
-        if self.pinned:
-            self.uploaded.record()
+        done = torch.cuda.Event()
+        done.record()
+        self.ring.track(start, size, done)
 
 
 class Slot(NamedTuple):
