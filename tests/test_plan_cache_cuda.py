@@ -87,4 +87,4 @@ def test_uploads_are_exact_as_the_pinned_buffer_grows():
         staging.upload(image, dst)
         torch.cuda.synchronize()
         np.testing.assert_array_equal(dst.cpu().numpy(), image)
-    assert staging.buffer.is_pinned() and staging.buffer.numel() == 200 * 300 * 3
+    assert staging.buffer.is_pinned() and staging.buffer.numel() == 2 * 200 * 300 * 3  # room for two

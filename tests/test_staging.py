@@ -31,8 +31,11 @@ def test_uploads_follow_each_other_and_wrap_waiting_only_for_what_they_overwrite
 def test_an_upload_as_large_as_the_ring_waits_for_every_earlier_one():
     ring = StagingRing(64)
     earlier = [Upload() for _ in range(4)]
+    starts = []
     for upload in earlier:
-        ring.track(ring.claim(16), 16, upload)
+        starts.append(ring.claim(16))
+        ring.track(starts[-1], 16, upload)
+    assert starts == [0, 16, 32, 48] and [u.waited for u in earlier] == [0, 0, 0, 0]
     assert ring.claim(64) == 0 and [u.waited for u in earlier] == [1, 1, 1, 1]
 
 
@@ -46,18 +49,20 @@ def test_drain_waits_for_everything_in_flight():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_uploads_in_flight_are_never_overwritten():
-    """Photos staged one after another, with no sync between them, through a ring that wraps several
-    times: every upload lands exactly."""
+    """Photos staged one after another, with no sync between them, behind a kernel that holds the
+    stream, through a ring that wraps several times and then grows: every upload lands exactly."""
     staging = HostStaging(pinned=True, capacity=3 * 120 * 160 * 3)
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-              for h, w in [(120, 160), (100, 100), (120, 160), (60, 80), (120, 160)] * 4]
+    sizes = [(120, 160), (100, 100), (120, 160), (60, 80), (120, 160)] * 4 + [(300, 400), (120, 160)]
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
     dsts = [torch.empty(image.shape, dtype=torch.uint8, device="cuda") for image in images]
+    torch.cuda._sleep(50_000_000)  # every copy below queues behind this, so the earlier ones are in flight
     for image, dst in zip(images, dsts):
         staging.upload(image, dst)
     torch.cuda.synchronize()
     for image, dst in zip(images, dsts):
         np.testing.assert_array_equal(dst.cpu().numpy(), image)
+    assert staging.buffer.numel() == 2 * 300 * 400 * 3
 
 
 def test_on_a_cpu_the_upload_is_a_copy():

@@ -61,7 +61,8 @@ class HostStaging:
     grown when a larger photo comes.
 
     Pinned memory makes the upload asynchronous, but pinning is slow (docs/options.md), so the buffer
-    is pinned at start-up for ``capacity`` bytes, and only a larger photo pays for growing it, once.
+    is pinned at start-up for ``capacity`` bytes, and only a larger photo pays for growing it (to two
+    such photos), once.
     No graph reads it (the upload is a plain copy), so it may move when it grows.
     """
 
@@ -76,16 +77,16 @@ class HostStaging:
             dst.copy_(torch.from_numpy(image))
             return
         size = image.size
-        if size > self.buffer.numel():
+        if size > self.buffer.numel():  # room for two, so that such photos' copies still overlap
             self.ring.drain()
-            self.buffer = torch.empty(size, dtype=torch.uint8, pin_memory=True)
-            self.ring = StagingRing(size)
+            self.buffer = torch.empty(2 * size, dtype=torch.uint8, pin_memory=True)
+            self.ring = StagingRing(2 * size)
         start = self.ring.claim(size)
         staged = self.buffer[start:start + size].view(image.shape)
         staged.copy_(torch.from_numpy(image))
         dst.copy_(staged, non_blocking=True)
         done = torch.cuda.Event()
-        done.record()
+        done.record(torch.cuda.current_stream(dst.device))
         self.ring.track(start, size, done)
 
 
