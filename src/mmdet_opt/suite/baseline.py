@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from . import defaults
-from .runs import ReportError, device_of, injected_delay, load_run, stored_runs
+from .runs import ReportError, device_of, injected_delay, load_run, newest_usable, stored_runs
 
 
 @dataclass(frozen=True)
@@ -171,13 +171,15 @@ def main(argv=None) -> int:
 
 def latest(folder: Path) -> Path | None:
     """The newest baseline stored in ``folder``, passing over runs that are not baselines or not readable."""
-    for path in reversed(stored_runs(folder) if folder.is_dir() else []):
-        try:
-            if is_baseline(load_run(path)):
-                return path
-        except ReportError:
-            continue
-    return None
+    runs = stored_runs(folder) if folder.is_dir() else []
+    return newest_usable(runs, lambda run: run is not None and is_baseline(run), load=_readable)[0]
+
+
+def _readable(path: Path) -> dict | None:
+    try:
+        return load_run(path)
+    except ReportError:
+        return None
 
 
 def print_latest(folders) -> int:

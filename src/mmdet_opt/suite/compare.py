@@ -77,7 +77,16 @@ from pathlib import Path
 import numpy as np
 
 from .baseline import is_baseline, why_not
-from .runs import ReportError, device_of, injected_delay, load_run, same_weights, short_commit, stored_runs
+from .runs import (
+    ReportError,
+    device_of,
+    injected_delay,
+    load_run,
+    newest_usable,
+    same_weights,
+    short_commit,
+    stored_runs,
+)
 
 UNCHANGED = "unchanged"
 BELOW_FLOOR = "below floor"
@@ -262,11 +271,9 @@ def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wan
         runs = [p for p in runs if p.resolve() != exclude.resolve()]
     if not runs:
         raise ReportError(f"--latest-in: no stored run (NNNN_*.json) in {folder}")
-    passed_over = []
-    for path in reversed(runs):
-        if usable is None or usable(load_run(path)):
-            return path, passed_over
-        passed_over.append(path.name)
+    path, passed_over = newest_usable(runs, usable or (lambda run: True))
+    if path is not None:
+        return path, passed_over
     raise ReportError(f"--latest-in: none of the {len(runs)} stored runs in {folder} holds {wanted}")
 
 

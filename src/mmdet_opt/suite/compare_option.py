@@ -16,7 +16,7 @@ from pytest_benchmark.utils import get_machine_id
 
 from ..machine import device_name
 from .baseline import is_baseline
-from .runs import ReportError, load_run, same_weights
+from .runs import ReportError, load_run, newest_usable, same_weights
 from .settings import Settings, run_weights
 
 
@@ -43,17 +43,15 @@ def latest_baseline(config, stored: list, weights: str, root: Path) -> list:
     default suite from a clean checkout, ``mmdet_opt.suite.baseline``) of the same weights. Later
     runs are passed over, in one header line; with none, nothing is compared, and the header says so.
     A broken file is still a usage error."""
-    passed_over = []
-    for path in reversed(stored):
-        run = _load(path)
-        if is_baseline(run) and same_weights(run, {"weights": weights}):
-            config.option.benchmark_compare = str(path)
-            note = f"--benchmark-compare: {path.name}, the latest baseline"
-            if passed_over:
-                note += f"; passed over the later {', '.join(passed_over)} (not complete and clean, or other weights)"
-            config._mmdet_opt_compare_note = note
-            return [path]
-        passed_over.append(path.name)
+    path, passed_over = newest_usable(
+        stored, lambda run: is_baseline(run) and same_weights(run, {"weights": weights}), load=_load)
+    if path is not None:
+        config.option.benchmark_compare = str(path)
+        note = f"--benchmark-compare: {path.name}, the latest baseline"
+        if passed_over:
+            note += f"; passed over the later {', '.join(passed_over)} (not complete and clean, or other weights)"
+        config._mmdet_opt_compare_note = note
+        return [path]
     if stored:  # only partial, dirty or other-weights runs: comparing with one would mislead
         config.option.benchmark_compare = False
         config._mmdet_opt_compare_note = (f"--benchmark-compare: no baseline in {root} (passed over "

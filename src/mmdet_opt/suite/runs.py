@@ -47,6 +47,17 @@ def stored_runs(folder: str | Path) -> list:
     return sorted(runs, key=lambda p: int(STORED_RUN.fullmatch(p.name).group(1)))
 
 
+def newest_usable(runs: list, usable, load=load_run) -> tuple:
+    """The newest of ``runs`` (oldest first) whose ``load``-ed run ``usable`` accepts, or None, and
+    the names of the newer runs passed over. What ``load`` raises for a broken file, it raises."""
+    passed_over = []
+    for path in reversed(runs):
+        if usable(load(path)):
+            return path, passed_over
+        passed_over.append(path.name)
+    return None, passed_over
+
+
 def medians(data: dict) -> dict:
     """{size: {variant: {stage: median ms}}} from the stage benchmarks of a run."""
     table = defaultdict(lambda: defaultdict(dict))
