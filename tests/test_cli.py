@@ -145,11 +145,8 @@ class StandInDetector:
         return [np.array([[0, 0, w // 2, h // 2, 0.9]], np.float32), np.zeros((0, 5), np.float32)], \
             [[encode_mask(mask)], []]
 
-    def detect(self, images):
+    def batch(self, images):
         return [self(image) for image in images]
-
-    def convert(self, result, image_shape):
-        return result
 
 
 def stand_in(monkeypatch, detector: StandInDetector) -> StandInDetector:
@@ -183,52 +180,6 @@ def test_an_image_that_fails_in_a_batch_is_skipped_and_the_batch_kept(monkeypatc
     assert [img["file_name"] for img in done] == ["scene0.png", "scene1.jpg"]
     assert [(d["image_id"], d["category_id"], d["bbox"]) for d in json.loads(out.read_text())] == [
         (0, 1, [0.0, 0.0, 48.0, 32.0]), (1, 1, [0.0, 0.0, 64.0, 48.0])]
-
-
-class OverlapWitness(StandInDetector):
-    """A stand-in whose conversion of a photo waits (at most 10 s) for the next photo's detection to
-    start, and records whether it did: a conversion on the detecting thread would never see it."""
-
-    def __init__(self, photos: int):
-        super().__init__()
-        self.started = [threading.Event() for _ in range(photos)]
-        self.saw_next_detection = []
-
-    def detect(self, images):
-        call = sum(event.is_set() for event in self.started)
-        self.started[call].set()
-        return [(result, call) for result in super().detect(images)]
-
-    def convert(self, result, image_shape):
-        result, call = result
-        if call + 1 < len(self.started):
-            self.saw_next_detection.append(self.started[call + 1].wait(timeout=10))
-        return result
-
-
-def test_a_photos_conversion_runs_while_the_next_photo_is_detected(monkeypatch, photos, tmp_path):
-    detector = stand_in(monkeypatch, OverlapWitness(len(SIZES)))
-    out = tmp_path / "results.json"
-    code, _, _ = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu"])
-    assert code == 0
-    assert detector.saw_next_detection == [True] * (len(SIZES) - 1)
-    assert [d["image_id"] for d in json.loads(out.read_text())] == list(range(len(SIZES)))  # in order
-
-
-def test_an_image_whose_conversion_fails_is_skipped_and_the_others_kept(monkeypatch, photos, tmp_path):
-    detector = stand_in(monkeypatch, StandInDetector())
-    tall = SIZES.index((72, 112))
-    convert = detector.convert
-    monkeypatch.setattr(detector, "convert", lambda result, shape: (
-        (_ for _ in ()).throw(ValueError("soft masks")) if shape[:2] == (112, 72) else convert(result, shape)))
-    out = tmp_path / "results.json"
-    code, _, stderr = run_main(["infer", "default", "none", str(photos), "--out", str(out), "--device", "cpu",
-                                "--batch", "2"])
-    assert code == 1
-    assert lines_naming(stderr, f"scene{tall}") == [
-        f"skipped {photos / f'scene{tall}.png'}: detection failed (ValueError: soft masks)"]
-    assert [img["file_name"] for img in json.loads(Path(images_path(str(out))).read_text())["images"]] == [
-        "scene0.png", "scene1.jpg"]
 
 
 def test_ann_gives_the_image_ids_and_categories_of_an_annotation_file(monkeypatch, photos, tmp_path):

@@ -106,30 +106,19 @@ class Detector:
         array = prepare_image(image, self.cfg)
         with torch.no_grad():
             result = self._run(array, image)
-        return self.convert(result, array.shape)
+        return self._convert(result, array.shape)
 
     def batch(self, images) -> list:
         """Results for a list of images; a graph variant runs the photos of one network shape as
         one batch (``detect_batch``), the others one image at a time."""
         arrays = [prepare_image(image, self.cfg) for image in images]
-        return [self.convert(result, array.shape) for result, array in zip(self.detect(arrays, images), arrays)]
-
-    def detect(self, arrays: list, images=None) -> list:
-        """``batch``'s first half: the variant's own results for images already read
-        (``inputs.prepare_image``'s arrays; ``images``: what they were read from), before ``convert``.
-        Apart, so that one batch's conversion can run on another thread while the next is detected."""
-        images = arrays if images is None else images
         detect_batch = getattr(self._pipeline, "detect_batch", None)
         with torch.no_grad():
             if detect_batch is not None:
-                return detect_batch(arrays)
-            return [self._run(array, image) for array, image in zip(arrays, images)]
-
-    def convert(self, result, image_shape):
-        """``batch``'s second half: one image's result from ``detect`` in the ``output``'s form."""
-        if self.output == "probs":
-            return result
-        return convert(result, image_shape, self.output, self.device, self.mask_thr)
+                results = detect_batch(arrays)
+            else:
+                results = [self._run(array, image) for array, image in zip(arrays, images)]
+        return [self._convert(result, array.shape) for result, array in zip(results, arrays)]
 
     def _run(self, array, image):
         if self._pipeline is not None:
@@ -140,6 +129,11 @@ class Detector:
         with warnings.catch_warnings():  # its ImageToTensor notice, at every call
             warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
             return mmdet_inference_detector(self.model, str(image) if isinstance(image, (str, os.PathLike)) else array)
+
+    def _convert(self, result, image_shape):
+        if self.output == "probs":
+            return result
+        return convert(result, image_shape, self.output, self.device, self.mask_thr)
 
     def __repr__(self) -> str:
         return f"Detector({self.variant.name}, output={self.output!r}, {len(self.CLASSES)} classes, on {self.device})"
