@@ -623,3 +623,22 @@ def test_gate_rates_counts_a_drifting_run_as_a_false_alarm_only_without_a_rerun(
     # Against the two normal baselines the delay is caught, confirmed or not; against the drifted
     # one (6.9 ms) 7.0 ms is no move: a slow baseline hides a slowdown, which a rerun cannot mend.
     assert detected.split(" / ") == [" 4/6", "4/6", "4/6 "]
+
+
+def test_newest_usable_takes_the_newest_run_that_passes_and_names_the_newer_ones(tmp_path):
+    from mmdet_opt.suite.runs import ReportError, newest_usable
+
+    paths = [tmp_path / f"000{i}_run.json" for i in (1, 2, 3)]
+    held = {paths[0]: {"ok": True}, paths[1]: {"ok": True}, paths[2]: {"ok": False}}
+    usable = lambda run: run["ok"]  # noqa: E731
+    assert newest_usable(paths, usable, load=held.get) == (paths[1], ["0003_run.json"])
+    assert newest_usable(paths[:2], usable, load=held.get) == (paths[1], [])
+    assert newest_usable(paths, lambda run: False, load=held.get) == (
+        None, ["0003_run.json", "0002_run.json", "0001_run.json"])
+    assert newest_usable([], usable, load=held.get) == (None, [])
+
+    def broken(path):
+        raise ReportError(f"{path} is not valid JSON")
+
+    with pytest.raises(ReportError, match="0003_run.json is not valid JSON"):
+        newest_usable(paths, usable, load=broken)

@@ -393,7 +393,10 @@ def test_latest_names_the_newest_baseline_passing_over_damaged_and_partial_runs(
     (tmp_path / "0003_partial.json").write_text(json.dumps(only(complete_run(), lambda b: "stream" in b["name"])))
     (tmp_path / "0004_damaged.json").write_text("{")
     assert baseline.main(["--latest", str(tmp_path)]) == 0
-    assert capsys.readouterr().out == f"{tmp_path / '0002_good.json'}\n"
+    out, err = capsys.readouterr()
+    assert out == f"{tmp_path / '0002_good.json'}\n"
+    assert err == (f"{tmp_path}: passed over the later 0004_damaged.json, 0003_partial.json "
+                   "(not baselines, or not readable)\n")
     (tmp_path / "0002_good.json").unlink()
     assert baseline.main(["--latest", str(tmp_path), str(tmp_path / "missing")]) == 1
     assert capsys.readouterr().out == f"no baseline in {tmp_path}\nno baseline in {tmp_path / 'missing'}\n"

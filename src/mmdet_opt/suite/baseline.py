@@ -169,10 +169,11 @@ def main(argv=None) -> int:
     return status
 
 
-def latest(folder: Path) -> Path | None:
-    """The newest baseline stored in ``folder``, passing over runs that are not baselines or not readable."""
+def latest(folder: Path) -> tuple:
+    """The newest baseline stored in ``folder`` (or None) and the newer runs passed over: not
+    baselines, or not readable (which the gate and a bare --benchmark-compare refuse)."""
     runs = stored_runs(folder) if folder.is_dir() else []
-    return newest_usable(runs, lambda run: run is not None and is_baseline(run), load=_readable)[0]
+    return newest_usable(runs, lambda run: run is not None and is_baseline(run), load=_readable)
 
 
 def _readable(path: Path) -> dict | None:
@@ -185,8 +186,11 @@ def _readable(path: Path) -> dict | None:
 def print_latest(folders) -> int:
     status = 0
     for folder in folders:
-        found = latest(folder)
+        found, passed_over = latest(folder)
         print(found if found else f"no baseline in {folder}")
+        if found and passed_over:
+            print(f"{folder}: passed over the later {', '.join(passed_over)} (not baselines, or not readable)",
+                  file=sys.stderr)
         status = status or (0 if found else 1)
     return status
 

@@ -262,7 +262,7 @@ def flagged(result: Result, fail_on_faster: bool = False) -> list:
 def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wanted: str = "a benchmark to compare"
                ) -> tuple:
     """The highest-numbered stored run (``NNNN_*.json``) in ``folder`` for which ``usable(run)`` holds
-    (any, when None), and the names of the newer runs passed over."""
+    (any, when None), and the names of the newer runs passed over; a broken file is an error."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"--latest-in: {folder} is not a directory")
