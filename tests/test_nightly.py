@@ -87,6 +87,9 @@ out = next((a.split("=", 1)[1] for a in args if a.startswith("--benchmark-json="
 name = Path(out).name
 if (given / name).is_file():
     shutil.copy(given / name, out)
+save = next((a.split("=", 1)[1] for a in args if a.startswith("--benchmark-save=")), None)
+if save and (given / "saved.json").is_file():  # as pytest-benchmark stores a run: the next number
+    shutil.copy(given / "saved.json", Path(os.environ["SAVE_TO"]) / f"0002_{{save}}.json")
 sys.exit(int((given / f"{{name}}.rc").read_text()) if (given / f"{{name}}.rc").is_file() else 0)
 """
 
@@ -102,7 +105,8 @@ def nightly(tmp_path):
     stand_in = tmp_path / "python"
     stand_in.write_text(STAND_IN.format(python=sys.executable))
     stand_in.chmod(0o755)
-    env = {**os.environ, "GIVEN_RUNS": str(given), "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "GIVEN_RUNS": str(given), "PYTHONPATH": str(REPO / "src"),
+           "SAVE_TO": str(tmp_path / baselines_folder("cpu"))}
     write(tmp_path / baselines_folder("cpu") / "0001_base.json", complete_run(seed=0, on_gpu=False))
 
     def run(*args):
@@ -177,3 +181,23 @@ def test_a_folder_without_a_baseline_is_named_and_the_gate_not_timed(nightly, tm
     assert "| report | passed |" in summary
     assert json.loads((out / "night.json").read_text())["gate"] == {
         "status": "error", "note": f"no baseline in {baselines_folder('cpu')}"}
+
+
+@pytest.mark.slow  # seven processes, four of them importing torch
+def test_a_night_that_saves_a_baseline_is_judged_against_the_one_it_began_with(nightly, tmp_path):
+    """``-- --benchmark-save=NAME``: the benchmarks step stores tonight's run as the newest baseline. The
+    gate still judges tonight against the baseline the night began with, so a slower night is caught."""
+    from mmdet_opt.machine import baselines_folder
+
+    given, run = nightly
+    stage = "test_stage[inference_graph_eager_fp32-640x384-total]"
+    slow = complete_run(seed=3, on_gpu=False, slower_ms={stage: 1.0})
+    write(given / "run.json", slow)
+    write(given / "saved.json", slow)
+    write(given / "gate.json", only(slow, selector(GATE)))
+    write(given / "gate_rerun.json", only(slow, lambda b: b["name"] == stage))
+    code, output, calls, out = run("--", "--benchmark-save=h200")
+    assert (tmp_path / baselines_folder("cpu") / "0002_h200.json").is_file()  # saved by the benchmarks step
+    assert code == 1, output
+    assert f"| gate | failed | REGRESSED: {stage} |" in (out / "summary.md").read_text()
+    assert "0001_base.json" in (out / "gate.md").read_text()

@@ -12,7 +12,7 @@ environment works where tox cannot build one (a GPU box without network):
 1. ``benchmarks``: ``pytest benchmarks`` against the latest baseline of this GPU (a bare
    ``--benchmark-compare``), with histograms and ``out/run.json``; a parity failure fails it.
 2. ``gate``: ``inference_graph``'s stages at both sizes (``GATE``) timed in a process of their own
-   (``out/gate.json``) and judged by ``compare --latest-in`` against the same baselines; what it flags is
+   (``out/gate.json``) and judged by ``compare`` against the baseline step 0 found; what it flags is
    timed again in a fresh process and judged with ``--confirm`` (``out/gate.md``). Only a regression
    the rerun repeats fails it, and the summary names the stages.
 3. ``trained parity``: the parity tests on the project's trained checkpoint (``out/trained_parity.json``).
@@ -55,6 +55,7 @@ class Night:
     mutation: str | None = None
     pytest_args: list = field(default_factory=list)
     baselines: str | None = None  # this GPU's folder of baselines, once known
+    baseline: str | None = None  # its newest baseline when the night began: what the gate judges against
     stored: Path | None = None  # tonight's night, once stored with the others
     gate: dict = field(default_factory=lambda: {"status": "not run"})  # stored with the night
     results: list = field(default_factory=list)  # (step, status, note)
@@ -99,7 +100,8 @@ def step_machine(night: Night) -> tuple:
         night.gate = {"status": "error", "note": f"no baseline in {folder}"}
         return FAILED, (f"no baseline in {folder}: record one from a clean checkout of main "
                         "(pytest benchmarks --benchmark-save=NAME --benchmark-save-data) and commit it")
-    return PASSED, f"{folder}, newest baseline {Path((night.out / 'baseline.txt').read_text().strip()).name}"
+    night.baseline = (night.out / "baseline.txt").read_text().strip()
+    return PASSED, f"{folder}, newest baseline {Path(night.baseline).name}"
 
 
 def step_benchmarks(night: Night) -> tuple:
@@ -111,7 +113,7 @@ def step_benchmarks(night: Night) -> tuple:
 
 
 def step_gate(night: Night) -> tuple:
-    if night.baselines is None or night.gate["status"] == "error":  # the first step said why
+    if night.baseline is None or night.gate["status"] == "error":  # the first step said why
         return FAILED, night.gate.get("note", "no baselines folder")
     gate_json, flagged = night.out / "gate.json", night.out / "flagged.txt"
     code, _ = night.run("-m", "pytest", "benchmarks/test_stages.py", "-k", GATE, *GATE_SELECTION,
@@ -119,8 +121,9 @@ def step_gate(night: Night) -> tuple:
     if code or not gate_json.is_file():
         night.gate = {"status": "error", "note": f"the gate's benchmarks failed (pytest exit {code})"}
         return FAILED, night.gate["note"]
-    judge = ("-m", "mmdet_opt.suite.compare", "--latest-in", night.baselines, gate_json, "-k", GATE,
-             "--flagged-out", flagged)
+    # The baseline the night began with: one the benchmarks step saved tonight (--benchmark-save) is
+    # tonight's own code, not what to judge it against.
+    judge = ("-m", "mmdet_opt.suite.compare", night.baseline, gate_json, "-k", GATE, "--flagged-out", flagged)
     code, error = night.run(*judge, to=night.out / "gate.md")
     if code == 1:  # a fresh process times what was flagged again; only a repeated move counts
         rerun = night.out / "gate_rerun.json"
