@@ -259,19 +259,17 @@ def flagged(result: Result, fail_on_faster: bool = False) -> list:
     return [c.fullname for c in result.comparisons if c.verdict in bad]
 
 
-def latest_run(folder: str | Path, exclude: Path | None = None, usable=None, wanted: str = "a benchmark to compare"
-               ) -> tuple:
-    """The highest-numbered stored run (``NNNN_*.json``) in ``folder`` for which ``usable(run)`` holds
-    (any, when None), and the names of the newer runs passed over; a broken file is an error."""
+def latest_run(folder: str | Path, exclude: Path, usable, wanted: str) -> tuple:
+    """The highest-numbered stored run (``NNNN_*.json``) in ``folder``, ``exclude`` aside, for which
+    ``usable(run)`` holds, and the names of the newer runs passed over. A broken file is an error;
+    so is finding none usable, saying it looked for ``wanted``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"--latest-in: {folder} is not a directory")
-    runs = stored_runs(folder)
-    if exclude is not None:
-        runs = [p for p in runs if p.resolve() != exclude.resolve()]
+    runs = [p for p in stored_runs(folder) if p.resolve() != exclude.resolve()]
     if not runs:
         raise ReportError(f"--latest-in: no stored run (NNNN_*.json) in {folder}")
-    path, passed_over = newest_usable(runs, usable or (lambda run: True))
+    path, passed_over = newest_usable(runs, usable)
     if path is not None:
         return path, passed_over
     raise ReportError(f"--latest-in: none of the {len(runs)} stored runs in {folder} holds {wanted}")
