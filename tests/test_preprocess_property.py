@@ -6,10 +6,17 @@ image size (1..600 a side), test scale and content.
   img_norm_cfg and batch_input_shape (set by the pipeline, as BaseDetector.forward_test does).
 - Tensors are equal, bit for bit: the GPU path redoes cv2's fixed-point uint8 resize exactly
   (mmdet_opt.resize), and normalising each of the 256 grey levels rounds as mmcv's does.
+
+One stock defect is not repeated: under OpenCV 5, ``mmcv.imnormalize`` reads its (1, 3) mean and
+1 / std as a row of pixels when the image is 1 or 3 pixels wide (it subtracts nothing, or one
+channel's mean per column). Where the resized image has such a width, stock's Normalize is given
+one more column, which is dropped again: the same per-pixel arithmetic, read per channel.
 """
 import copy
 import functools
+from unittest import mock
 
+import mmcv
 import numpy as np
 import torch
 from hypothesis import HealthCheck, example, given, settings
@@ -57,6 +64,32 @@ def same(a, b) -> bool:
     return a == b
 
 
+@functools.cache
+def stock_misreads_mean(width: int) -> bool:
+    """Whether the installed mmcv.imnormalize fails to normalise per channel at this image width."""
+    image = np.full((2, width, 3), 100, np.float32)
+    mean, std = np.array([10, 20, 30], np.float32), np.ones(3, np.float32)
+    return not np.array_equal(mmcv.imnormalize(image, mean, std, False), image - mean)
+
+
+IMNORMALIZE = mmcv.imnormalize
+
+
+def imnormalize_per_channel(img, mean, std, to_rgb=True):
+    """mmcv.imnormalize on the image with its first column appended, that column dropped after."""
+    wider = np.concatenate([img, img[:, :1]], axis=1)
+    return np.ascontiguousarray(IMNORMALIZE(wider, mean, std, to_rgb)[:, :-1])
+
+
+def stock_preprocess(pipeline, image):
+    """``preprocess_or_error`` of the stock pipeline, per channel where its mmcv is not."""
+    inputs = preprocess_or_error(pipeline, image)
+    if isinstance(inputs, ImageInputError) or not stock_misreads_mean(inputs.img_metas[0]["img_shape"][1]):
+        return inputs
+    with mock.patch.object(mmcv, "imnormalize", imnormalize_per_channel):
+        return preprocess_or_error(pipeline, image)
+
+
 def preprocess_or_error(pipeline, image):
     try:
         return pipeline.preprocess(image)
@@ -71,10 +104,12 @@ def preprocess_or_error(pipeline, image):
 @example(h=1, w=600, scale=(32, 32), seed=0)  # too thin: both reject
 @example(h=400, w=600, scale=(600, 400), seed=0)  # already at the test scale: no resize
 @example(h=1, w=1, scale=(1333, 800), seed=0)  # one pixel, scaled up 800x
+@example(h=10, w=1, scale=(32, 32), seed=0)  # resized to 3 pixels wide
+@example(h=40, w=1, scale=(32, 32), seed=0)  # stays 1 pixel wide
 def test_gpu_preprocess_is_the_stock_pipeline(h, w, scale, seed):
     image = np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
     stock_pl, gpu_pl, _ = pipelines(scale)
-    stock, gpu = preprocess_or_error(stock_pl, image), preprocess_or_error(gpu_pl, image)
+    stock, gpu = stock_preprocess(stock_pl, image), preprocess_or_error(gpu_pl, image)
     assert isinstance(stock, ImageInputError) == isinstance(gpu, ImageInputError)
     if isinstance(stock, ImageInputError):
         return
@@ -83,3 +118,11 @@ def test_gpu_preprocess_is_the_stock_pipeline(h, w, scale, seed):
         assert same(s_meta[key], g_meta[key]), f"{key}: stock {s_meta[key]!r}, gpu {g_meta[key]!r}"
     assert stock.img.shape == gpu.img.shape and stock.img.dtype == gpu.img.dtype
     assert torch.equal(stock.img, gpu.img), f"{(stock.img != gpu.img).sum().item()} values differ"
+
+
+def test_stock_misreads_mean_only_where_opencv_5_does():
+    """The widths stock_preprocess corrects: 1 and 3 under OpenCV 5, none under OpenCV 4."""
+    import cv2
+
+    misread = [w for w in range(1, 9) if stock_misreads_mean(w)]
+    assert misread == ([1, 3] if cv2.__version__.startswith("5.") else [])
