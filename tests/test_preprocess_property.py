@@ -7,10 +7,9 @@ image size (1..600 a side), test scale and content.
 - Tensors are equal, bit for bit: the GPU path redoes cv2's fixed-point uint8 resize exactly
   (mmdet_opt.resize), and normalising each of the 256 grey levels rounds as mmcv's does.
 
-One stock defect is not repeated: under OpenCV 5, ``mmcv.imnormalize`` reads its (1, 3) mean and
-1 / std as a row of pixels when the image is 1 or 3 pixels wide (it subtracts nothing, or one
-channel's mean per column). Where the resized image has such a width, stock's Normalize is given
-one more column, which is dropped again: the same per-pixel arithmetic, read per channel.
+One stock defect is not repeated (``stock_normalize``): under OpenCV 5, stock does not normalise
+images 1 or 3 pixels wide per channel. Where the resized image has such a width, stock's Normalize
+is given one more column, which is dropped again: the same per-pixel arithmetic, read per channel.
 """
 import copy
 import functools
@@ -27,6 +26,7 @@ from mmdet_opt.gpu_preprocess import PreprocessSpec, gpu_preprocess
 from mmdet_opt.inputs import ImageInputError
 from mmdet_opt.pipeline import StagedPipeline
 from mmdet_opt.stock import stock_inputs, stock_test_pipeline
+from stock_normalize import imnormalize_per_channel, stock_misreads_mean
 
 META_KEYS = ("ori_shape", "img_shape", "pad_shape", "scale_factor", "flip", "flip_direction",
              "img_norm_cfg", "batch_input_shape")
@@ -62,23 +62,6 @@ def same(a, b) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype
     return a == b
-
-
-@functools.cache
-def stock_misreads_mean(width: int) -> bool:
-    """Whether the installed mmcv.imnormalize fails to normalise per channel at this image width."""
-    image = np.full((2, width, 3), 100, np.float32)
-    mean, std = np.array([10, 20, 30], np.float32), np.ones(3, np.float32)
-    return not np.array_equal(mmcv.imnormalize(image, mean, std, False), image - mean)
-
-
-IMNORMALIZE = mmcv.imnormalize
-
-
-def imnormalize_per_channel(img, mean, std, to_rgb=True):
-    """mmcv.imnormalize on the image with its first column appended, that column dropped after."""
-    wider = np.concatenate([img, img[:, :1]], axis=1)
-    return np.ascontiguousarray(IMNORMALIZE(wider, mean, std, to_rgb)[:, :-1])
 
 
 def stock_preprocess(pipeline, image):
