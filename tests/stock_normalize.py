@@ -5,7 +5,9 @@ when the image is 1 or 3 pixels wide: it subtracts nothing at width 1 and one ch
 column at width 3. The device preprocessing normalises those images per channel, as stock does at
 every other width.
 """
+import contextlib
 import functools
+from unittest import mock
 
 import mmcv
 import numpy as np
@@ -26,3 +28,14 @@ def imnormalize_per_channel(img, mean, std, to_rgb=True):
     the same per-pixel arithmetic at a width it reads per channel."""
     wider = np.concatenate([img, img[:, :1]], axis=1)
     return np.ascontiguousarray(IMNORMALIZE(wider, mean, std, to_rgb)[:, :-1])
+
+
+@contextlib.contextmanager
+def stock_per_channel(width: int):
+    """Stock's pipeline normalises per channel inside the block, for an image ``width`` pixels wide
+    after its resize: mmcv.imnormalize is swapped for ``imnormalize_per_channel`` where it misreads."""
+    if not stock_misreads_mean(width):
+        yield
+        return
+    with mock.patch.object(mmcv, "imnormalize", imnormalize_per_channel):
+        yield

@@ -13,9 +13,7 @@ is given one more column, which is dropped again: the same per-pixel arithmetic,
 """
 import copy
 import functools
-from unittest import mock
 
-import mmcv
 import numpy as np
 import torch
 from hypothesis import HealthCheck, example, given, settings
@@ -26,7 +24,7 @@ from mmdet_opt.gpu_preprocess import PreprocessSpec, gpu_preprocess
 from mmdet_opt.inputs import ImageInputError
 from mmdet_opt.pipeline import StagedPipeline
 from mmdet_opt.stock import stock_inputs, stock_test_pipeline
-from stock_normalize import imnormalize_per_channel, stock_misreads_mean
+from stock_normalize import stock_misreads_mean, stock_per_channel
 
 META_KEYS = ("ori_shape", "img_shape", "pad_shape", "scale_factor", "flip", "flip_direction",
              "img_norm_cfg", "batch_input_shape")
@@ -69,7 +67,7 @@ def stock_preprocess(pipeline, image):
     inputs = preprocess_or_error(pipeline, image)
     if isinstance(inputs, ImageInputError) or not stock_misreads_mean(inputs.img_metas[0]["img_shape"][1]):
         return inputs
-    with mock.patch.object(mmcv, "imnormalize", imnormalize_per_channel):
+    with stock_per_channel(inputs.img_metas[0]["img_shape"][1]):
         return preprocess_or_error(pipeline, image)
 
 
