@@ -106,6 +106,18 @@ def test_rle_encodes_the_masks(small_base_model, detectors, image, graphed_resul
             np.testing.assert_array_equal(mask_utils.decode(dict(rle, counts=rle["counts"].encode())), mask)
 
 
+def test_a_batch_of_rles_is_each_photos_own(small_base_model, detectors, image):
+    """``batch`` encodes its photos' RLEs together (``coco_rles_of_batch``): photos of two sizes get
+    what each gets alone."""
+    det = detector(detectors, small_base_model, "inference_raw_mask", "rle")
+    images = [image, resize_to(sample_image("coffee"), (200, 150))]
+    for (boxes, rles), (want_boxes, want_rles) in zip(det.batch(images), [det(i) for i in images], strict=True):
+        for b, w in zip(boxes, want_boxes, strict=True):
+            np.testing.assert_array_equal(b, w)
+        assert rles == want_rles
+    assert sum(len(c) for c in rles) > 0, "the coffee photo should have detections"
+
+
 def test_stock_rle_is_pycocotools_encoding(small_base_model, detectors, image, stock):
     rles = detector(detectors, small_base_model, "inference", "rle")(image)
     for per_class, rle_class in zip(stock[1], rles[1], strict=True):

@@ -219,7 +219,7 @@ def test_below_half_a_whole_image_paste_reaches_into_the_halo():
     assert halo(boxes, (28, 28), 0.5) is None
     for widened, reaches_out in ((None, True), (halo(boxes, (28, 28), 0.1), False)):
         inside = torch.zeros_like(whole)
-        for i, (x0, y0, x1, y1) in enumerate(pixel_regions(boxes, BIG_H, BIG_W, widened).tolist()):
+        for i, (x0, y0, x1, y1) in enumerate(pixel_regions(boxes, boxes.new_tensor([BIG_W, BIG_H]), widened).tolist()):
             inside[i, y0:y1, x0:x1] = True
         assert bool((whole & ~inside).any()) is reaches_out
 
@@ -247,6 +247,55 @@ def test_rles_of_many_masks_at_once_equal_pycocotools():
         col, row = np.nonzero(columns[:, 1:] != columns[:, :-1])
         ks.append(np.full(len(col), k))
         starts.append(col * h + row)
-    rles = _rles(np.concatenate(ks), np.concatenate(starts), len(masks), h, w)
+    rles = _rles(np.concatenate(ks), np.concatenate(starts), np.tile([h, w], (len(masks), 1)))
     assert rles == [mask_utils.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0] for m in masks]
-    assert _rles(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, h, w) == []
+    assert _rles(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2), np.int64)) == []
+
+
+# --- several images' RLEs at once (Detector.batch, infer --batch) -------------------------------
+
+def raw_result(probs, boxes, labels, num_classes: int = 3):
+    """An mmdet-shaped result holding each detection's (28, 28) probabilities, class by class."""
+    probs, boxes, labels = probs.cpu().numpy(), boxes.cpu().numpy(), labels.cpu().numpy()
+    bbox = [np.concatenate([boxes[labels == c], np.ones(((labels == c).sum(), 1), np.float32)], 1)
+            for c in range(num_classes)]
+    return bbox, [list(probs[labels == c]) for c in range(num_classes)]
+
+
+def by_class(masks: np.ndarray, labels) -> np.ndarray:
+    return masks[np.argsort(labels.cpu().numpy(), kind="stable")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("threshold", [0.1, 0.5])
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-mask-a-chunk", "many-masks-a-chunk"])
+def test_rles_of_a_batch_are_each_images_own(device, threshold, chunked, monkeypatch):
+    """Images of other sizes converted together: borders, degenerate boxes, no detections and a
+    stock result of full-image masks in one batch. Each image's RLEs are the ones it gets alone,
+    and they encode stock's pixels for its own size."""
+    from mmdet_opt import paste
+
+    if chunked:  # a CPU converts one mask at a time; put many masks of many images in one chunk
+        monkeypatch.setattr(paste, "_one_mask_a_chunk", lambda _: False)
+    cases = [(BORDER_BOXES, H, W), (LARGE_BOXES, BIG_H, BIG_W), (DEGENERATE_BOXES, H, W),
+             (LARGE_BOXES, BIG_H + 7, BIG_W - 10)]
+    results, shapes, expected = [], [], []
+    for seed, (boxes, h, w) in enumerate(cases):
+        logits, probs, b, labels = confident_edge(*mask_inputs(boxes, device, seed=seed))
+        results.append(raw_result(probs, b, labels))
+        shapes.append((h, w, 3))
+        expected.append(by_class(stock_masks(logits, b, labels, h, w, threshold), labels))
+    results.append(([np.zeros((0, 5), np.float32)] * 3, [[], [], []]))  # no detections
+    shapes.append((H, W, 3))
+    expected.append(np.zeros((0, H, W), bool))
+    full = expected[0][:2]  # stock's own form: full-image masks
+    results.append(([np.ones((2, 5), np.float32), np.zeros((0, 5), np.float32)], [list(full), []]))
+    shapes.append((H, W, 3))
+    expected.append(full)
+
+    together = paste.coco_rles_of_batch(results, shapes, device, threshold)
+    assert len(together) == len(results)
+    for result, shape, rles, want in zip(results, shapes, together, expected):
+        assert rles == paste.coco_rles(result, shape, device, threshold)
+        assert all(rle["size"] == list(shape[:2]) for rle in rles)
+        assert np.array_equal(decoded(rles) if rles else np.zeros((0,) + shape[:2], bool), want)

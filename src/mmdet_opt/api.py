@@ -118,7 +118,9 @@ class Detector:
                 results = detect_batch(arrays)
             else:
                 results = [self._run(array, image) for array, image in zip(arrays, images)]
-        return [self._convert(result, array.shape) for result, array in zip(results, arrays)]
+        if self.output == "probs":
+            return results
+        return convert_batch(results, [array.shape for array in arrays], self.output, self.device, self.mask_thr)
 
     def _run(self, array, image):
         if self._pipeline is not None:
@@ -142,18 +144,28 @@ class Detector:
 def convert(result, image_shape, output: str, device, threshold: float):
     """(bbox_result, segm_result) with full-image masks (``"masks"``) or COCO RLEs (``"rle"``), from
     a result holding either those masks or raw probabilities."""
-    from .paste import coco_rles, full_image_masks
+    return convert_batch([result], [image_shape], output, device, threshold)[0]
 
-    bbox_result, _ = result
+
+def convert_batch(results, image_shapes, output: str, device, threshold: float) -> list:
+    """``convert`` of several images' results; their RLEs are encoded together (``coco_rles_of_batch``)."""
+    from .paste import coco_rles_of_batch, full_image_masks
+
     if output == "masks":
-        flat = full_image_masks(result, image_shape, device, threshold)
+        flats = [full_image_masks(result, shape, device, threshold) for result, shape in zip(results, image_shapes)]
     else:
-        flat = [dict(rle, counts=_text(rle["counts"])) for rle in coco_rles(result, image_shape, device, threshold)]
+        flats = [[dict(rle, counts=_text(rle["counts"])) for rle in rles]
+                 for rles in coco_rles_of_batch(results, image_shapes, device, threshold)]
+    return [(result[0], _per_class(result[0], flat)) for result, flat in zip(results, flats)]
+
+
+def _per_class(bbox_result, flat: list) -> list:
+    """``flat`` (one entry per detection, class by class) grouped as ``bbox_result`` is."""
     grouped, start = [], 0
     for boxes in bbox_result:
-        grouped.append([flat[i] for i in range(start, start + len(boxes))])
+        grouped.append(list(flat[start:start + len(boxes)]))
         start += len(boxes)
-    return bbox_result, grouped
+    return grouped
 
 
 def _text(counts) -> str:
