@@ -1,0 +1,109 @@
+"""infer's images/s over a folder of photos, beside the padded stream benchmark's loop over the same photos.
+
+    python tools/infer_rate.py [--photos DIR] [--max-mp 2] [--batch 1 8] [--device cuda:0]
+
+Without --photos, the suite's stream photos (``suite_stream_sizes(200)``) of at most --max-mp megapixels
+are written as JPEG files to a temporary folder. In one process, each on a detector of its own (first
+calls and graph captures included, as both pay them), synthetic weights:
+- the stream benchmark's loop (``run_stream``) with ``inference_graph_padded`` over the same photos,
+  decoded first: no files, no RLEs, one photo a call;
+- ``mmdet-opt infer default none DIR --pad-to-scale --batch N`` itself (files decoded ahead, COCO RLEs,
+  the results file), for each N.
+Prints each one's images/s, infer's as a share of the stream's, and infer's own summary lines (how long
+it waited for decoded images).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import re
+import tempfile
+from pathlib import Path
+
+
+def write_stream_photos(folder: Path, max_mp: float) -> int:
+    import cv2
+
+    from mmdet_opt.suite.stream import stream_images, suite_stream_sizes
+
+    sizes = suite_stream_sizes(200)
+    images = stream_images(sizes)
+    kept = [(i, size) for i, size in enumerate(sizes) if size[0] * size[1] <= max_mp * 1e6]
+    for i, size in kept:
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), images[size])
+    return len(kept)
+
+
+def stream_rate(folder: Path, device: str) -> float:
+    """Images/s of the stream benchmark's padded loop over the folder's photos, decoded beforehand."""
+    import torch
+
+    from mmdet_opt.detector import build_detector
+    from mmdet_opt.inputs import prepare_image
+    from mmdet_opt.suite.stream import planned_apart, run_stream
+    from mmdet_opt.variants import variant_for_device
+
+    model = build_detector(device=device)
+    images = dict(enumerate(prepare_image(str(path), model.cfg) for path in sorted(folder.glob("*.jpg"))))
+    variant = variant_for_device("inference_graph_padded", device)
+    graph, ahead = planned_apart(variant.graph)
+    pipeline = dataclasses.replace(variant, graph=graph).build(model)  # the config's scale, as infer's
+    if ahead:  # start-up, timed apart in the benchmark too
+        pipeline.plan_ahead()
+    with torch.no_grad():
+        run = run_stream(pipeline, list(images), images, device)
+    return len(run.seconds) / sum(run.seconds)
+
+
+def infer_rate(folder: Path, batch: int, device: str, out: Path) -> tuple[float, str]:
+    """(images/s, infer's summary line) of ``mmdet-opt infer`` over the folder."""
+    from mmdet_opt.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["infer", "default", "none", str(folder), "--out", str(out), "--pad-to-scale",
+                     "--batch", str(batch), "--device", device])
+    line = (printed.getvalue().strip().splitlines() or [""])[-1]
+    rate = re.search(r"([\d.]+) images/s", line)
+    if code != 0 or rate is None:
+        raise SystemExit(f"infer --batch {batch} failed (exit {code}): {line}")
+    return float(rate.group(1)), line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python tools/infer_rate.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, help="folder of photos (default: the stream's, written as JPEG)")
+    parser.add_argument("--max-mp", type=float, default=2.0, help="without --photos: the largest photo kept, MP")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="infer's --batch values (default 1 8)")
+    parser.add_argument("--device", default="cuda:0")
+    args = parser.parse_args()
+
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.photos
+        if folder is None:
+            folder = Path(tmp) / "photos"
+            folder.mkdir()
+            write_stream_photos(folder, args.max_mp)
+        count = len(list(folder.glob("*.jpg")))
+        if not count:
+            raise SystemExit(f"no .jpg photos in {folder}")
+        device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+        print(f"{count} photos ({folder}), {device_name}, torch {torch.__version__}")
+        stream = stream_rate(folder, args.device)
+        rows, lines = [("stream benchmark's loop, padded, photos decoded", stream)], []
+        for batch in args.batch:
+            rate, line = infer_rate(folder, batch, args.device, Path(tmp) / f"infer_b{batch}.json")
+            rows.append((f"infer --pad-to-scale --batch {batch}", rate))
+            lines.append(f"--batch {batch}: {line}")
+    print("| run | images/s | share of the stream's |\n|---|---|---|")
+    for name, rate in rows:
+        print(f"| {name} | {rate:.4g} | {rate / stream:.0%} |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
