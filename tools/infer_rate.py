@@ -23,17 +23,22 @@ import tempfile
 from pathlib import Path
 
 
-def write_stream_photos(folder: Path, max_mp: float) -> int:
+def write_stream_photos(folder: Path, max_mp: float) -> None:
     import cv2
 
     from mmdet_opt.suite.stream import stream_images, suite_stream_sizes
 
-    sizes = suite_stream_sizes(200)
-    images = stream_images(sizes)
-    kept = [(i, size) for i, size in enumerate(sizes) if size[0] * size[1] <= max_mp * 1e6]
+    kept = [(i, (w, h)) for i, (w, h) in enumerate(suite_stream_sizes(200)) if w * h <= max_mp * 1e6]
+    images = stream_images([size for _, size in kept])
     for i, size in kept:
         cv2.imwrite(str(folder / f"{i:04d}.jpg"), images[size])
-    return len(kept)
+
+
+def photos_in(folder: Path) -> list[str]:
+    """The folder's image files, as infer finds them."""
+    from mmdet_opt.cli.dataset import find_images
+
+    return [path for path, _ in find_images([folder])[0]]
 
 
 def stream_rate(folder: Path, device: str) -> float:
@@ -46,7 +51,7 @@ def stream_rate(folder: Path, device: str) -> float:
     from mmdet_opt.variants import variant_for_device
 
     model = build_detector(device=device)
-    images = dict(enumerate(prepare_image(str(path), model.cfg) for path in sorted(folder.glob("*.jpg"))))
+    images = dict(enumerate(prepare_image(path, model.cfg) for path in photos_in(folder)))
     variant = variant_for_device("inference_graph_padded", device)
     graph, ahead = planned_apart(variant.graph)
     pipeline = dataclasses.replace(variant, graph=graph).build(model)  # the config's scale, as infer's
@@ -88,9 +93,9 @@ def main() -> None:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             write_stream_photos(folder, args.max_mp)
-        count = len(list(folder.glob("*.jpg")))
+        count = len(photos_in(folder))
         if not count:
-            raise SystemExit(f"no .jpg photos in {folder}")
+            raise SystemExit(f"no photos in {folder}")
         device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
         print(f"{count} photos ({folder}), {device_name}, torch {torch.__version__}")
         stream = stream_rate(folder, args.device)

@@ -106,7 +106,7 @@ class Detector:
         array = prepare_image(image, self.cfg)
         with torch.no_grad():
             result = self._run(array, image)
-        return self._convert(result, array.shape)
+        return self._convert([result], [array.shape])[0]
 
     def batch(self, images) -> list:
         """Results for a list of images; a graph variant runs the photos of one network shape as
@@ -118,9 +118,7 @@ class Detector:
                 results = detect_batch(arrays)
             else:
                 results = [self._run(array, image) for array, image in zip(arrays, images)]
-        if self.output == "probs":
-            return results
-        return convert_batch(results, [array.shape for array in arrays], self.output, self.device, self.mask_thr)
+        return self._convert(results, [array.shape for array in arrays])
 
     def _run(self, array, image):
         if self._pipeline is not None:
@@ -132,27 +130,24 @@ class Detector:
             warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
             return mmdet_inference_detector(self.model, str(image) if isinstance(image, (str, os.PathLike)) else array)
 
-    def _convert(self, result, image_shape):
+    def _convert(self, results: list, image_shapes: list) -> list:
         if self.output == "probs":
-            return result
-        return convert(result, image_shape, self.output, self.device, self.mask_thr)
+            return results
+        return convert_results(results, image_shapes, self.output, self.device, self.mask_thr)
 
     def __repr__(self) -> str:
         return f"Detector({self.variant.name}, output={self.output!r}, {len(self.CLASSES)} classes, on {self.device})"
 
 
-def convert(result, image_shape, output: str, device, threshold: float):
-    """(bbox_result, segm_result) with full-image masks (``"masks"``) or COCO RLEs (``"rle"``), from
-    a result holding either those masks or raw probabilities."""
-    return convert_batch([result], [image_shape], output, device, threshold)[0]
-
-
-def convert_batch(results, image_shapes, output: str, device, threshold: float) -> list:
-    """``convert`` of several images' results; their RLEs are encoded together (``coco_rles_of_batch``)."""
+def convert_results(results, image_shapes, output: str, device, threshold: float) -> list:
+    """Each (bbox_result, segm_result) with full-image masks (``"masks"``) or COCO RLEs (``"rle"``), from
+    results holding either those masks or raw probabilities; the images' RLEs are encoded together
+    (``coco_rles_of_batch``)."""
     from .paste import coco_rles_of_batch, full_image_masks
 
     if output == "masks":
-        flats = [full_image_masks(result, shape, device, threshold) for result, shape in zip(results, image_shapes)]
+        flats = [full_image_masks(result, shape, device, threshold)
+                 for result, shape in zip(results, image_shapes, strict=True)]
     else:
         flats = [[dict(rle, counts=_text(rle["counts"])) for rle in rles]
                  for rles in coco_rles_of_batch(results, image_shapes, device, threshold)]

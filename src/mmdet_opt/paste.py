@@ -103,15 +103,15 @@ def encode_rle(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
     return rles
 
 
-def pixel_regions(boxes: torch.Tensor, extents: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
-    """(N, 4) int64 (x0, y0, x1, y1): each box's pixels, +-1, clipped to its image's ``extents`` ((w, h),
+def pixel_regions(boxes: torch.Tensor, image_hw: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 4) int64 (x0, y0, x1, y1): each box's pixels, +-1, clipped to its image (``image_hw``: (h, w),
     one for all boxes or (N, 2)); mmdet's skip_empty region. ``margin`` ((N, 2): x, y pixels,
     ``halo``) widens each box first."""
     lo, hi = boxes[:, :2], boxes[:, 2:]
     if margin is not None:
         lo, hi = lo - margin, hi + margin
     x0y0 = (lo.floor() - 1).clamp(min=0)
-    x1y1 = torch.minimum(hi.ceil() + 1, extents.to(boxes))
+    x1y1 = torch.minimum(hi.ceil() + 1, image_hw.flip(-1).to(boxes))
     return torch.cat([x0y0, torch.maximum(x1y1, x0y0)], dim=1).long()
 
 
@@ -151,27 +151,29 @@ def paste_in_regions(masks: torch.Tensor, boxes: torch.Tensor, regions: torch.Te
     return pasted & inside, inside
 
 
-def _by_region(masks, boxes, sizes: torch.Tensor, threshold: float, max_chunk_bytes: int):
+def _by_region(masks, boxes, image_hw: torch.Tensor, threshold: float, max_chunk_bytes: int):
     """(indices pasted over the whole image: stock's GPU paste of degenerate boxes; the rest as
     chunks of (indices, regions, windows, inside), each chunk's float working set bounded).
-    ``sizes``: (N, 2) each mask's image (h, w)."""
+    ``image_hw``: (N, 2) each mask's image (h, w)."""
     on_gpu = masks.device.type != "cpu"  # where stock pastes the whole image, not box +-1
     whole = degenerate(boxes) if on_gpu else torch.zeros_like(boxes[:, 0], dtype=torch.bool)
-    return whole.nonzero()[:, 0], _region_chunks(masks, boxes, (~whole).nonzero()[:, 0], sizes, threshold,
+    return whole.nonzero()[:, 0], _region_chunks(masks, boxes, (~whole).nonzero()[:, 0], image_hw, threshold,
                                                  on_gpu, max_chunk_bytes)
 
 
 def _one_mask_a_chunk(device: torch.device) -> bool:
     """On a CPU one mask at a time, as stock does there: a window as large as the largest region
-    would cost every mask that region's area."""
+    would cost every mask that region's area. (A cost choice only, unlike ``on_gpu``, which follows
+    stock's rules per device: tests make the CPU take many masks a chunk.)"""
     return device.type == "cpu"
 
 
-def _region_chunks(masks, boxes, part, sizes: torch.Tensor, threshold: float, on_gpu: bool, max_chunk_bytes: int):
+def _region_chunks(masks, boxes, part, image_hw: torch.Tensor, threshold: float, on_gpu: bool,
+                   max_chunk_bytes: int):
     if not len(part):
         return
     margin = halo(boxes[part], masks.shape[-2:], threshold) if on_gpu else None
-    regions = pixel_regions(boxes[part], sizes[part].flip(1), margin)
+    regions = pixel_regions(boxes[part], image_hw[part], margin)
     wmax, hmax = (max(1, int(v)) for v in (regions[:, 2:] - regions[:, :2]).max(0).values.tolist())
     chunks = len(part) if _one_mask_a_chunk(part.device) else num_chunks(len(part), hmax, wmax, max_chunk_bytes)
     for k in torch.chunk(torch.arange(len(part), device=part.device), chunks):
@@ -179,8 +181,8 @@ def _region_chunks(masks, boxes, part, sizes: torch.Tensor, threshold: float, on
         yield (inds, regions[k], *paste_in_regions(masks[inds], boxes[inds], regions[k], threshold))
 
 
-def _image_sizes(n: int, img_h: int, img_w: int) -> np.ndarray:
-    """(n, 2) int64: every mask's image is (img_h, img_w)."""
+def _same_image(n: int, img_h: int, img_w: int) -> np.ndarray:
+    """(n, 2) int64 ``image_hw``: every mask's image is (img_h, img_w)."""
     return np.tile(np.array([[img_h, img_w]], np.int64), (n, 1))
 
 
@@ -190,9 +192,9 @@ def host_masks(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
     pixels on the masks' device); only the box regions are pasted and copied."""
     masks = _as_tensor(masks)
     boxes = _as_tensor(boxes, masks.device)
-    sizes = torch.from_numpy(_image_sizes(len(masks), img_h, img_w)).to(masks.device)
+    image_hw = torch.from_numpy(_same_image(len(masks), img_h, img_w)).to(masks.device)
     out = np.zeros((len(masks), img_h, img_w), bool)  # pages stay unwritten outside the regions
-    whole, chunks = _by_region(masks, boxes, sizes, threshold, max_chunk_bytes)
+    whole, chunks = _by_region(masks, boxes, image_hw, threshold, max_chunk_bytes)
     if len(whole):
         out[whole.cpu().numpy()] = paste_masks(masks[whole], boxes[whole], img_h, img_w, threshold,
                                                max_chunk_bytes).cpu().numpy()
@@ -210,47 +212,47 @@ def region_rles(masks, boxes, img_h: int, img_w: int, threshold: float = 0.5,
                 max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[dict]:
     """COCO RLEs equal to ``encode_rle``'s: the run boundaries are found on the device inside each
     box region (column-major, as COCO counts), and only they come to the host."""
-    return _sized_rles(masks, boxes, _image_sizes(len(masks), img_h, img_w), threshold, max_chunk_bytes)
+    return _sized_rles(masks, boxes, _same_image(len(masks), img_h, img_w), threshold, max_chunk_bytes)
 
 
-def _sized_rles(masks, boxes, sizes: np.ndarray, threshold: float = 0.5,
+def _sized_rles(masks, boxes, image_hw: np.ndarray, threshold: float = 0.5,
                 max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[dict]:
-    """``region_rles`` of masks from images of several sizes (``sizes``: (N, 2) each mask's image
+    """``region_rles`` of masks from images of several sizes (``image_hw``: (N, 2) each mask's image
     (h, w)), all pasted and scanned together: the host's cost is per call, not per image."""
     masks = _as_tensor(masks)
     boxes = _as_tensor(boxes, masks.device)
-    on_device = torch.from_numpy(sizes).to(masks.device)
+    hw_on_device = torch.from_numpy(image_hw).to(masks.device)
     rles: list = [None] * len(masks)
-    whole, chunks = _by_region(masks, boxes, on_device, threshold, max_chunk_bytes)
-    whole = whole.tolist()
-    for h, w in {tuple(sizes[i]) for i in whole}:  # stock's whole-image paste, one image size at a time
-        group = [i for i in whole if tuple(sizes[i]) == (h, w)]
-        for i, rle in zip(group, encode_rle(masks[group], boxes[group], int(h), int(w), threshold, max_chunk_bytes)):
-            rles[i] = rle
+    whole, chunks = _by_region(masks, boxes, hw_on_device, threshold, max_chunk_bytes)
+    if len(whole):  # stock's whole-image paste, one image size at a time
+        for h, w in np.unique(image_hw[whole.cpu().numpy()], axis=0).tolist():
+            group = whole[(hw_on_device[whole] == hw_on_device.new_tensor([h, w])).all(1)]
+            for i, rle in zip(group.tolist(), encode_rle(masks[group], boxes[group], h, w, threshold, max_chunk_bytes)):
+                rles[i] = rle
     for inds, regions, windows, _ in chunks:
         # A zero row above and below each region column: a run starts where a pixel differs from
         # the one before it in column-major order.
         columns = F.pad(windows, (0, 0, 1, 1)).transpose(1, 2)
         k, col, row = (columns[:, :, 1:] != columns[:, :, :-1]).nonzero().unbind(1)
-        heights = on_device[inds, 0]
+        heights = hw_on_device[inds, 0]
         k, starts = torch.stack([k, (regions[k, 0] + col) * heights[k] + regions[k, 1] + row]).cpu().numpy()
         inds = inds.tolist()
-        for i, rle in zip(inds, _rles(k, starts, sizes[inds])):
+        for i, rle in zip(inds, _rles(k, starts, image_hw[inds])):
             rles[i] = rle
     return rles
 
 
-def _rles(k: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> list[dict]:
-    """COCO RLEs of ``len(sizes)`` masks from their run starts (``k``: each start's mask; sorted by
-    mask, then position; ``sizes``: each mask's image (h, w)), every mask at once: a mask's counts
+def _rles(k: np.ndarray, starts: np.ndarray, image_hw: np.ndarray) -> list[dict]:
+    """COCO RLEs of ``len(image_hw)`` masks from their run starts (``k``: each start's mask; sorted by
+    mask, then position; ``image_hw``: each mask's image (h, w)), every mask at once: a mask's counts
     are the gaps between its boundaries, framed by 0 and its image's end. One loop in numpy instead
     of one per mask: this is a host cost per detection."""
     from pycocotools import mask as mask_utils
 
-    n = len(sizes)
+    n = len(image_hw)
     if not n:
         return []
-    totals = sizes[:, 0] * sizes[:, 1]
+    totals = image_hw[:, 0] * image_hw[:, 1]
     # A run that ends at the bottom of a column and one that starts at the top of the next give the
     # same position twice: no boundary. A run that ends with the image needs no boundary either.
     twice = np.flatnonzero((starts[1:] == starts[:-1]) & (k[1:] == k[:-1]))
@@ -265,7 +267,7 @@ def _rles(k: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> list[dict]:
     framed[np.arange(len(starts)) + 2 * k + 1] = starts
     gaps = np.diff(framed)
     counts = [{"size": [h, w], "counts": gaps[f:f + m + 1]}
-              for f, m, (h, w) in zip(first.tolist(), per_mask.tolist(), sizes.tolist())]
+              for f, m, (h, w) in zip(first.tolist(), per_mask.tolist(), image_hw.tolist())]
     return mask_utils.frPyObjects(counts, *counts[0]["size"])  # each takes its own "size"
 
 
@@ -305,20 +307,21 @@ def coco_rles_of_batch(results, image_shapes, device="cpu", threshold: float = 0
     """``coco_rles`` of several images' results: their raw masks are pasted and scanned together."""
     from pycocotools import mask as mask_utils
 
-    out, raw = [], []  # raw: (place in out, masks, boxes, (h, w))
-    for result, shape in zip(results, image_shapes):
+    out: list = []
+    raw_places, raw_masks, raw_boxes, raw_hw = [], [], [], []  # the images with raw masks, pasted below
+    for result, shape in zip(results, image_shapes, strict=True):
         masks, boxes = _flat(result)
         if masks and masks[0].shape != tuple(shape[:2]):
-            raw.append((len(out), masks, boxes, tuple(shape[:2])))
-            out.append(None)
+            raw_places.append(len(out))
+            raw_masks += masks
+            raw_boxes.append(boxes)
+            raw_hw += [shape[:2]] * len(masks)
+            out.append([])
         else:
             out.append([mask_utils.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0] for m in masks])
-    if raw:
-        counts = [len(masks) for _, masks, _, _ in raw]
-        masks = torch.from_numpy(np.concatenate([np.stack(masks) for _, masks, _, _ in raw])).to(device)
-        boxes = np.concatenate([boxes for _, _, boxes, _ in raw])
-        sizes = np.repeat(np.array([size for *_, size in raw], np.int64), counts, axis=0)
-        rles = _sized_rles(masks, boxes, sizes, threshold)
-        for (place, *_), end, n in zip(raw, np.cumsum(counts).tolist(), counts):
-            out[place] = rles[end - n:end]
+    if raw_places:
+        rles = iter(_sized_rles(torch.from_numpy(np.stack(raw_masks)).to(device), np.concatenate(raw_boxes),
+                                np.array(raw_hw, np.int64), threshold))
+        for place, boxes in zip(raw_places, raw_boxes):
+            out[place] = [next(rles) for _ in boxes]
     return out
