@@ -119,6 +119,19 @@ def test_a_batch_of_rles_is_each_photos_own(small_base_model, detectors, image):
         assert rles == want_rles
 
 
+def test_a_photo_as_small_as_the_raw_masks_gets_stocks_masks(small_base_model, detectors):
+    """A 28x28 photo's raw masks have the photo's own shape: they are still pasted, not taken for
+    full-image masks."""
+    image = resize_to(sample_image("astronaut"), (28, 28))
+    stock = mmdet_inference_detector(small_base_model, image)
+    assert sum(map(len, stock[1])) > 0, "stock should find something on the small photo"
+    assert_same(detector(detectors, small_base_model, "inference_raw_mask")(image), stock)
+    rles = detector(detectors, small_base_model, "inference_raw_mask", "rle")(image)
+    for per_class, rle_class in zip(stock[1], rles[1], strict=True):
+        for mask, rle in zip(per_class, rle_class, strict=True):
+            np.testing.assert_array_equal(mask_utils.decode(dict(rle, counts=rle["counts"].encode())), mask)
+
+
 def test_stock_rle_is_pycocotools_encoding(small_base_model, detectors, image, stock):
     rles = detector(detectors, small_base_model, "inference", "rle")(image)
     for per_class, rle_class in zip(stock[1], rles[1], strict=True):

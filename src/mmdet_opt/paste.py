@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
 
+from .results import holds_probabilities
+
 DEFAULT_CHUNK_BYTES = 1024**3  # mmdet's GPU_MEM_LIMIT
 BYTES_PER_PIXEL = 4 + 8  # float32 mask + float32 (x, y) sampling grid, per pixel per mask
 
@@ -292,7 +294,7 @@ def full_image_masks(result, image_shape, device="cpu", threshold: float = 0.5):
     """
     masks, boxes = _flat(result)
     h, w = image_shape[:2]
-    if not masks or masks[0].shape == (h, w):
+    if not holds_probabilities(masks):
         return masks
     return host_masks(torch.from_numpy(np.stack(masks)).to(device), boxes, h, w, threshold)
 
@@ -311,7 +313,7 @@ def coco_rles_of_batch(results, image_shapes, device="cpu", threshold: float = 0
     raw_places, raw_masks, raw_boxes, raw_hw = [], [], [], []  # the images with raw masks, pasted below
     for result, shape in zip(results, image_shapes, strict=True):
         masks, boxes = _flat(result)
-        if masks and masks[0].shape != tuple(shape[:2]):
+        if holds_probabilities(masks):
             raw_places.append(len(out))
             raw_masks += masks
             raw_boxes.append(boxes)

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def holds_probabilities(masks) -> bool:
+    """Whether a result's masks are the raw-mask head's (28, 28) probabilities: float, where stock's
+    full-image masks are bool (uint8 when soft). Their shape cannot tell: a 28x28 photo's are 28x28."""
+    return len(masks) > 0 and np.asarray(masks[0]).dtype.kind == "f"
+
+
 @dataclass
 class Detections:
     """N detections of one image, in the order mmdet lists them (class by class).
@@ -35,7 +41,7 @@ class Detections:
         labels = np.concatenate([np.full(len(d), c, dtype=np.int64) for c, d in enumerate(dets)])
         stacked = np.concatenate(dets) if dets else np.zeros((0, 5), np.float32)
         masks = [m for per_class in segm_results for m in per_class]
-        raw = bool(masks) and masks[0].dtype != bool and masks[0].shape != (h, w)
+        raw = holds_probabilities(masks)
         if masks:
             masks = np.stack(masks)
         else:
