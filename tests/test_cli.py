@@ -237,6 +237,25 @@ def test_the_package_installs_the_command_and_its_progress_bar():
     assert "tqdm" in {re.split(r"[\[<>=~! ]", requirement)[0] for requirement in project["dependencies"]}
 
 
+def test_progress_off_a_terminal_is_whole_lines(monkeypatch, capsys):
+    """In a log (stderr not a terminal) progress comes as plain lines, so a skipped image's line
+    stays whole; a process that shows no progress prints only its notes."""
+    from mmdet_opt.cli import progress
+
+    monkeypatch.setattr(progress, "LOGGED_EVERY_S", 0.0)
+    shown, hidden = progress.Progress(3, show_bar=True), progress.Progress(3, show_bar=False)
+    for p in (shown, hidden):
+        p.update()
+        p.note("skipped a.jpg: unreadable")
+        p.update(2)
+        p.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert "\r" not in "".join(lines) and len(lines) == 4
+    assert lines[0].startswith("detect: 1/3 images, ") and lines[2].startswith("detect: 3/3 images, ")
+    assert lines[1] == lines[3] == "skipped a.jpg: unreadable"
+    assert lines[0].endswith(" images/s") and lines[2].endswith(" images/s")
+
+
 @pytest.mark.slow  # the model built twice, stock and the variant
 def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, model_args):
     figures = tmp_path / "eval.json"

@@ -1,22 +1,38 @@
-"""What a run shows on stderr: a progress bar with images/s (tqdm, when installed) and one line per skipped image."""
+"""What a run shows on stderr: its progress with images/s, and one line per skipped image."""
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
+
+LOGGED_EVERY_S = 10.0  # off a terminal (a log file, CI), a progress line this often
 
 
 class Progress:
+    """On a terminal a progress bar with images/s (tqdm, when installed); elsewhere a plain line every
+    ``LOGGED_EVERY_S``, since a bar's redraws would run into the lines of skipped images in a log."""
+
     def __init__(self, total: int, show_bar: bool, what: str = "detect"):
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            tqdm = None
-        self.bar = tqdm(total=total, desc=what, unit="img", file=sys.stderr, disable=not show_bar,
-                        dynamic_ncols=True) if tqdm else None
+        self.total, self.what, self.show = total, what, show_bar
+        self.done, self.start = 0, time.monotonic()
+        self.last_line = self.start
+        self.bar = None
+        if show_bar and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc=what, unit="img", file=sys.stderr, dynamic_ncols=True)
 
     def update(self, n: int = 1) -> None:
+        self.done += n
         if self.bar is not None:
             self.bar.update(n)
+        elif self.show and time.monotonic() - self.last_line >= LOGGED_EVERY_S:
+            self.last_line = time.monotonic()
+            rate = self.done / max(self.last_line - self.start, 1e-9)
+            print(f"{self.what}: {self.done}/{self.total} images, {rate:.1f} images/s", file=sys.stderr, flush=True)
 
     def note(self, line: str) -> None:
         """A line on stderr that leaves the bar whole."""
