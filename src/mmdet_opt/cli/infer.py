@@ -34,7 +34,8 @@ def add_parser(commands) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR", help="image files and folders of them")
-    p.add_argument("--out", required=True, metavar="OUT.json", help="results file to write")
+    p.add_argument("--out", required=True, metavar="OUT.json",
+                   help="results file to write (its folder is made if missing)")
     p.add_argument("--variant", default="inference_graph",
                    help=f"how to run the model (default inference_graph; stock mmdet: {STOCK} or 'stock'); "
                         "on a CPU a variant runs as its CPU composition")
