@@ -226,11 +226,11 @@ def _sized_rles(masks, boxes, image_hw: np.ndarray, threshold: float = 0.5,
     hw_on_device = torch.from_numpy(image_hw).to(masks.device)
     rles: list = [None] * len(masks)
     whole, chunks = _by_region(masks, boxes, hw_on_device, threshold, max_chunk_bytes)
-    if len(whole):  # stock's whole-image paste, one image size at a time
-        for h, w in np.unique(image_hw[whole.cpu().numpy()], axis=0).tolist():
-            group = whole[(hw_on_device[whole] == hw_on_device.new_tensor([h, w])).all(1)]
-            for i, rle in zip(group.tolist(), encode_rle(masks[group], boxes[group], h, w, threshold, max_chunk_bytes)):
-                rles[i] = rle
+    whole = whole.cpu().numpy()
+    for h, w in np.unique(image_hw[whole], axis=0).tolist():  # stock's whole-image paste, one size at a time
+        group = whole[(image_hw[whole] == (h, w)).all(1)]
+        for i, rle in zip(group.tolist(), encode_rle(masks[group], boxes[group], h, w, threshold, max_chunk_bytes)):
+            rles[i] = rle
     for inds, regions, windows, _ in chunks:
         # A zero row above and below each region column: a run starts where a pixel differs from
         # the one before it in column-major order.
