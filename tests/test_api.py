@@ -178,6 +178,31 @@ def test_a_batch_gives_each_photo_its_own_result(graphed, graphed_result, image)
         assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, str(report)
 
 
+@pytest.mark.slow
+def test_pad_to_scale_builds_a_batchs_plans_ahead(small_base_model, detectors, image):
+    """With pad_to_scale every image runs at one of two shapes, so both boxes' plans for a batch are
+    built before the first call, and photos of three sizes then run in them with no new plan."""
+    padded = Detector.from_model(small_base_model, variant="inference_graph", pad_to_scale=True)
+    padded.plan_ahead(3)
+    plans = padded._pipeline.shapes.batches
+    assert sorted(plans.keys()) == [(192, 320, 3), (320, 192, 3)] and plans.misses == 2
+    photos = [image, resize_to(sample_image("coffee"), (400, 300)), resize_to(sample_image("rocket"), (500, 500))]
+    assert [padded.network_shape(p.shape) for p in photos] == [(192, 320)] * 3
+    assert padded.network_shape((400, 300, 3)) == (320, 192)  # a portrait photo: the other box
+    results = padded.batch(photos)
+    assert plans.misses == 2 and len(results) == 3
+    for photo, result in zip(photos, results):
+        report = compare(Detections.from_mmdet(padded(photo), photo.shape), Detections.from_mmdet(result, photo.shape))
+        assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, str(report)
+
+
+def test_only_pad_to_scale_has_plans_to_build_ahead(small_base_model, detectors, image):
+    with pytest.raises(ValueError, match="plan_ahead needs a graph variant with pad_to_scale, not inference_"):
+        detector(detectors, small_base_model, "inference_graph").plan_ahead(2)
+    assert detector(detectors, small_base_model, "inference_graph").network_shape(image.shape) == (192, 256)
+    assert detector(detectors, small_base_model, "inference").network_shape(image.shape) is None
+
+
 def test_inference_detector_is_a_drop_in(small_base_model, detectors, image, stock):
     det = detector(detectors, small_base_model, "inference")
     assert_same(inference_detector(det, image), stock)

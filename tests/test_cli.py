@@ -127,10 +127,11 @@ class StandInDetector:
 
     CLASSES = ("circle", "square")
 
-    def __init__(self, fail=lambda image: None):
+    def __init__(self, fail=lambda image: None, shape_of=lambda image_shape: None):
         from mmdet_opt.config import load_config
 
         self.cfg, self.variant, self.fail, self.calls = load_config(None, (320, 192)), "stand-in", fail, 0
+        self.network_shape, self.batches = shape_of, []
 
     def __call__(self, image):
         from mmdet_opt.training.coco import encode_mask
@@ -146,6 +147,7 @@ class StandInDetector:
             [[encode_mask(mask)], []]
 
     def batch(self, images):
+        self.batches.append([image.shape[:2] for image in images])
         return [self(image) for image in images]
 
 
@@ -180,6 +182,35 @@ def test_an_image_that_fails_in_a_batch_is_skipped_and_the_batch_kept(monkeypatc
     assert [img["file_name"] for img in done] == ["scene0.png", "scene1.jpg"]
     assert [(d["image_id"], d["category_id"], d["bbox"]) for d in json.loads(out.read_text())] == [
         (0, 1, [0.0, 0.0, 48.0, 32.0]), (1, 1, [0.0, 0.0, 64.0, 48.0])]
+
+
+def test_a_batch_takes_images_of_one_network_shape(monkeypatch, tmp_path):
+    """Landscape and portrait photos in turn, two of each shape a batch: each batch is of one shape (the
+    photos between wait), the last one short of a batch runs alone, and the results keep image order."""
+    sizes = [(96, 64), (64, 96), (128, 96), (72, 112), (100, 60)]  # (w, h): L, P, L, P, L
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, size in enumerate(sizes):
+        cv2.imwrite(str(folder / f"p{i}.png"), heldout_scene(i, size).image)
+    detector = stand_in(monkeypatch, StandInDetector(shape_of=lambda shape: "portrait" if shape[0] > shape[1]
+                                                     else "landscape"))
+    out = tmp_path / "results.json"
+    code, _, _ = run_main(["infer", "default", "none", str(folder), "--out", str(out), "--device", "cpu",
+                           "--batch", "2"])
+    assert code == 0
+    assert detector.batches == [[(64, 96), (96, 128)], [(96, 64), (112, 72)]] and detector.calls == 5
+    assert [d["image_id"] for d in json.loads(out.read_text())] == [0, 1, 2, 3, 4]
+
+
+def test_many_shapes_keep_at_most_two_batches_waiting():
+    from mmdet_opt.cli.detect import ShapeBatches
+
+    batches = ShapeBatches(lambda shape: shape, 2)
+    images = [np.zeros((h, 8, 3), np.uint8) for h in (1, 2, 3, 4, 2)]
+    items = [ImageItem(i, i, f"{i}.png", f"{i}.png") for i in range(5)]
+    ran = [[item.index for item, _ in batches.add(item, image)] for item, image in zip(items, images)]
+    assert ran == [[], [], [], [0], [1, 4]]  # four shapes waiting: the largest (the first of the tie) runs
+    assert [item.index for item, _ in batches.rest()] == [2, 3]
 
 
 def test_ann_gives_the_image_ids_and_categories_of_an_annotation_file(monkeypatch, photos, tmp_path):

@@ -9,6 +9,7 @@ calls and graph captures included, as both pay them), synthetic weights:
   decoded first: no files, no RLEs, one photo a call;
 - ``mmdet-opt infer default none DIR --pad-to-scale --batch N`` itself (files decoded ahead, COCO RLEs,
   the results file), for each N.
+A discarded first run takes the process's one-time costs, so that every run compared starts warm.
 Prints each one's images/s, infer's as a share of the stream's, and infer's own summary lines (how long
 it waited for decoded images).
 """
@@ -98,6 +99,7 @@ def main() -> None:
             raise SystemExit(f"no photos in {folder}")
         device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
         print(f"{count} photos ({folder}), {device_name}, torch {torch.__version__}")
+        stream_rate(folder, args.device)  # the process's one-time costs (CUDA, cuDNN, kernels): all runs start warm
         stream = stream_rate(folder, args.device)
         rows, lines = [("stream benchmark's loop, padded, photos decoded", stream)], []
         for batch in args.batch:

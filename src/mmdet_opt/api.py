@@ -120,6 +120,19 @@ class Detector:
                 results = [self._run(array, image) for array, image in zip(arrays, images)]
         return self._convert(results, [array.shape for array in arrays])
 
+    def network_shape(self, image_shape) -> tuple[int, int] | None:
+        """The padded (H, W) a graph variant runs an image of ``image_shape`` at (``batch`` runs the
+        images of one shape together); None for the other variants, which run each image alone."""
+        shape_of = getattr(self._pipeline, "network_shape", None)
+        return None if shape_of is None else shape_of(*image_shape[:2])
+
+    def plan_ahead(self, batch: int = 1) -> None:
+        """Capture now the graphs that ``batch`` images of either padded box run in, so that no call
+        pays for them (``pad_to_scale`` only: otherwise each image size has a shape of its own)."""
+        if self.variant.graph is None or not self.variant.graph.pad_to_scale:
+            raise ValueError(f"plan_ahead needs a graph variant with pad_to_scale, not {self.variant.name}")
+        self._pipeline.plan_ahead(batch=batch)
+
     def _run(self, array, image):
         if self._pipeline is not None:
             return self._pipeline(array)

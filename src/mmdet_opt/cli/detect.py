@@ -18,26 +18,49 @@ class ImageItem:
 
 
 def detect_images(det, items: list, batch: int, workers: int, progress: Progress, stats: RunStats):
-    """Yield ``(item, (h, w), result)`` in the order of ``items``, less the ones skipped (each
-    said in one line on ``progress``, counted in ``stats``); ``stats`` gets the times too."""
+    """Yield ``(item, (h, w), result)`` for ``items``, less the ones skipped (each said in one line on
+    ``progress``, counted in ``stats``), ``batch`` images of one network shape a call (``ShapeBatches``:
+    so not always in the order of ``items``); ``stats`` gets the times too."""
     from ..inputs import prepare_image
 
     decoded = DecodeAhead(items, lambda path: prepare_image(path, det.cfg), workers, ahead=workers + batch)
     started = time.perf_counter()
-    pending = []
+    batches = ShapeBatches(det.network_shape, batch)
     try:
         for item, image, error in decoded:
             if error is not None:
                 _skip(error, progress, stats)
                 continue
-            pending.append((item, image))
-            if len(pending) == batch:
-                yield from _detect_batch(det, pending, progress, stats)
-                pending = []
-        yield from _detect_batch(det, pending, progress, stats)
+            yield from _detect_batch(det, batches.add(item, image), progress, stats)
+        for one in batches.rest():
+            yield from _detect_batch(det, [one], progress, stats)
     finally:
         stats.seconds += time.perf_counter() - started
         stats.decode_wait += decoded.waited
+
+
+class ShapeBatches:
+    """Images gathered into batches of one network shape (``det.network_shape``), so that a batch is
+    whole: mixed shapes would run as smaller batches, each size a graph of its own to capture. At most
+    ``2 * size`` images wait; past that (many shapes) the largest group runs as it is."""
+
+    def __init__(self, shape_of, size: int):
+        self.shape_of, self.size, self.groups = shape_of, size, {}
+
+    def add(self, item, image) -> list:
+        """The batch of ``(item, image)`` pairs this image completes, or []."""
+        shape = self.shape_of(image.shape)
+        self.groups.setdefault(shape, []).append((item, image))
+        if len(self.groups[shape]) < self.size and sum(map(len, self.groups.values())) < 2 * self.size:
+            return []
+        return self.groups.pop(max(self.groups, key=lambda key: len(self.groups[key])))
+
+    def rest(self) -> list:
+        """The images left in groups short of a batch, in the order they came, each to run alone (no
+        graph to capture for a short batch)."""
+        left = [pair for group in self.groups.values() for pair in group]
+        self.groups = {}
+        return sorted(left, key=lambda pair: pair[0].index)
 
 
 def _detect_batch(det, pending: list, progress: Progress, stats: RunStats):

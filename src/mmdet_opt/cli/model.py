@@ -28,7 +28,9 @@ def add_model_arguments(p) -> None:
                         "takes cuda:LOCAL_RANK")
     p.add_argument("--scale", type=_scale, default=None, metavar="WxH",
                    help="test scale replacing the config's (default: the config's own, 1333x800 for COCO)")
-    p.add_argument("--batch", type=_positive, default=1, help="images per detector call (default 1)")
+    p.add_argument("--batch", type=_positive, default=1,
+                   help="images per detector call (default 1); a graph variant takes images of one padded "
+                        "shape together")
     p.add_argument("--workers", type=_positive, default=default_workers(),
                    help="threads decoding images ahead of the detector (default: cores / processes, at most 8)")
 

@@ -119,9 +119,14 @@ class GraphedPipeline(StudyStages):
             self.shapes.plan_ahead()
 
     @serialised
-    def plan_ahead(self, after_each=None) -> list:
-        """Build every network plan now (``pad_to_scale`` only; ``ShapePlans.plan_ahead``)."""
-        return self.shapes.plan_ahead(after_each)
+    def plan_ahead(self, after_each=None, batch: int = 1) -> list:
+        """Build both boxes' network plans for ``batch`` photos now (``pad_to_scale`` only;
+        ``ShapePlans.plan_ahead``); ``detect_batch`` runs at most ``options.max_batch`` at a time."""
+        return self.shapes.plan_ahead(after_each, min(batch, self.options.max_batch))
+
+    def network_shape(self, h: int, w: int) -> tuple[int, int]:
+        """The padded (H, W) an (h, w) photo runs at: ``detect_batch`` batches the photos of one shape."""
+        return self.shapes.network_shape(h, w)
 
     @serialised
     def plan(self, h: int, w: int) -> InputPlan:

@@ -110,9 +110,10 @@ class ShapePlans:
         short, long = (-(-s // d) * d for s in sorted(self.spec.scale))
         return (short, long), (long, short)
 
-    def plan_ahead(self, after_each: Callable[[], None] | None = None) -> list[tuple[int, int]]:
-        """Build the network plans of both boxes now (``pad_to_scale`` only: otherwise the shapes depend
-        on the photos), so that no photo's first call pays for one; ``after_each()`` runs after each."""
+    def plan_ahead(self, after_each: Callable[[], None] | None = None, batch: int = 1) -> list[tuple[int, int]]:
+        """Build the network plans of both boxes for ``batch`` photos now (``pad_to_scale`` only: otherwise
+        the shapes depend on the photos), so that no photo's first call pays for one; ``after_each()``
+        runs after each."""
         if not self.options.pad_to_scale:
             raise ValueError("network plans can be built ahead only with pad_to_scale: without it, each "
                              "photo size's padded shape is its own")
@@ -120,7 +121,7 @@ class ShapePlans:
             raise ValueError(f"building both boxes' plans ahead needs max_plans >= 2, not {self.options.max_plans}")
         boxes = self.scale_boxes()
         for box in boxes:
-            self.plan(box)
+            self.plan(box, batch)
             if after_each is not None:
                 after_each()
         return list(boxes)
