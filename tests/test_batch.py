@@ -71,6 +71,28 @@ def test_photos_of_any_landscape_size_batch_together_padded_to_the_scale(small_b
 
 
 @pytest.mark.slow
+def test_a_photo_size_goes_back_to_the_slot_it_wrote(small_base_model):
+    """Photos of three sizes in one padded batch, then in the reverse order: each size takes the slot it
+    wrote the first time (a new (size, slot) pair is one more graph capture), and each photo still gets
+    the result it got the first time."""
+    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
+    options = dataclasses.replace(GraphOptions().eager_fp32(), pad_to_scale=True)
+    padded = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options)
+    photos = [resize_to(sample_image(name), size) for name, size in
+              [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500))]]
+    with torch.no_grad():
+        first = padded.detect_batch(photos)
+        again = padded.detect_batch(photos[::-1])
+    shapes = padded.shapes
+    assert {size: [slot for _, slot in shapes.photos.peek(size).slots] for size in shapes.photos.keys()} == {
+        (480, 640): [0], (300, 1000): [1], (500, 500): [2]}
+    assert shapes.slots_for([(500, 500), (100, 100), (480, 640)], shapes.batches.peek((192, 320, 3))) == [2, 1, 0]
+    for one, two, photo in zip(first, again[::-1], photos):
+        report = compare(detections(one, photo), detections(two, photo))
+        assert report.matched_fraction == 1.0 and report.mask_iou_mean > 0.999, report
+
+
+@pytest.mark.slow
 def test_a_batch_larger_than_max_batch_is_split(small_base_model):
     model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
     options = dataclasses.replace(GraphOptions().eager_fp32(), max_batch=2)

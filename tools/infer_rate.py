@@ -10,8 +10,10 @@ calls and graph captures included, as both pay them), synthetic weights:
 - ``mmdet-opt infer default none DIR --pad-to-scale --batch N`` itself (files decoded ahead, COCO RLEs,
   the results file), for each N.
 A discarded first run takes the process's one-time costs, so that every run compared starts warm.
-Prints each one's images/s, infer's as a share of the stream's, and infer's own summary lines (how long
-it waited for decoded images).
+Prints each one's images/s, infer's as a share of the stream's, infer's own summary lines (how long
+it waited for decoded images), and where each run's time went: seconds and calls in ``detect_batch``,
+one-photo calls (also inside ``detect_batch``), the RLE conversion and graph captures (inside the others),
+model building and plans built ahead included.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import dataclasses
 import io
 import re
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -63,6 +66,45 @@ def stream_rate(folder: Path, device: str) -> float:
     return len(run.seconds) / sum(run.seconds)
 
 
+def where_time_goes():
+    """``{name: (owner, attribute)}``: the calls whose time each run's split line gives."""
+    from mmdet_opt.api import Detector
+    from mmdet_opt.graphed.capture import CapturedCall
+    from mmdet_opt.graphed.pipeline import GraphedPipeline
+
+    return {"detect_batch": (GraphedPipeline, "detect_batch"), "one photo": (GraphedPipeline, "__call__"),
+            "conversion": (Detector, "_convert"), "graph captures": (CapturedCall, "__init__")}
+
+
+@contextlib.contextmanager
+def time_spent(targets: dict):
+    """Yields ``{name: [seconds, calls]}``, filled while the block runs by wrapping each target."""
+    spent = {name: [0.0, 0] for name in targets}
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name][0] += time.perf_counter() - started
+                spent[name][1] += 1
+        return call
+
+    originals = {name: getattr(owner, attr) for name, (owner, attr) in targets.items()}
+    for name, (owner, attr) in targets.items():
+        setattr(owner, attr, timed(name, originals[name]))
+    try:
+        yield spent
+    finally:
+        for name, (owner, attr) in targets.items():
+            setattr(owner, attr, originals[name])
+
+
+def split_line(spent: dict) -> str:
+    return ", ".join(f"{name} {seconds:.3f} s ({calls} calls)" for name, (seconds, calls) in spent.items())
+
+
 def infer_rate(folder: Path, batch: int, device: str, out: Path) -> tuple[float, str]:
     """(images/s, infer's summary line) of ``mmdet-opt infer`` over the folder."""
     from mmdet_opt.cli import main
@@ -100,12 +142,14 @@ def main() -> None:
         device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
         print(f"{count} photos ({folder}), {device_name}, torch {torch.__version__}")
         stream_rate(folder, args.device)  # the process's one-time costs (CUDA, cuDNN, kernels): all runs start warm
-        stream = stream_rate(folder, args.device)
-        rows, lines = [("stream benchmark's loop, padded, photos decoded", stream)], []
+        with time_spent(where_time_goes()) as spent:
+            stream = stream_rate(folder, args.device)
+        rows, lines = [("stream benchmark's loop, padded, photos decoded", stream)], [f"stream: {split_line(spent)}"]
         for batch in args.batch:
-            rate, line = infer_rate(folder, batch, args.device, Path(tmp) / f"infer_b{batch}.json")
+            with time_spent(where_time_goes()) as spent:
+                rate, line = infer_rate(folder, batch, args.device, Path(tmp) / f"infer_b{batch}.json")
             rows.append((f"infer --pad-to-scale --batch {batch}", rate))
-            lines.append(f"--batch {batch}: {line}")
+            lines += [f"--batch {batch}: {line}", f"--batch {batch}: {split_line(spent)}"]
     print("| run | images/s | share of the stream's |\n|---|---|---|")
     for name, rate in rows:
         print(f"| {name} | {rate:.4g} | {rate / stream:.0%} |")

@@ -124,6 +124,7 @@ class GraphedPipeline(StudyStages):
         ``ShapePlans.plan_ahead``); ``detect_batch`` runs at most ``options.max_batch`` at a time."""
         return self.shapes.plan_ahead(after_each, min(batch, self.options.max_batch))
 
+    @serialised
     def network_shape(self, h: int, w: int) -> tuple[int, int]:
         """The padded (H, W) an (h, w) photo runs at: ``detect_batch`` batches the photos of one shape."""
         return self.shapes.network_shape(h, w)
@@ -182,10 +183,12 @@ class GraphedPipeline(StudyStages):
         if len(images) == 1:
             return [self(images[0])]
         plan = self.shapes.plan(pad, len(images))
+        order = self.shapes.slots_for([image.shape[:2] for image in images], plan)
         with torch.no_grad():
-            for slot, image in enumerate(images):
-                self.shapes.photo(*image.shape[:2]).preprocess(image, plan, slot)
-            outputs = batch_results(plan)
+            for slot, i in enumerate(order):
+                self.shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
+            by_slot = batch_results(plan)
+        outputs = [by_slot[order.index(i)] for i in range(len(images))]
         return [self(image) if out is None else out for image, out in zip(images, outputs)]
 
 

@@ -91,6 +91,24 @@ class ShapePlans:
         return [(pad, members[start:start + size]) for pad, members in groups.items()
                 for start in range(0, len(members), size)]
 
+    def slots_for(self, sizes: list[tuple[int, int]], network) -> list[int]:
+        """The index into ``sizes`` of the photo that goes into each of ``network``'s slots. A photo size
+        takes a free slot it has written before, whose step is captured already (each new (size, slot)
+        pair is one more capture); the other photos fill the free slots in turn."""
+        order: list = [None] * len(sizes)
+        waiting = []
+        for i, size in enumerate(sizes):
+            written = self.photos.peek(size).slots if size in self.photos.keys() else {}
+            slot = next((s for net, s in written if net is network and order[s] is None), None)
+            if slot is None:
+                waiting.append(i)
+            else:
+                order[slot] = i
+        free = (s for s, taken in enumerate(order) if taken is None)
+        for i, slot in zip(waiting, list(free), strict=True):
+            order[slot] = i
+        return order
+
     def photo(self, h: int, w: int) -> InputPlan:
         return self.photos.get((h, w), lambda: self.make_photo(h, w, self.network_shape(h, w)))
 
