@@ -31,6 +31,19 @@ def detections(result, image):
     return Detections.from_mmdet(result, image.shape)
 
 
+def padded_pipeline(small_base_model) -> GraphedPipeline:
+    """The eager composition padded to the scale: every landscape photo pads to one network shape."""
+    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
+    options = dataclasses.replace(GraphOptions().eager_fp32(), pad_to_scale=True)
+    return GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options)
+
+
+def landscape_photos() -> list:
+    """Three photos of three sizes (4:3, wide, square) that all pad to the landscape box."""
+    return [resize_to(sample_image(name), size) for name, size in
+            [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500))]]
+
+
 @pytest.mark.slow
 def test_a_batch_gives_each_photo_its_own_result(pipe):
     """Three photos of two sizes that pad to one shape (4:3), a fourth of another shape: each result
@@ -55,11 +68,7 @@ def test_photos_of_any_landscape_size_batch_together_padded_to_the_scale(small_b
     a batch; each gets what it gets alone, padded to its own extent. This scale's activations are
     small, so the masks are whole-tensor passes unless the ring is forced everywhere (extent.py)."""
     monkeypatch.setattr(extent, "RING_FROM", ring_from)
-    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
-    options = dataclasses.replace(GraphOptions().eager_fp32(), pad_to_scale=True)
-    padded = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options)
-    photos = [resize_to(sample_image(name), size) for name, size in
-              [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500))]]
+    padded, photos = padded_pipeline(small_base_model), landscape_photos()
     with torch.no_grad():
         batched = [detections(r, p) for r, p in zip(padded.detect_batch(photos), photos)]
         alone = [detections(pipe(p), p) for p in photos]
@@ -75,11 +84,7 @@ def test_a_photo_size_goes_back_to_the_slot_it_wrote(small_base_model):
     """Photos of three sizes in one padded batch, then in the reverse order: each size takes the slot it
     wrote the first time (a new (size, slot) pair is one more graph capture), and each photo still gets
     the result it got the first time."""
-    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
-    options = dataclasses.replace(GraphOptions().eager_fp32(), pad_to_scale=True)
-    padded = GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options)
-    photos = [resize_to(sample_image(name), size) for name, size in
-              [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500))]]
+    padded, photos = padded_pipeline(small_base_model), landscape_photos()
     with torch.no_grad():
         first = padded.detect_batch(photos)
         again = padded.detect_batch(photos[::-1])
