@@ -183,7 +183,9 @@ def test_pad_to_scale_builds_a_batchs_plans_ahead(small_base_model, detectors, i
     """With pad_to_scale every image runs at one of two shapes, so both boxes' plans for a batch are
     built before the first call, and photos of three sizes then run in them with no new plan."""
     padded = Detector.from_model(small_base_model, variant="inference_graph", pad_to_scale=True)
-    padded.plan_ahead(3)
+    assert padded.plan_ahead(3) == 3
+    with pytest.raises(ValueError, match="a number of images"):
+        padded.plan_ahead(0)
     plans = padded._pipeline.shapes.batches
     assert sorted(plans.keys()) == [(192, 320, 3), (320, 192, 3)] and plans.misses == 2
     photos = [image, resize_to(sample_image("coffee"), (400, 300)), resize_to(sample_image("rocket"), (500, 500))]

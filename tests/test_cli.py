@@ -202,6 +202,26 @@ def test_a_batch_takes_images_of_one_network_shape(monkeypatch, tmp_path):
     assert [d["image_id"] for d in json.loads(out.read_text())] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow
+def test_pad_to_scale_builds_the_batches_plans_before_the_first_image(photos, single_run, tmp_path, model_args):
+    """--pad-to-scale --batch 2: the two boxes' 2-image plans are built with the model (a line says so),
+    the two landscape photos run as one batch, the portrait one alone, and each gets what a run of one
+    image a call gives it."""
+    runs = {}
+    for batch in ("1", "2"):
+        out = tmp_path / f"b{batch}.json"
+        code, _, stderr = run_main(["infer", *model_args, str(photos), "--out", str(out), "--pad-to-scale",
+                                    "--batch", batch])
+        assert code == 0
+        runs[batch] = json.loads(out.read_text())
+    built = lines_naming(stderr, "built the network plans")
+    assert len(built) == 1 and built[0].startswith("built the network plans of 2-image batches in")
+    assert [d["image_id"] for d in runs["2"]] == [d["image_id"] for d in runs["1"]] and runs["1"]
+    for one, two in zip(runs["1"], runs["2"]):
+        assert one["category_id"] == two["category_id"]
+        np.testing.assert_allclose(two["bbox"], one["bbox"], atol=0.05)
+
+
 def test_many_shapes_keep_at_most_two_batches_waiting():
     from mmdet_opt.cli.detect import ShapeBatches
 

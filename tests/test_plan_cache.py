@@ -172,6 +172,9 @@ def test_plans_ahead_only_where_the_shapes_are_known(graph_model, photos):
     built = []
     assert lazy.plan_ahead(after_each=lambda: built.append(len(lazy.shapes.networks))) == [(192, 320), (320, 192)]
     assert built == [2, 2] and lazy.shapes.networks.misses == 2  # the portrait box was kept, not rebuilt
+    capped = pipeline(graph_model, pad_to_scale=True, plans_ahead=False, max_batch=2)
+    capped.plan_ahead(batch=5)  # detect_batch never runs more than max_batch photos at a time
+    assert sorted(capped.shapes.batches.keys()) == [(192, 320, 2), (320, 192, 2)]
 
 
 def test_a_negative_upload_buffer_is_refused_clearly(graph_model):

@@ -12,8 +12,9 @@ calls and graph captures included, as both pay them), synthetic weights:
 A discarded first run takes the process's one-time costs, so that every run compared starts warm.
 Prints each one's images/s, infer's as a share of the stream's, infer's own summary lines (how long
 it waited for decoded images), and where each run's time went: seconds and calls in ``detect_batch``,
-one-photo calls (also inside ``detect_batch``), the RLE conversion and graph captures (inside the others),
-model building and plans built ahead included.
+one-photo calls (also inside ``detect_batch``), the RLE conversion and graph captures (inside the others;
+each with its eager warm-up call and device sync), model building and plans built ahead included. All
+are host times: a call that ends with a device sync includes the GPU work it waited for.
 """
 from __future__ import annotations
 

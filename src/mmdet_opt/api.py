@@ -126,12 +126,17 @@ class Detector:
         shape_of = getattr(self._pipeline, "network_shape", None)
         return None if shape_of is None else shape_of(*image_shape[:2])
 
-    def plan_ahead(self, batch: int = 1) -> None:
+    def plan_ahead(self, batch: int = 1) -> int:
         """Capture now the graphs that ``batch`` images of either padded box run in, so that no call
-        pays for them (``pad_to_scale`` only: otherwise each image size has a shape of its own)."""
+        pays for them (``pad_to_scale`` only: otherwise each image size has a shape of its own).
+        Returns the batch size built: ``batch``, or the variant's largest (``GraphOptions.max_batch``)."""
         if self.variant.graph is None or not self.variant.graph.pad_to_scale:
             raise ValueError(f"plan_ahead needs a graph variant with pad_to_scale, not {self.variant.name}")
-        self._pipeline.plan_ahead(batch=batch)
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"plan_ahead: batch is a number of images (at least 1), not {batch!r}")
+        built = min(batch, self.variant.graph.max_batch)
+        self._pipeline.plan_ahead(batch=built)
+        return built
 
     def _run(self, array, image):
         if self._pipeline is not None:

@@ -42,7 +42,8 @@ def detect_images(det, items: list, batch: int, workers: int, progress: Progress
 class ShapeBatches:
     """Images gathered into batches of one network shape (``det.network_shape``), so that a batch is
     whole: mixed shapes would run as smaller batches, each size a graph of its own to capture. At most
-    ``2 * size`` images wait; past that (many shapes) the largest group runs as it is."""
+    ``2 * size`` images wait; past that (more than two shapes: without --pad-to-scale) the largest
+    group runs as it is, a short batch with a plan of its own, rather than hold more images."""
 
     def __init__(self, shape_of, size: int):
         self.shape_of, self.size, self.groups = shape_of, size, {}

@@ -59,19 +59,23 @@ def infer(args, processes, device: str) -> int:
         for line in problems:
             print(f"skipped {line}", file=sys.stderr)
     det = open_detector(args, cfg, variant, device, args.pad_to_scale)
-    if args.pad_to_scale and args.batch > 1:
-        _plan_batches_ahead(det, args.batch, processes.main)
-    return _detect_and_write(args, processes, det, items, dataset, len(problems))
+    batch = args.batch
+    if args.pad_to_scale and batch > 1:
+        batch = _plan_batches_ahead(det, batch, processes.main)
+    return _detect_and_write(args, processes, det, items, dataset, len(problems), batch)
 
 
-def _plan_batches_ahead(det, batch: int, show: bool) -> None:
+def _plan_batches_ahead(det, batch: int, show: bool) -> int:
     """--pad-to-scale: every image runs at one of two shapes, so a whole batch's graphs are built with
-    the model, before the first image (as the stream benchmark builds its plans), not during the run."""
+    the model, before the first image (as the stream benchmark builds its plans), not during the run.
+    Returns the batch size built: at most the variant's largest batch."""
     started = time.perf_counter()
-    det.plan_ahead(batch)
+    built = det.plan_ahead(batch)
     if show:
         seconds = time.perf_counter() - started
-        print(f"built the network plans of {batch}-image batches in {seconds:.1f} s", file=sys.stderr)
+        largest = f" (the variant's largest batch; --batch {batch} asked for)" if built < batch else ""
+        print(f"built the network plans of {built}-image batches{largest} in {seconds:.1f} s", file=sys.stderr)
+    return built
 
 
 def _images(inputs: list, dataset: dict | None) -> tuple[list, list]:
@@ -86,14 +90,14 @@ def _images(inputs: list, dataset: dict | None) -> tuple[list, list]:
     return items, problems
 
 
-def _detect_and_write(args, processes, det, items: list, dataset: dict | None, missing: int) -> int:
+def _detect_and_write(args, processes, det, items: list, dataset: dict | None, missing: int, batch: int) -> int:
     categories = dataset["categories"] if dataset else own_categories(det.CLASSES)
     ids = category_ids(det.CLASSES, categories)
     shard = processes.shard(items)
     stats, done, finished = RunStats(), {}, False
     progress = Progress(len(shard), show_bar=processes.main)
     try:
-        with closing(detect_images(det, shard, args.batch, args.workers, progress, stats)) as detections:
+        with closing(detect_images(det, shard, batch, args.workers, progress, stats)) as detections:
             for item, (h, w), result in detections:
                 dets = image_detections(result, item.image_id, ids)
                 done[item.index] = ({"id": item.image_id, "file_name": item.file_name, "width": w, "height": h},

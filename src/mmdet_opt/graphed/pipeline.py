@@ -178,17 +178,19 @@ class GraphedPipeline(StudyStages):
 
     def _run_batch(self, pad: tuple[int, int], images: list) -> list:
         """Photos that pad to ``pad`` through the plan of their number, each preprocessed into its slot by its
-        photo size's InputPlan; a photo alone in its shape, or one a static step could not vouch for (rare:
-        mmdet's code then decides), runs the single-image path."""
+        photo size's InputPlan (a slot the size has written before where one is free: ``slots_for``); a
+        photo alone in its shape, or one a static step could not vouch for (rare: mmdet's code then
+        decides), runs the single-image path."""
         if len(images) == 1:
             return [self(images[0])]
         plan = self.shapes.plan(pad, len(images))
-        order = self.shapes.slots_for([image.shape[:2] for image in images], plan)
+        photo_in_slot = self.shapes.slots_for([image.shape[:2] for image in images], plan)
         with torch.no_grad():
-            for slot, i in enumerate(order):
+            for slot, i in enumerate(photo_in_slot):
                 self.shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
             by_slot = batch_results(plan)
-        outputs = [by_slot[order.index(i)] for i in range(len(images))]
+        slot_of = {i: slot for slot, i in enumerate(photo_in_slot)}
+        outputs = [by_slot[slot_of[i]] for i in range(len(images))]
         return [self(image) if out is None else out for image, out in zip(images, outputs)]
 
 

@@ -57,6 +57,9 @@ class LRUCache(Generic[T]):
     def __len__(self) -> int:
         return len(self._values)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._values
+
     def keys(self) -> list:
         return list(self._values)
 
@@ -95,19 +98,19 @@ class ShapePlans:
         """The index into ``sizes`` of the photo that goes into each of ``network``'s slots. A photo size
         takes a free slot it has written before, whose step is captured already (each new (size, slot)
         pair is one more capture); the other photos fill the free slots in turn."""
-        order: list = [None] * len(sizes)
+        photo_in_slot: list = [None] * len(sizes)
         waiting = []
         for i, size in enumerate(sizes):
-            written = self.photos.peek(size).slots if size in self.photos.keys() else {}
-            slot = next((s for net, s in written if net is network and order[s] is None), None)
+            written = self.photos.peek(size).slots if size in self.photos else {}  # keys: (network, slot)
+            slot = next((s for net, s in written if net is network and photo_in_slot[s] is None), None)
             if slot is None:
                 waiting.append(i)
             else:
-                order[slot] = i
-        free = (s for s, taken in enumerate(order) if taken is None)
-        for i, slot in zip(waiting, list(free), strict=True):
-            order[slot] = i
-        return order
+                photo_in_slot[slot] = i
+        free = [s for s, taken in enumerate(photo_in_slot) if taken is None]
+        for i, slot in zip(waiting, free, strict=True):
+            photo_in_slot[slot] = i
+        return photo_in_slot
 
     def photo(self, h: int, w: int) -> InputPlan:
         return self.photos.get((h, w), lambda: self.make_photo(h, w, self.network_shape(h, w)))
