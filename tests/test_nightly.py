@@ -83,6 +83,8 @@ if args[:2] != ["-m", "pytest"]:
     os.execv({python!r}, [{python!r}, *args])
 with open(given / "calls.txt", "a") as calls:
     calls.write(" ".join(args) + "\\n")
+with open(given / "where.txt", "a") as where:  # the folder and first import path of each pytest call
+    where.write(os.getcwd() + " " + os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] + "\\n")
 out = next((a.split("=", 1)[1] for a in args if a.startswith("--benchmark-json=")), "")
 name = Path(out).name
 if (given / name).is_file():
@@ -152,7 +154,8 @@ def test_every_step_runs_after_a_failure_and_the_summary_names_each(nightly):
     assert code == 1, output
     summary = (out / "summary.md").read_text()
     assert "Failed: benchmarks, gate, trained parity, report, night." in summary
-    assert "| gate | failed | REGRESSED: test_stage[inference_graph_eager_fp32-640x384-total] |" in summary
+    assert ("| gate | failed | REGRESSED: test_stage[inference_graph_eager_fp32-640x384-total] (the baseline's "
+            f"commit c0ffee1{'0' * 33} is not in this checkout, so it was not timed on this machine) |") in summary
     assert "| history | passed |" in summary  # the stored baseline, charted
     benchmarks, gate, rerun, trained = (c.split() for c in calls)
     assert {"--inject-delay-ms=1", "--mutation=shift_8px"} <= set(benchmarks)
@@ -199,5 +202,54 @@ def test_a_night_that_saves_a_baseline_is_judged_against_the_one_it_began_with(n
     code, output, calls, out = run("--", "--benchmark-save=h200")
     assert (tmp_path / baselines_folder("cpu") / "0002_h200.json").is_file()  # saved by the benchmarks step
     assert code == 1, output
-    assert f"| gate | failed | REGRESSED: {stage} |" in (out / "summary.md").read_text()
+    assert f"| gate | failed | REGRESSED: {stage} (the baseline's commit" in (out / "summary.md").read_text()
     assert "0001_base.json" in (out / "gate.md").read_text()
+
+
+@pytest.mark.slow  # eight processes, four of them importing torch
+@pytest.mark.parametrize("baseline_code_here", ["as slow", "as fast as stored"])
+def test_a_repeated_move_is_judged_against_the_baselines_commit_timed_on_this_machine(nightly, tmp_path,
+                                                                                     baseline_code_here):
+    """The gate and its rerun are 1 ms slower on a stage. The baseline's commit is in the checkout, so
+    the stage is timed with that commit's own files and code on this machine: when it is as slow, the
+    machine moved, not the code, and the gate passes saying so; when it is as fast as the baseline
+    stored, the regression is the code's and the gate fails."""
+    from mmdet_opt.machine import baselines_folder
+
+    given, run = nightly
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "marker.txt").write_text("the baseline's code\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "src/marker.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    base = complete_run(seed=0, on_gpu=False)
+    base["commit_info"]["id"] = commit
+    write(tmp_path / baselines_folder("cpu") / "0001_base.json", base)
+
+    stage = "test_stage[inference_graph_eager_fp32-640x384-total]"
+    slow = complete_run(seed=4, on_gpu=False, slower_ms={stage: 1.0})
+    write(given / "run.json", slow)
+    write(given / "gate.json", only(slow, selector(GATE)))
+    write(given / "gate_rerun.json", only(slow, lambda b: b["name"] == stage))
+    here = slow if baseline_code_here == "as slow" else complete_run(seed=5, on_gpu=False)
+    write(given / "gate_baseline_here.json", only(here, lambda b: b["name"] == stage))
+    code, output, calls, out = run("--inject-delay-ms", "1")
+
+    benchmarks, gate, rerun, at_base = (c.split() for c in calls[:4])
+    assert at_base[2] == f"benchmarks/test_stages.py::{stage}" and not any("delay" in a for a in at_base)
+    tree = out / "baseline_tree"
+    assert (tree / "src" / "marker.txt").read_text() == "the baseline's code\n"
+    assert (given / "where.txt").read_text().splitlines()[3] == f"{tree} {tree / 'src'}"
+    summary = (out / "summary.md").read_text()
+    if baseline_code_here == "as slow":
+        assert code == 0, output
+        assert (f"| gate | passed | moved with the machine, not the code: the baseline's commit {commit[:7]}, "
+                f"timed here, is as slow in {stage}") in summary
+        assert json.loads((out / "night.json").read_text())["gate"]["status"] == "passed"
+    else:
+        assert code == 1, output
+        assert (f"| gate | failed | REGRESSED: {stage} (also against the baseline's commit {commit[:7]} timed on "
+                "this machine") in summary
+    assert stage in (out / "gate_here.md").read_text()
