@@ -83,8 +83,9 @@ if args[:2] != ["-m", "pytest"]:
     os.execv({python!r}, [{python!r}, *args])
 with open(given / "calls.txt", "a") as calls:
     calls.write(" ".join(args) + "\\n")
-with open(given / "where.txt", "a") as where:  # the folder and first import path of each pytest call
-    where.write(os.getcwd() + " " + os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] + "\\n")
+with open(given / "where.txt", "a") as where:  # each pytest call's folder, first import path, files there
+    where.write(" ".join([os.getcwd(), os.environ.get("PYTHONPATH", "").split(os.pathsep)[0],
+                          str(os.path.isfile("src/marker.txt")), str(os.path.exists("docs"))]) + "\\n")
 out = next((a.split("=", 1)[1] for a in args if a.startswith("--benchmark-json=")), "")
 name = Path(out).name
 if (given / name).is_file():
@@ -155,7 +156,7 @@ def test_every_step_runs_after_a_failure_and_the_summary_names_each(nightly):
     summary = (out / "summary.md").read_text()
     assert "Failed: benchmarks, gate, trained parity, report, night." in summary
     assert ("| gate | failed | REGRESSED: test_stage[inference_graph_eager_fp32-640x384-total] (the baseline's "
-            f"commit c0ffee1{'0' * 33} is not in this checkout, so it was not timed on this machine) |") in summary
+            "commit c0ffee1 is not in this checkout, so it was not timed on this machine) |") in summary
     assert "| history | passed |" in summary  # the stored baseline, charted
     benchmarks, gate, rerun, trained = (c.split() for c in calls)
     assert {"--inject-delay-ms=1", "--mutation=shift_8px"} <= set(benchmarks)
@@ -207,49 +208,63 @@ def test_a_night_that_saves_a_baseline_is_judged_against_the_one_it_began_with(n
 
 
 @pytest.mark.slow  # eight processes, four of them importing torch
-@pytest.mark.parametrize("baseline_code_here", ["as slow", "as fast as stored"])
+@pytest.mark.parametrize("baseline_code_here", ["as slow", "as fast as stored", "slower, but not as slow",
+                                                "missing a stage", "failed"])
 def test_a_repeated_move_is_judged_against_the_baselines_commit_timed_on_this_machine(nightly, tmp_path,
                                                                                      baseline_code_here):
-    """The gate and its rerun are 1 ms slower on a stage. The baseline's commit is in the checkout, so
-    the stage is timed with that commit's own files and code on this machine: when it is as slow, the
-    machine moved, not the code, and the gate passes saying so; when it is as fast as the baseline
-    stored, the regression is the code's and the gate fails."""
+    """The gate and its rerun are 1 ms slower on two stages. The baseline's commit is in the checkout, so
+    the stages are timed with that commit's own files and code on this machine, outside the checkout.
+    Only when that code is as slow in both stages did the machine move, and the gate passes saying so;
+    when it is as fast as stored, half as slow, lacks a stage or fails, the gate fails."""
     from mmdet_opt.machine import baselines_folder
 
     given, run = nightly
-    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "marker.txt").write_text("the baseline's code\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "left_out.txt").write_text("not needed to time the code\n")
     subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "src/marker.txt"], check=True)
+    subprocess.run([*git, "add", "src/marker.txt", "docs/left_out.txt"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
     commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     base = complete_run(seed=0, on_gpu=False)
     base["commit_info"]["id"] = commit
     write(tmp_path / baselines_folder("cpu") / "0001_base.json", base)
 
-    stage = "test_stage[inference_graph_eager_fp32-640x384-total]"
-    slow = complete_run(seed=4, on_gpu=False, slower_ms={stage: 1.0})
+    stages = ["test_stage[inference_graph_eager_fp32-640x384-backbone]",  # in the runs' (and so the gate's) order
+              "test_stage[inference_graph_eager_fp32-640x384-total]"]
+    slow = complete_run(seed=4, on_gpu=False, slower_ms=dict.fromkeys(stages, 1.0))
     write(given / "run.json", slow)
     write(given / "gate.json", only(slow, selector(GATE)))
-    write(given / "gate_rerun.json", only(slow, lambda b: b["name"] == stage))
-    here = slow if baseline_code_here == "as slow" else complete_run(seed=5, on_gpu=False)
-    write(given / "gate_baseline_here.json", only(here, lambda b: b["name"] == stage))
+    write(given / "gate_rerun.json", only(slow, lambda b: b["name"] in stages))
+    here = {"as slow": slow, "as fast as stored": complete_run(seed=5, on_gpu=False),
+            "slower, but not as slow": complete_run(seed=6, on_gpu=False, slower_ms=dict.fromkeys(stages, 0.5)),
+            "missing a stage": slow, "failed": slow}[baseline_code_here]
+    kept = stages[:1] if baseline_code_here == "missing a stage" else stages
+    write(given / "gate_baseline_here.json", only(here, lambda b: b["name"] in kept))
+    if baseline_code_here == "failed":
+        (given / "gate_baseline_here.json.rc").write_text("1")
     code, output, calls, out = run("--inject-delay-ms", "1")
 
     benchmarks, gate, rerun, at_base = (c.split() for c in calls[:4])
-    assert at_base[2] == f"benchmarks/test_stages.py::{stage}" and not any("delay" in a for a in at_base)
-    tree = out / "baseline_tree"
-    assert (tree / "src" / "marker.txt").read_text() == "the baseline's code\n"
-    assert (given / "where.txt").read_text().splitlines()[3] == f"{tree} {tree / 'src'}"
+    assert at_base[2:4] == [f"benchmarks/test_stages.py::{stage}" for stage in stages]
+    assert not any("delay" in a for a in at_base)
+    folder, first_import, has_src, has_docs = (given / "where.txt").read_text().splitlines()[3].split()
+    assert Path(first_import) == Path(folder) / "src" and not Path(folder).is_relative_to(tmp_path)
+    assert (has_src, has_docs) == ("True", "False")  # the commit's code, without its docs
+    assert not Path(folder).exists()  # removed once timed
     summary = (out / "summary.md").read_text()
+    gate_row = next(line for line in summary.splitlines() if line.startswith("| gate |"))
     if baseline_code_here == "as slow":
         assert code == 0, output
-        assert (f"| gate | passed | moved with the machine, not the code: the baseline's commit {commit[:7]}, "
-                f"timed here, is as slow in {stage}") in summary
-        assert json.loads((out / "night.json").read_text())["gate"]["status"] == "passed"
+        assert gate_row.startswith(f"| gate | passed | moved with the machine, not the code: the baseline's commit "
+                                   f"{commit[:7]}, timed here, is as slow in {', '.join(stages)}")
+        stored = json.loads((out / "night.json").read_text())["gate"]
+        assert stored["status"] == "passed" and stored["machine_moved"] == stages
     else:
         assert code == 1, output
-        assert (f"| gate | failed | REGRESSED: {stage} (also against the baseline's commit {commit[:7]} timed on "
-                "this machine") in summary
-    assert stage in (out / "gate_here.md").read_text()
+        assert gate_row.startswith(f"| gate | failed | REGRESSED: {', '.join(stages)} (")
+        reason = {"failed": f"timing the baseline's commit {commit[:7]} here failed (pytest exit 1)"}.get(
+            baseline_code_here, f"also against the baseline's commit {commit[:7]} timed on this machine")
+        assert reason in gate_row

@@ -16,9 +16,10 @@ environment works where tox cannot build one (a GPU box without network):
    timed again in a fresh process and judged with ``--confirm`` (``out/gate.md``). Only a regression
    the rerun repeats fails it, and the summary names the stages. When the baseline's commit is in this
    checkout, the stages the rerun repeated are also timed with that commit's own code, on this machine
-   (``out/gate_baseline_here.json``), and the rerun is judged against it (``out/gate_here.md``): a move
-   the baseline's code makes as well is this machine's, not the code's (a new host, driver or clock), so
-   the gate passes and says to record a baseline on this machine.
+   (``out/gate_baseline_here.json``; ``out/gate_here.md`` judges the rerun against it). Only when the
+   baseline's code REGRESSED here as well, every stage, and tonight's rerun is within the rule of it,
+   did the machine move rather than the code (a new host, driver or clock): the gate then passes and
+   says to record a baseline on this machine.
 3. ``trained parity``: the parity tests on the project's trained checkpoint (``out/trained_parity.json``).
 4. ``report``: ``out/report.md`` and ``out/stages.svg`` from tonight's run.
 5. ``night``: tonight's run with the gate's verdict and the trained parity (``out/night.json``), also
@@ -34,14 +35,14 @@ trained parity too); ``--inject-delay-ms`` to every timed step. Exit status: 1 w
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
+import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,39 +151,63 @@ def step_gate(night: Night) -> tuple:
 
 def judged_on_this_machine(night: Night, verdict: dict, flagged: Path, rerun: Path) -> dict:
     """The verdict once the rerun repeated a regression: the flagged stages timed with the baseline's own
-    commit here (no injected delay: it stands for the baseline's code), the rerun judged against that.
-    A move the baseline's code makes too is the machine's: the gate then passes, saying so."""
-    commit = (load_run(night.baseline).get("commit_info") or {}).get("id")
-    tree = (night.out / "baseline_tree").resolve()  # the baseline run starts in it: no relative paths
-    if not commit or not extract_commit(commit, tree):
-        return {**verdict, "here": f"the baseline's commit {commit or '(none recorded)'} is not in this "
-                                   "checkout, so it was not timed on this machine"}
+    commit here (no injected delay: it stands for the baseline's code). The gate passes only when the
+    machine moved, not the code (``machine_moved``); otherwise ``verdict`` stands, with what was found."""
+    names = flagged.read_text().split()
+    commit = str((load_run(night.baseline).get("commit_info") or {}).get("id") or "")
+    if not names or not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        return {**verdict, "here": "the baseline records no commit, so it was not timed on this machine"}
     here = night.out / "gate_baseline_here.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), os.environ.get("PYTHONPATH", "")])}
-    night.run("-m", "pytest", *flagged.read_text().splitlines(), *GATE_SELECTION,
-              f"--benchmark-json={here.resolve()}", cwd=tree, env=env)
-    if not here.is_file():
-        return {**verdict, "here": f"timing the baseline's commit {commit[:7]} here failed (above)"}
-    code, _ = night.run("-m", "mmdet_opt.suite.compare", here, rerun, "-k", GATE, to=night.out / "gate_here.md")
-    if code == 0:
-        return {"status": PASSED, "note": f"moved with the machine, not the code: the baseline's commit {commit[:7]}, "
-                                          f"timed here, is as slow in {', '.join(verdict['flagged'])} "
-                                          f"({night.out / 'gate_here.md'}); record a baseline on this machine"}
+    here.unlink(missing_ok=True)
+    # Outside the checkout: there, pytest-benchmark would record tonight's commit as the run's.
+    with tempfile.TemporaryDirectory(prefix="mmdet-opt-baseline-") as tmp:
+        tree = Path(tmp)
+        if not extract_commit(commit, tree):
+            return {**verdict, "here": f"the baseline's commit {commit[:7]} is not in this checkout, so it was "
+                                       "not timed on this machine"}
+        paths = [str(tree / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        code, _ = night.run("-m", "pytest", *names, *GATE_SELECTION, f"--benchmark-json={here.resolve()}",
+                            cwd=tree, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    if code or not here.is_file():
+        return {**verdict, "here": f"timing the baseline's commit {commit[:7]} here failed (pytest exit {code})"}
+    night.run("-m", "mmdet_opt.suite.compare", here, rerun, "-k", GATE, to=night.out / "gate_here.md")
+    if machine_moved(load_run(night.baseline), load_run(here), load_run(rerun), names):
+        return {"status": PASSED, "machine_moved": verdict["flagged"],
+                "note": f"moved with the machine, not the code: the baseline's commit {commit[:7]}, timed here, "
+                        f"is as slow in {', '.join(verdict['flagged'])}; record a baseline on this machine"}
     return {**verdict, "here": f"also against the baseline's commit {commit[:7]} timed on this machine "
                                f"({night.out / 'gate_here.md'})"}
 
 
+def machine_moved(stored: dict, here: dict, rerun: dict, fullnames: list) -> bool:
+    """Whether every flagged stage moved with the machine: the baseline's own code timed here REGRESSED
+    against the stored baseline, and tonight's rerun is within the rule of it (unchanged, or below the
+    floor; not merely unconfirmed). A stage missing from either run is not shown to be the machine's."""
+    from .compare import BELOW_FLOOR, REGRESSED, UNCHANGED, compare_runs
+
+    slower_here = {c.fullname: c.verdict for c in compare_runs(stored, here).comparisons}
+    tonight = {c.fullname: c.verdict for c in compare_runs(here, rerun).comparisons}
+    return all(slower_here.get(name) == REGRESSED and tonight.get(name) in (UNCHANGED, BELOW_FLOOR)
+               for name in fullnames)
+
+
 def extract_commit(commit: str, tree: Path) -> bool:
-    """``commit``'s files into ``tree`` (replaced), from the git checkout the night runs in; False when
-    there is none or it lacks the commit (a shallow clone: check out with fetch-depth 0)."""
-    archive = subprocess.run(["git", "archive", "--format=tar", commit], capture_output=True, check=False)
-    if archive.returncode:
+    """``commit``'s files, less docs and baselines, into ``tree`` from the git checkout the night runs in;
+    False without git, outside a checkout, or when it lacks the commit (a shallow clone: check out with
+    fetch-depth 0)."""
+    try:
+        archive = subprocess.Popen(["git", "archive", "--format=tar", commit, "--", ".", ":(exclude)docs",
+                                    ":(exclude)baselines"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
         return False
-    shutil.rmtree(tree, ignore_errors=True)
-    tree.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as files:
-        files.extractall(tree, filter="data")
-    return True
+    try:
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as files:
+            files.extractall(tree, filter="data")
+    except tarfile.TarError:  # nothing came: git refused
+        pass
+    finally:
+        archive.stdout.close()
+    return archive.wait() == 0
 
 
 def gate_verdict(code: int, flagged: Path, error: str = "") -> dict:
@@ -269,7 +294,9 @@ def main(argv=None) -> int:
     args, pytest_args = parse(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    night = Night(python=args.python, out=out, nights=Path(args.nights) if args.nights else None, quick=args.quick,
+    # Steps may run in another folder (the gate's baseline commit): a python given as a path is made absolute.
+    python = os.path.abspath(args.python) if os.sep in args.python else args.python
+    night = Night(python=python, out=out, nights=Path(args.nights) if args.nights else None, quick=args.quick,
                   delay_ms=args.inject_delay_ms, mutation=args.mutation, pytest_args=pytest_args)
     for name, step in STEPS:
         try:
