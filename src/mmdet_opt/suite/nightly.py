@@ -153,8 +153,8 @@ def judged_on_this_machine(night: Night, verdict: dict, flagged: Path, rerun: Pa
     """The verdict once the rerun repeated a regression: the flagged stages timed with the baseline's own
     commit here (no injected delay: it stands for the baseline's code). The gate passes only when the
     machine moved, not the code (``machine_moved``); otherwise ``verdict`` stands, with what was found."""
-    names = flagged.read_text().split()
-    commit = str((load_run(night.baseline).get("commit_info") or {}).get("id") or "")
+    names, stored = flagged.read_text().split(), load_run(night.baseline)
+    commit = str((stored.get("commit_info") or {}).get("id") or "")
     if not names or not re.fullmatch(r"[0-9a-f]{7,40}", commit):
         return {**verdict, "here": "the baseline records no commit, so it was not timed on this machine"}
     here = night.out / "gate_baseline_here.json"
@@ -171,7 +171,7 @@ def judged_on_this_machine(night: Night, verdict: dict, flagged: Path, rerun: Pa
     if code or not here.is_file():
         return {**verdict, "here": f"timing the baseline's commit {commit[:7]} here failed (pytest exit {code})"}
     night.run("-m", "mmdet_opt.suite.compare", here, rerun, "-k", GATE, to=night.out / "gate_here.md")
-    if machine_moved(load_run(night.baseline), load_run(here), load_run(rerun), names):
+    if machine_moved(stored, load_run(here), load_run(rerun), names):
         return {"status": PASSED, "machine_moved": verdict["flagged"],
                 "note": f"moved with the machine, not the code: the baseline's commit {commit[:7]}, timed here, "
                         f"is as slow in {', '.join(verdict['flagged'])}; record a baseline on this machine"}
