@@ -127,16 +127,22 @@ class StandInDetector:
 
     CLASSES = ("circle", "square")
 
-    def __init__(self, fail=lambda image: None, shape_of=lambda image_shape: None):
+    def __init__(self, fail=lambda image: None, shape_of=lambda image_shape: None, device="cpu"):
+        import torch
+
         from mmdet_opt.config import load_config
 
         self.cfg, self.variant, self.fail, self.calls = load_config(None, (320, 192)), "stand-in", fail, 0
-        self.network_shape, self.batches = shape_of, []
+        self.network_shape, self.batches, self.device = shape_of, [], torch.device(device)
+        self.torch_threads = set()  # torch.get_num_threads() at each call
 
     def __call__(self, image):
+        import torch
+
         from mmdet_opt.training.coco import encode_mask
 
         self.calls += 1
+        self.torch_threads.add(torch.get_num_threads())
         problem = self.fail(image)
         if problem is not None:
             raise problem
@@ -220,6 +226,26 @@ def test_pad_to_scale_builds_the_batches_plans_before_the_first_image(photos, si
     for one, two in zip(runs["1"], runs["2"]):
         assert one["category_id"] == two["category_id"]
         np.testing.assert_allclose(two["bbox"], one["bbox"], atol=0.05)
+
+
+@pytest.mark.parametrize("device, inside", [("cuda", 3), ("cpu", 4)])
+def test_torch_threads_leave_the_decoders_their_cores_on_a_gpu(monkeypatch, photos, tmp_path, device, inside):
+    """5 cores, 2 decoding threads: on a GPU torch's CPU threads (4) are kept to the 3 cores left while
+    the images run, and are 4 again after; on a CPU (the model's own arithmetic) they stay 4."""
+    import torch
+
+    monkeypatch.setattr("mmdet_opt.cli.prefetch.process_cores", lambda: 5)
+    detector = stand_in(monkeypatch, StandInDetector(device=device))
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        code, _, _ = run_main(["infer", "default", "none", str(photos), "--out", str(tmp_path / "r.json"),
+                               "--workers", "2", "--batch", "2"])
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert code == 0 and detector.calls == len(SIZES)
+    assert detector.torch_threads == {inside} and after == 4
 
 
 def test_many_shapes_keep_at_most_two_batches_waiting():

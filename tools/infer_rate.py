@@ -1,6 +1,7 @@
 """infer's images/s over a folder of photos, beside the padded stream benchmark's loop over the same photos.
 
-    python tools/infer_rate.py [--photos DIR] [--max-mp 2] [--batch 1 8] [--workers W ...] [--device cuda:0]
+    python tools/infer_rate.py [--photos DIR] [--max-mp 2] [--batch 1 8] [--workers W ...] [--threads kept as-is]
+                               [--device cuda:0]
 
 Without --photos, the suite's stream photos (``suite_stream_sizes(200)``) of at most --max-mp megapixels
 are written as JPEG files to a temporary folder. In one process, each on a detector of its own (first
@@ -8,7 +9,9 @@ calls and graph captures included, as both pay them), synthetic weights:
 - the stream benchmark's loop (``run_stream``) with ``inference_graph_padded`` over the same photos,
   decoded first: no files, no RLEs, one photo a call;
 - ``mmdet-opt infer default none DIR --pad-to-scale --batch N`` itself (files decoded ahead, COCO RLEs,
-  the results file), for each N, and with each ``--workers W`` given (decoding threads; default: infer's).
+  the results file), for each N, and with each ``--workers W`` given (decoding threads; default: infer's),
+  and each ``--threads``: torch's CPU threads ``kept`` beside the decoders as infer keeps them
+  (``prefetch.torch_threads_beside``, the default) or left ``as-is``.
 A discarded first run takes the process's one-time costs, so that every run compared starts warm.
 Prints each one's images/s, infer's as a share of the stream's, infer's own summary lines (how long
 it waited for decoded images), and where each run's time went: seconds and calls in ``detect_batch``,
@@ -106,15 +109,30 @@ def split_line(spent: dict) -> str:
     return ", ".join(f"{name} {seconds:.3f} s ({calls} calls)" for name, (seconds, calls) in spent.items())
 
 
-def infer_rate(folder: Path, batch: int, device: str, out: Path, workers: int | None = None) -> tuple[float, str]:
+@contextlib.contextmanager
+def torch_threads(how: str):
+    """infer with torch's CPU threads ``kept`` beside its decoders (as it runs) or left ``as-is``."""
+    from mmdet_opt.cli import detect
+
+    kept = detect.torch_threads_beside
+    if how == "as-is":
+        detect.torch_threads_beside = lambda workers: contextlib.nullcontext()
+    try:
+        yield
+    finally:
+        detect.torch_threads_beside = kept
+
+
+def infer_rate(folder: Path, batch: int, device: str, out: Path, workers: int | None = None,
+               threads: str = "kept") -> tuple[float, str]:
     """(images/s, infer's summary line) of ``mmdet-opt infer`` over the folder."""
     from mmdet_opt.cli import main
 
     printed = io.StringIO()
-    threads = [] if workers is None else ["--workers", str(workers)]
-    with contextlib.redirect_stdout(printed):
+    decoders = [] if workers is None else ["--workers", str(workers)]
+    with contextlib.redirect_stdout(printed), torch_threads(threads):
         code = main(["infer", "default", "none", str(folder), "--out", str(out), "--pad-to-scale",
-                     "--batch", str(batch), "--device", device, *threads])
+                     "--batch", str(batch), "--device", device, *decoders])
     line = (printed.getvalue().strip().splitlines() or [""])[-1]
     rate = re.search(r"([\d.]+) images/s", line)
     if code != 0 or rate is None:
@@ -129,6 +147,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="infer's --batch values (default 1 8)")
     parser.add_argument("--workers", type=int, nargs="+", default=[None],
                         help="infer's --workers values, each run at every --batch (default: infer's own)")
+    parser.add_argument("--threads", nargs="+", choices=("kept", "as-is"), default=["kept"],
+                        help="torch's CPU threads kept beside the decoders (infer's way, default) or as-is; "
+                             "each run at every --batch and --workers")
     parser.add_argument("--device", default="cuda:0")
     args = parser.parse_args()
 
@@ -151,11 +172,14 @@ def main() -> None:
         rows, lines = [("stream benchmark's loop, padded, photos decoded", stream)], [f"stream: {split_line(spent)}"]
         for batch in args.batch:
             for workers in args.workers:
-                name = f"--batch {batch}" + ("" if workers is None else f" --workers {workers}")
-                with time_spent(where_time_goes()) as spent:
-                    rate, line = infer_rate(folder, batch, args.device, Path(tmp) / f"infer_b{batch}.json", workers)
-                rows.append((f"infer --pad-to-scale {name}", rate))
-                lines += [f"{name}: {line}", f"{name}: {split_line(spent)}"]
+                for threads in args.threads:
+                    name = f"--batch {batch}" + ("" if workers is None else f" --workers {workers}")
+                    name += "" if args.threads == ["kept"] else f", torch threads {threads}"
+                    with time_spent(where_time_goes()) as spent:
+                        rate, line = infer_rate(folder, batch, args.device, Path(tmp) / f"infer_b{batch}.json",
+                                                workers, threads)
+                    rows.append((f"infer --pad-to-scale {name}", rate))
+                    lines += [f"{name}: {line}", f"{name}: {split_line(spent)}"]
     print("| run | images/s | share of the stream's |\n|---|---|---|")
     for name, rate in rows:
         print(f"| {name} | {rate:.4g} | {rate / stream:.0%} |")

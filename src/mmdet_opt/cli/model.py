@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from .errors import CliError, one_line
@@ -12,9 +11,10 @@ ALIASES = {"stock": STOCK}
 
 
 def default_workers() -> int:
-    """Decoding threads per process: the machine's cores shared among the processes of this host."""
-    per_host = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(8, (os.cpu_count() or 2) // per_host))
+    """Decoding threads per process: its share of the host's cores, at most 8."""
+    from .prefetch import process_cores
+
+    return min(8, process_cores())
 
 
 def add_model_arguments(p) -> None:

@@ -2,15 +2,44 @@
 
 At most ``ahead`` images are decoded and waiting at a time (bounded memory); the next decode is
 queued as soon as one is taken, so the detector never waits while decoding keeps up.
+
+While they decode, torch's own CPU threads are kept to the cores the decoding threads leave
+(``torch_threads_beside``): an OpenMP team (torch's intra-op threads, which copy each photo into
+pinned memory) with one thread descheduled by a decoder waits for it a scheduler time slice, several
+milliseconds, where the copy itself takes a fraction of one (docs/perf-log.md, "Decoding threads
+beside torch's").
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 
 from ..inputs import ImageInputError
+
+
+def process_cores() -> int:
+    """The cores this process may use: those it is allowed to run on, shared among the processes of its
+    host (torchrun's LOCAL_WORLD_SIZE)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+@contextmanager
+def torch_threads_beside(workers: int):
+    """torch's intra-op threads at most the cores that ``workers`` decoding threads leave (at least
+    one) inside the block, as they were after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, process_cores() - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class DecodeAhead:
