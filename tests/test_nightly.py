@@ -256,6 +256,9 @@ def test_a_repeated_move_is_judged_against_the_baselines_commit_timed_on_this_ma
     assert not Path(folder).exists()  # removed once timed
     summary = (out / "summary.md").read_text()
     gate_row = next(line for line in summary.splitlines() if line.startswith("| gate |"))
+    if baseline_code_here != "failed":  # the machine's move: the stored baseline against its code timed here
+        machine = (out / "gate_machine.md").read_text()
+        assert ("REGRESSED" in machine) == (baseline_code_here != "as fast as stored")
     if baseline_code_here == "as slow":
         assert code == 0, output
         assert gate_row.startswith(f"| gate | passed | moved with the machine, not the code: the baseline's commit "

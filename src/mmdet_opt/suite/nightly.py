@@ -16,7 +16,8 @@ environment works where tox cannot build one (a GPU box without network):
    timed again in a fresh process and judged with ``--confirm`` (``out/gate.md``). Only a regression
    the rerun repeats fails it, and the summary names the stages. When the baseline's commit is in this
    checkout, the stages the rerun repeated are also timed with that commit's own code, on this machine
-   (``out/gate_baseline_here.json``; ``out/gate_here.md`` judges the rerun against it). Only when the
+   (``out/gate_baseline_here.json``; ``out/gate_machine.md`` judges it against the stored baseline,
+   ``out/gate_here.md`` the rerun against it). Only when the
    baseline's code REGRESSED here as well, every stage, and tonight's rerun is within the rule of it,
    did the machine move rather than the code (a new host, driver or clock): the gate then passes and
    says to record a baseline on this machine.
@@ -170,6 +171,8 @@ def judged_on_this_machine(night: Night, verdict: dict, flagged: Path, rerun: Pa
                             cwd=tree, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
     if code or not here.is_file():
         return {**verdict, "here": f"timing the baseline's commit {commit[:7]} here failed (pytest exit {code})"}
+    # Each move in a file of its own: the machine's (the baseline's code, stored and here), the code's.
+    night.run("-m", "mmdet_opt.suite.compare", night.baseline, here, "-k", GATE, to=night.out / "gate_machine.md")
     night.run("-m", "mmdet_opt.suite.compare", here, rerun, "-k", GATE, to=night.out / "gate_here.md")
     if machine_moved(stored, load_run(here), load_run(rerun), names):
         return {"status": PASSED, "machine_moved": verdict["flagged"],
