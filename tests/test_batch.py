@@ -98,6 +98,29 @@ def test_a_photo_size_goes_back_to_the_slot_it_wrote(small_base_model):
 
 
 @pytest.mark.slow
+def test_fewer_photos_than_plan_batch_run_in_its_plan_and_spare_slots_are_dropped(small_base_model):
+    """Four photos through the plan of four, then two of them (and, in reverse, two others) through the
+    same plan with plan_batch=4: no plan of two is built, the spare slots keep the photos they held,
+    and each photo gets what it gets in the full batch."""
+    padded, photos = padded_pipeline(small_base_model), landscape_photos()
+    photos.append(resize_to(sample_image("chelsea"), (400, 300)))
+    with torch.no_grad():
+        full = padded.detect_batch(photos)
+        short = padded.detect_batch(photos[:2], plan_batch=4)
+        other = padded.detect_batch(photos[:1:-1], plan_batch=4)
+    assert padded.shapes.batches.keys() == [(192, 320, 4)]
+    shapes = padded.shapes
+    assert shapes.slots_for([(300, 1000)], shapes.batches.peek((192, 320, 4))) == [None, 0, None, None]
+    for got, expected, photo in zip(short + other, [full[0], full[1], full[3], full[2]],
+                                    photos[:2] + photos[:1:-1]):
+        report = compare(detections(expected, photo), detections(got, photo))
+        assert len(detections(expected, photo).boxes) and report.matched_fraction == 1.0, report
+        assert report.mask_iou_mean > 0.999, report
+    with pytest.raises(ValueError, match="plan_batch is a batch size of 1 to max_batch"):
+        padded.detect_batch(photos, plan_batch=0)
+
+
+@pytest.mark.slow
 def test_a_batch_larger_than_max_batch_is_split(small_base_model):
     model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
     options = dataclasses.replace(GraphOptions().eager_fp32(), max_batch=2)

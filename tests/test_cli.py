@@ -133,7 +133,7 @@ class StandInDetector:
         from mmdet_opt.config import load_config
 
         self.cfg, self.variant, self.fail, self.calls = load_config(None, (320, 192)), "stand-in", fail, 0
-        self.network_shape, self.batches, self.device = shape_of, [], torch.device(device)
+        self.network_shape, self.batches, self.plan_batches, self.device = shape_of, [], [], torch.device(device)
         self.torch_threads = set()  # torch.get_num_threads() at each call
 
     def __call__(self, image):
@@ -152,9 +152,13 @@ class StandInDetector:
         return [np.array([[0, 0, w // 2, h // 2, 0.9]], np.float32), np.zeros((0, 5), np.float32)], \
             [[encode_mask(mask)], []]
 
-    def batch(self, images):
+    def batch(self, images, plan_batch=None):
         self.batches.append([image.shape[:2] for image in images])
+        self.plan_batches.append(plan_batch)
         return [self(image) for image in images]
+
+    def plan_ahead(self, batch):
+        return batch
 
 
 def stand_in(monkeypatch, detector: StandInDetector) -> StandInDetector:
@@ -228,6 +232,23 @@ def test_pad_to_scale_builds_the_batches_plans_before_the_first_image(photos, si
         np.testing.assert_allclose(two["bbox"], one["bbox"], atol=0.05)
 
 
+def test_with_plans_built_ahead_a_shape_left_short_runs_in_them(monkeypatch, tmp_path):
+    """--pad-to-scale --batch 4: the two landscape photos left at the end fill half of the 4-photo plan,
+    so they run in it (plan_batch 4); the portrait one, alone in its shape, runs by itself."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, size in enumerate([(96, 64), (72, 112), (128, 96)]):  # (w, h): L, P, L
+        cv2.imwrite(str(folder / f"p{i}.png"), heldout_scene(i, size).image)
+    detector = stand_in(monkeypatch, StandInDetector(shape_of=lambda shape: "portrait" if shape[0] > shape[1]
+                                                     else "landscape"))
+    out = tmp_path / "results.json"
+    code, _, _ = run_main(["infer", "default", "none", str(folder), "--out", str(out), "--device", "cpu",
+                           "--batch", "4", "--pad-to-scale"])
+    assert code == 0
+    assert detector.batches == [[(64, 96), (96, 128)]] and detector.plan_batches == [4] and detector.calls == 3
+    assert [d["image_id"] for d in json.loads(out.read_text())] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("device, inside", [("cuda", 3), ("cpu", 4)])
 def test_torch_threads_leave_the_decoders_their_cores_on_a_gpu(monkeypatch, photos, tmp_path, device, inside):
     """5 cores, 2 decoding threads: on a GPU torch's CPU threads (4) are kept to the 3 cores left while
@@ -256,7 +277,23 @@ def test_many_shapes_keep_at_most_two_batches_waiting():
     items = [ImageItem(i, i, f"{i}.png", f"{i}.png") for i in range(5)]
     ran = [[item.index for item, _ in batches.add(item, image)] for item, image in zip(items, images)]
     assert ran == [[], [], [], [0], [1, 4]]  # four shapes waiting: the largest (the first of the tie) runs
-    assert [item.index for item, _ in batches.rest()] == [2, 3]
+    assert [[item.index for item, _ in group] for group in batches.rest()] == [[2], [3]]
+
+
+def test_groups_left_at_the_end_run_in_the_plans_built_ahead_when_they_fill_half():
+    from mmdet_opt.cli.detect import leftover_calls
+
+    def group(*indices):
+        return [(ImageItem(i, i, f"{i}.png", f"{i}.png"), None) for i in indices]
+
+    def calls(groups, planned):
+        return [([item.index for item, _ in images], plan_batch)
+                for images, plan_batch in leftover_calls(groups, 8, planned)]
+
+    groups = [group(3, 5, 9), group(1, 4, 6, 7, 8), group(2)]
+    assert calls(groups, planned=True) == [([1, 4, 6, 7, 8], 8), ([2], None), ([3], None), ([5], None),
+                                           ([9], None)]  # 3 of 8 slots: cheaper one at a time
+    assert calls(groups, planned=False) == [([i], None) for i in range(1, 10)]  # no plans to run them in
 
 
 def test_ann_gives_the_image_ids_and_categories_of_an_annotation_file(monkeypatch, photos, tmp_path):

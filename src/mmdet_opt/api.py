@@ -108,14 +108,18 @@ class Detector:
             result = self._run(array, image)
         return self._convert([result], [array.shape])[0]
 
-    def batch(self, images) -> list:
+    def batch(self, images, plan_batch: int | None = None) -> list:
         """Results for a list of images; a graph variant runs the photos of one network shape as
-        one batch (``detect_batch``), the others one image at a time."""
+        one batch (``detect_batch``), the others one image at a time. ``plan_batch`` (graph variants):
+        fewer photos of a shape than that run in its plan of ``plan_batch`` photos, such as the one
+        ``plan_ahead`` built, rather than in a plan of their own number (captured on first use)."""
         arrays = [prepare_image(image, self.cfg) for image in images]
         detect_batch = getattr(self._pipeline, "detect_batch", None)
+        if plan_batch is not None and detect_batch is None:
+            raise ValueError(f"plan_batch is an option of the graph variants, not of {self.variant.name}")
         with torch.no_grad():
             if detect_batch is not None:
-                results = detect_batch(arrays)
+                results = detect_batch(arrays, plan_batch)
             else:
                 results = [self._run(array, image) for array, image in zip(arrays, images)]
         return self._convert(results, [array.shape for array in arrays])

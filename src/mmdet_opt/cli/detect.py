@@ -18,10 +18,13 @@ class ImageItem:
     file_name: str  # as the results' image list names it
 
 
-def detect_images(det, items: list, batch: int, workers: int, progress: Progress, stats: RunStats):
+def detect_images(det, items: list, batch: int, workers: int, progress: Progress, stats: RunStats,
+                  planned: bool = False):
     """Yield ``(item, (h, w), result)`` for ``items``, less the ones skipped (each said in one line on
     ``progress``, counted in ``stats``), ``batch`` images of one network shape a call (``ShapeBatches``:
-    so not always in the order of ``items``); ``stats`` gets the times too."""
+    so not always in the order of ``items``); ``stats`` gets the times too. ``planned``: the plans of
+    ``batch`` images are built for every shape (``Detector.plan_ahead``), so the images a shape has left
+    at the end run in them (``leftover_calls``)."""
     from ..inputs import prepare_image
 
     decoded = DecodeAhead(items, lambda path: prepare_image(path, det.cfg), workers, ahead=workers + batch)
@@ -37,8 +40,8 @@ def detect_images(det, items: list, batch: int, workers: int, progress: Progress
                     _skip(error, progress, stats)
                     continue
                 yield from _detect_batch(det, batches.add(item, image), progress, stats)
-            for one in batches.rest():
-                yield from _detect_batch(det, [one], progress, stats)
+            for group, plan_batch in leftover_calls(batches.rest(), batch, planned):
+                yield from _detect_batch(det, group, progress, stats, plan_batch)
     finally:
         stats.seconds += time.perf_counter() - started
         stats.decode_wait += decoded.waited
@@ -62,19 +65,35 @@ class ShapeBatches:
         return self.groups.pop(max(self.groups, key=lambda key: len(self.groups[key])))
 
     def rest(self) -> list:
-        """The images left in groups short of a batch, in the order they came, each to run alone (no
-        graph to capture for a short batch)."""
-        left = [pair for group in self.groups.values() for pair in group]
+        """The groups of images left short of a batch, each in the order its images came."""
+        left = list(self.groups.values())
         self.groups = {}
-        return sorted(left, key=lambda pair: pair[0].index)
+        return left
 
 
-def _detect_batch(det, pending: list, progress: Progress, stats: RunStats):
+def leftover_calls(groups: list, batch: int, planned: bool) -> list:
+    """``(images, plan_batch)`` per call for the groups left short of a batch: a group that fills at least
+    half of a plan built for ``batch`` images runs in it (a photo costs less than half as much in a full
+    batch as alone: docs/perf-log.md, "Groups left at the end"); the others one image a call (a plan of
+    their own number would be captured for them alone)."""
+    calls = []
+    for group in groups:
+        if planned and len(group) > 1 and 2 * len(group) >= batch:
+            calls.append((group, batch))
+        else:
+            calls += [([one], None) for one in group]
+    return sorted(calls, key=lambda call: call[0][0][0].index)
+
+
+def _detect_batch(det, pending: list, progress: Progress, stats: RunStats, plan_batch: int | None = None):
     if not pending:
         return
     images = [image for _, image in pending]
     try:
-        results = det.batch(images) if len(images) > 1 else [det(images[0])]
+        if plan_batch is not None:
+            results = det.batch(images, plan_batch)
+        else:
+            results = det.batch(images) if len(images) > 1 else [det(images[0])]
     except (RuntimeError, ValueError) as exc:
         if len(pending) > 1:  # one at a time, to keep all but the image that fails
             for one in pending:

@@ -59,10 +59,10 @@ def infer(args, processes, device: str) -> int:
         for line in problems:
             print(f"skipped {line}", file=sys.stderr)
     det = open_detector(args, cfg, variant, device, args.pad_to_scale)
-    batch = args.batch
-    if args.pad_to_scale and batch > 1:
+    batch, planned = args.batch, args.pad_to_scale and args.batch > 1
+    if planned:
         batch = _plan_batches_ahead(det, batch, processes.main)
-    return _detect_and_write(args, processes, det, items, dataset, len(problems), batch)
+    return _detect_and_write(args, processes, det, items, dataset, len(problems), batch, planned)
 
 
 def _plan_batches_ahead(det, batch: int, show: bool) -> int:
@@ -90,14 +90,15 @@ def _images(inputs: list, dataset: dict | None) -> tuple[list, list]:
     return items, problems
 
 
-def _detect_and_write(args, processes, det, items: list, dataset: dict | None, missing: int, batch: int) -> int:
+def _detect_and_write(args, processes, det, items: list, dataset: dict | None, missing: int, batch: int,
+                      planned: bool) -> int:
     categories = dataset["categories"] if dataset else own_categories(det.CLASSES)
     ids = category_ids(det.CLASSES, categories)
     shard = processes.shard(items)
     stats, done, finished = RunStats(), {}, False
     progress = Progress(len(shard), show_bar=processes.main)
     try:
-        with closing(detect_images(det, shard, batch, args.workers, progress, stats)) as detections:
+        with closing(detect_images(det, shard, batch, args.workers, progress, stats, planned)) as detections:
             for item, (h, w), result in detections:
                 dets = image_detections(result, item.image_id, ids)
                 done[item.index] = ({"id": item.image_id, "file_name": item.file_name, "width": w, "height": h},

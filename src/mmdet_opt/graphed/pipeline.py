@@ -166,30 +166,37 @@ class GraphedPipeline(StudyStages):
         return (dets.boxes[:count], dets.labels[:count]), mask_outputs
 
     @serialised
-    def detect_batch(self, images: list) -> list:
+    def detect_batch(self, images: list, plan_batch: int | None = None) -> list:
         """mmdet-style results for ``images``, run as batches of the photos that pad to one network
-        shape (at most ``options.max_batch`` at a time), each through the network plan of its size."""
+        shape (at most ``options.max_batch`` at a time), each through the network plan of its size.
+        ``plan_batch``: fewer photos of a shape than that run in its plan of ``plan_batch`` photos (one
+        built ahead, say: no new graphs), the spare slots' results dropped."""
         images = [prepare_image(image, self.model.cfg) for image in images]
+        if plan_batch is not None and not 1 <= plan_batch <= self.options.max_batch:
+            raise ValueError(f"plan_batch is a batch size of 1 to max_batch ({self.options.max_batch}), "
+                             f"not {plan_batch!r}")
         results = [None] * len(images)
         for pad, chunk in self.shapes.batches_of(images, self.options.max_batch):
-            for i, out in zip(chunk, self._run_batch(pad, [images[i] for i in chunk])):
+            slots = max(len(chunk), plan_batch or 1)
+            for i, out in zip(chunk, self._run_batch(pad, [images[i] for i in chunk], slots)):
                 results[i] = out
         return results
 
-    def _run_batch(self, pad: tuple[int, int], images: list) -> list:
-        """Photos that pad to ``pad`` through the plan of their number, each preprocessed into its slot by its
-        photo size's InputPlan (a slot the size has written before where one is free: ``slots_for``); a
-        photo alone in its shape, or one a static step could not vouch for (rare: mmdet's code then
-        decides), runs the single-image path."""
-        if len(images) == 1:
+    def _run_batch(self, pad: tuple[int, int], images: list, slots: int) -> list:
+        """Photos that pad to ``pad`` through the plan of ``slots`` photos, each preprocessed into its slot
+        by its photo size's InputPlan (a slot the size has written before where one is free:
+        ``slots_for``; the spare ones keep what they held); a photo in a plan of one, or one a static
+        step could not vouch for (rare: mmdet's code then decides), runs the single-image path."""
+        if slots == 1:
             return [self(images[0])]
-        plan = self.shapes.plan(pad, len(images))
+        plan = self.shapes.plan(pad, slots)
         photo_in_slot = self.shapes.slots_for([image.shape[:2] for image in images], plan)
         with torch.no_grad():
             for slot, i in enumerate(photo_in_slot):
-                self.shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
+                if i is not None:
+                    self.shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
             by_slot = batch_results(plan)
-        slot_of = {i: slot for slot, i in enumerate(photo_in_slot)}
+        slot_of = {i: slot for slot, i in enumerate(photo_in_slot) if i is not None}
         outputs = [by_slot[slot_of[i]] for i in range(len(images))]
         return [self(image) if out is None else out for image, out in zip(images, outputs)]
 

@@ -94,11 +94,14 @@ class ShapePlans:
         return [(pad, members[start:start + size]) for pad, members in groups.items()
                 for start in range(0, len(members), size)]
 
-    def slots_for(self, sizes: list[tuple[int, int]], network) -> list[int]:
-        """The index into ``sizes`` of the photo that goes into each of ``network``'s slots. A photo size
-        takes a free slot it has written before, whose step is captured already (each new (size, slot)
-        pair is one more capture); the other photos fill the free slots in turn."""
-        photo_in_slot: list = [None] * len(sizes)
+    def slots_for(self, sizes: list[tuple[int, int]], network) -> list[int | None]:
+        """The index into ``sizes`` of the photo that goes into each of ``network``'s slots (None: a spare
+        slot, where there are fewer photos than slots). A photo size takes a free slot it has written
+        before, whose step is captured already (each new (size, slot) pair is one more capture); the
+        other photos fill the free slots in turn."""
+        if len(sizes) > network.batch:
+            raise ValueError(f"{len(sizes)} photos do not fit a plan of {network.batch}")
+        photo_in_slot: list = [None] * network.batch
         waiting = []
         for i, size in enumerate(sizes):
             written = self.photos.peek(size).slots if size in self.photos else {}  # keys: (network, slot)
@@ -108,7 +111,7 @@ class ShapePlans:
             else:
                 photo_in_slot[slot] = i
         free = [s for s, taken in enumerate(photo_in_slot) if taken is None]
-        for i, slot in zip(waiting, free, strict=True):
+        for i, slot in zip(waiting, free):  # as many free slots as waiting photos, or more
             photo_in_slot[slot] = i
         return photo_in_slot
 
