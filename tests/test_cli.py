@@ -328,6 +328,39 @@ def test_bad_arguments_give_one_line_and_exit_code_2(photos, tmp_path, config_ar
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command, where, says", [
+    ("infer", "folder", "--out {path}: is a folder"),
+    ("infer", "under a file", "--out {path}: cannot write there"),
+    ("eval", "folder", "--json {path}: is a folder"),
+])
+def test_an_output_that_cannot_be_written_is_said_before_any_image_runs(monkeypatch, photos, tmp_path, command,
+                                                                      where, says):
+    detector = stand_in(monkeypatch, StandInDetector())
+    if where == "folder":
+        path = tmp_path / "results.json"
+        path.mkdir()
+    else:
+        (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+        path = tmp_path / "notes.txt" / "results.json"
+    given = (["infer", "default", "none", str(photos), "--out", str(path)] if command == "infer" else
+             ["eval", "default", "none", "--scenes", "2", "--json", str(path)])
+    code, _, stderr = run_main([*given, "--device", "cpu"])
+    assert code == 2 and stderr.count("\n") == 1 and says.format(path=path) in stderr, stderr
+    assert detector.calls == 0
+
+
+def test_a_cuda_device_this_machine_does_not_have_is_refused(monkeypatch):
+    import torch
+
+    from mmdet_opt.arguments import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1") == "cuda:1" and check_device("cuda") == "cuda"
+    with pytest.raises(ValueError, match=r"cuda:2: this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"):
+        check_device("cuda:2")
+
+
 def test_no_images_at_all_is_an_error(tmp_path, model_args):
     code, _, stderr = run_main(["infer", *model_args, str(tmp_path), "--out", str(tmp_path / "r.json")])
     assert code == 2 and "no images to run" in stderr and stderr.count("\n") == 1

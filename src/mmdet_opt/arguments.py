@@ -20,6 +20,10 @@ def check_device(device: str) -> str:
         raise ValueError(f"{device!r} is not cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"{device}: torch sees no CUDA device on this machine")
+    index = int(device.partition(":")[2] or 0)
+    if device.startswith("cuda") and index >= torch.cuda.device_count():
+        raise ValueError(f"{device}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1})")
     return device
 
 

@@ -30,6 +30,7 @@ from .eval_data import evaluation_dataset
 from .eval_table import report
 from .model import STOCK, add_model_arguments, open_detector, read_config, variant_label, variant_name
 from .progress import Progress, RunStats
+from .results_file import check_writable
 
 DEFAULT_TOLERANCE = 0.005
 
@@ -56,6 +57,8 @@ def add_parser(commands) -> None:
 def run(args) -> int:
     if args.ann and not args.images:
         raise CliError("--ann needs --images DIR, the folder its file_names are in")
+    if args.json:
+        check_writable(args.json, "--json")
     return run_in_processes(args, evaluate)
 
 

@@ -27,7 +27,7 @@ from .distributed import run_in_processes
 from .errors import CliError
 from .model import STOCK, add_model_arguments, open_detector, read_config, variant_name
 from .progress import Progress, RunStats
-from .results_file import images_path, partial_path, write_results
+from .results_file import check_writable, images_path, partial_path, write_results
 
 
 def add_parser(commands) -> None:
@@ -47,6 +47,8 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    for path in (args.out, images_path(args.out)):
+        check_writable(path, "--out")
     return run_in_processes(args, infer)
 
 

@@ -18,13 +18,35 @@ def partial_path(out: str, rank: int) -> str:
     return f"{stem}.rank{rank}.json"
 
 
+def check_writable(path: str, option: str) -> None:
+    """``CliError`` now, before any image runs, where ``path`` cannot be written: a folder, or a place
+    this user cannot make or write the file in."""
+    from .errors import CliError
+
+    target = Path(path)
+    if target.is_dir():
+        raise CliError(f"{option} {path}: is a folder; give the file to write")
+    folder = next(p for p in (target.parent, *target.parent.parents) if p.exists())  # made if missing
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"{option} {path}: cannot write there ({folder} is not a folder this user can write)")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise CliError(f"{option} {path}: the file exists and this user cannot write it")
+
+
 def write_json(path: str, obj) -> None:
-    """Written whole or not at all: a reader never sees half a file."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Written whole or not at all: a reader never sees half a file, and no partial file is left."""
+    from .errors import CliError
+
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except OSError as exc:  # the disk filled, or the place changed since check_writable
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_results(out: str, done: dict, categories: list, rank: int | None = None) -> None:
