@@ -116,6 +116,30 @@ def test_the_graph_pipeline_through_the_batcher_gives_each_photo_its_own_result(
         np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
 
 
+@pytest.mark.slow
+def test_an_api_detector_through_the_batcher_runs_its_batch_call_and_gives_its_output(small_base_model,
+                                                                                      monkeypatch):
+    """A Detector (output="rle") wrapped as the README shows: three callers at once run as one
+    Detector.batch call, and each gets its own photo's result in the Detector's form."""
+    from mmdet_opt.api import Detector
+
+    det = Detector.from_model(small_base_model, "inference_graph", output="rle")
+    calls = []
+    batch = det.batch
+    monkeypatch.setattr(det, "batch", lambda images: calls.append(len(images)) or batch(images))
+    photos = [resize_to(sample_image(name), size) for name, size in
+              [("astronaut", (640, 480)), ("coffee", (400, 300)), ("chelsea", (300, 400))]]
+    with DynamicBatcher(det, max_batch=3, max_wait_ms=LONG_WAIT_MS) as batcher:
+        results = call_from_threads(batcher, photos)
+    assert calls == [3] and batcher.batch_sizes == [3]
+    for photo, (boxes, rles) in zip(photos, results, strict=True):
+        alone_boxes, _ = det(photo)
+        assert [len(b) for b in boxes] == [len(r) for r in rles] and sum(map(len, boxes)) > 0
+        assert all(set(rle) == {"size", "counts"} and rle["size"] == list(photo.shape[:2])
+                   for per_class in rles for rle in per_class)
+        np.testing.assert_allclose(np.concatenate(boxes), np.concatenate(alone_boxes), atol=1e-3)
+
+
 def test_the_report_has_a_serving_table():
     from mmdet_opt.suite.report import markdown
 

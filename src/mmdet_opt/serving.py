@@ -2,8 +2,9 @@
 requests that arrive close together as one batch, as NVIDIA Triton's dynamic batcher and
 TorchServe's batch mode do.
 
-    with DynamicBatcher(pipeline, max_batch=8, max_wait_ms=5) as batcher:
-        result = batcher(image)            # from any thread: this photo's result
+    det = mmdet_opt.init_detector(config, checkpoint, output="rle")
+    with DynamicBatcher(det, max_batch=8, max_wait_ms=5) as batcher:
+        result = batcher(image)            # from any thread: this photo's result, as det(image) gives it
         future = batcher.submit(image)     # or a concurrent.futures.Future of it
 """
 from __future__ import annotations
@@ -17,8 +18,10 @@ _STOP = object()  # queued last by close(): the worker serves what came before i
 
 
 class DynamicBatcher:
-    """Runs ``pipeline.detect_batch`` (or, where it has none, ``pipeline`` photo by photo) on the
-    requests queued within ``max_wait_ms`` of the first waiting one, at most ``max_batch`` at a time.
+    """Runs a batch call on the requests queued within ``max_wait_ms`` of the first waiting one, at most
+    ``max_batch`` at a time: ``Detector.batch`` for an API ``Detector`` (results in its ``output``
+    form), ``detect_batch`` for a variant's pipeline (the suite's), or, where it has neither, the
+    object photo by photo.
 
     Each caller gets its own result, or its own exception: where a batch raises, its photos are run
     again one by one, so that only the caller whose photo fails sees the error. ``batch_sizes`` lists
@@ -33,7 +36,8 @@ class DynamicBatcher:
         self.pipeline, self.max_batch, self.max_wait = pipeline, max_batch, max_wait_ms / 1000
         self.batch_sizes: list[int] = []
         self._one = pipeline
-        self._many = getattr(pipeline, "detect_batch", None) or (lambda images: [pipeline(i) for i in images])
+        self._many = (getattr(pipeline, "detect_batch", None) or getattr(pipeline, "batch", None)
+                      or (lambda images: [pipeline(i) for i in images]))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closing = threading.Lock()  # no request is queued after the stop mark
         self._closed = False
