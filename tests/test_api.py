@@ -15,6 +15,7 @@ from pycocotools import mask as mask_utils
 
 from mmdet_opt import Detector, inference_detector, init_detector
 from mmdet_opt.config import ConfigError, load_config, mmdet_config_dir
+from mmdet_opt.config import test_scale_of as scale_of  # not collected as a test
 from mmdet_opt.images import resize_to, sample_image
 from mmdet_opt.inputs import ImageInputError
 from mmdet_opt.parity import compare
@@ -348,6 +349,11 @@ def test_a_soft_mask_threshold_is_refused_by_raw_mask_variants(small_base_model)
 
 # --- models -------------------------------------------------------------------------------------
 
+def test_a_test_scale_below_32_pixels_is_refused_before_the_model_is_built():
+    with pytest.raises(ValueError, match="'20x600' is not WIDTHxHEIGHT with both at least 32"):
+        init_detector(None, device="cpu", test_scale=(20, 600))
+
+
 @pytest.mark.slow
 def test_the_trained_model_runs_with_its_classes():
     from mmdet.datasets import CocoDataset
@@ -355,7 +361,8 @@ def test_the_trained_model_runs_with_its_classes():
     from mmdet_opt.parity import TRAINED_MIN_MASK_IOU, TRAINED_MIN_MATCHED
     from mmdet_opt.training import scenes
 
-    det = init_detector(load_config(None, test_scale=(640, 384)), checkpoint="trained", device="cpu")
+    det = init_detector(None, checkpoint="trained", device="cpu", test_scale=(640, 384))
+    assert scale_of(det.cfg) == (640, 384)
     assert det.CLASSES == CocoDataset.CLASSES  # no CLASSES in its meta: the config's dataset's
     image = scenes.heldout_scene(0, size=(640, 384)).image
     result = det(image)

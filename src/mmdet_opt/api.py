@@ -46,19 +46,24 @@ OUTPUTS = ("masks", "rle", "probs")
 
 
 def init_detector(config=None, checkpoint=None, device: str = "cuda:0", variant: str = "inference_graph",
-                  output: str = "masks", pad_to_scale: bool = False) -> Detector:
+                  output: str = "masks", pad_to_scale: bool = False,
+                  test_scale: tuple[int, int] | None = None) -> Detector:
     """A ``Detector`` for an mmdet 2.x Mask R-CNN config (a file, an mmcv Config, or None: mmdet's
     mask_rcnn_r50_fpn_2x_coco) and ``checkpoint`` (a file, an http(s) URL, ``"trained"``: the
     project's own model, or None: seeded synthetic weights). ``variant``: a name of
-    ``variants.VARIANTS``, run on a CPU as its CPU composition. The config is checked against the
-    variant before the model is built."""
+    ``variants.VARIANTS``, run on a CPU as its CPU composition. ``test_scale``: (w, h) in place of the
+    config's test ``img_scale``, for every variant, stock included (the CLI's ``--scale``). The config
+    is checked against the variant before the model is built."""
+    from .arguments import parse_size
     from .config import load_config
     from .detector import build_detector
 
     device = check_device(str(device))
     run_as = _variant(variant, device, pad_to_scale)
     _check_output(output, run_as)
-    cfg = load_config(config)
+    if test_scale is not None:
+        test_scale = parse_size("x".join(map(str, test_scale)))  # the CLI's rule: two sides of at least 32
+    cfg = load_config(config, test_scale)
     check_supported(cfg, run_as)
     return Detector(build_detector(cfg, checkpoint, device=device), run_as, output)
 
