@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from ..gpu_preprocess import image_metas
 from .input_plan import InputPlan

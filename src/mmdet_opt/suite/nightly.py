@@ -205,7 +205,8 @@ def extract_commit(commit: str, tree: Path) -> bool:
         return False
     try:
         with tarfile.open(fileobj=archive.stdout, mode="r|") as files:
-            files.extractall(tree, filter="data")
+            # The "data" filter (Python 3.12, and 3.10.12 / 3.11.4 on) where this Python has it.
+            files.extractall(tree, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     except tarfile.TarError:  # nothing came: git refused
         pass
     finally:
