@@ -8,10 +8,11 @@ detections, mask_forward. Where a static step cannot vouch for its result (rare)
 redoes the RoI part.
 
 Modules: ``options`` (GraphOptions; docs/options.md), ``plan`` (one network shape's buffers and
-steps), ``batch`` (the same for N photos), ``input_plan`` (what a photo size adds), ``plan_cache``
-(LRU), ``pipeline`` (the stages the suite times), ``feature_net``, ``fused`` (cuDNN-fused convs),
-``bias_pass``, ``level_canvas`` and ``roi_align`` (RoI features), ``static_post`` and ``static_nms``
-(data-dependent steps over static shapes), ``extent``, ``capture``, ``callers`` (one caller at a time).
+steps, for one photo or a batch of N), ``input_plan`` (what a photo size adds), ``plan_cache`` (LRU),
+``pipeline`` (the stages the suite times), ``feature_net``, ``fused`` (cuDNN-fused convs),
+``bias_pass``, ``level_canvas``, ``row_copy`` and ``roi_align`` (RoI features), ``static_post`` and
+``static_nms`` (data-dependent steps over static shapes), ``extent``, ``capture``, ``callers`` (one
+caller at a time).
 docs/architecture.md draws the flow.
 """
 from .options import GraphOptions
