@@ -73,9 +73,9 @@ def warm_up(settings, request):
     returns the last call's seconds (None when nothing ran).
 
     Each benchmark starts after an idle gap (the next pipeline being built and captured), so it
-    warms up for a minimum time as well as a minimum number of calls. This did not remove the
-    run-to-run drift of host-bound stages (docs/perf-log.md, "Baseline stability"). A call so slow that
-    warming up would take a quarter of --round-budget stops after one call.
+    warms up for a minimum time as well as a minimum number of calls; the run-to-run drift of
+    host-bound stages remains (docs/perf-log.md, "Baseline stability"), which the gate's rerun handles.
+    A call so slow that warming up would take a quarter of --round-budget stops after one call.
     """
     seconds = request.config.getoption("--warmup-seconds")
     if seconds is None:

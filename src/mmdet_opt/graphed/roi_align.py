@@ -1,9 +1,9 @@
 """mmcv's RoIAlign (average mode) reading an fp16 channels-last canvas, in fp32 arithmetic.
 
 mmcv's CUDA RoIAlign computes in its input's dtype: fed fp16 features it drops parity to ~0.87 mean
-mask IoU, so the canvas used to be an fp32 NCHW copy of the fp16 FPN levels, a conversion and a
-transpose of every level per call. This kernel samples the fp16 values themselves, converted to
-fp32 as they are read, and follows mmcv's kernel step by step (same sample points, same bilinear
+mask IoU, and an fp32 NCHW copy of the fp16 FPN levels would cost a conversion and a transpose of
+every level per call. This kernel samples the fp16 values themselves, converted to fp32 as they are
+read, and follows mmcv's kernel step by step (same sample points, same bilinear
 weights, IEEE divisions, fp32 sums in mmcv's order, and the fused multiply-adds nvcc makes of
 mmcv's code: found by trying each order against mmcv), so it returns what mmcv returns
 on the fp32 copy of the same values, bit for bit. Channels-last lets one program read a sample's 256 channels as one

@@ -13,44 +13,22 @@ Benchmarks are matched by fullname. One REGRESSED when both hold:
 The same rule the other way round marks a benchmark FASTER (suspicious): a stale baseline, or a stage
 that stopped doing its work. It fails the gate only with ``--fail-on-faster``.
 
-Why each part:
+Why each part, in short (docs/nightly.md, "Why the gate's rule is what it is", has the measurements):
 
-- The threshold is the old gate's 10%: inference_graph's ``total`` and ``backbone`` stayed within
-  5% across unchanged runs on the shared H100, and a 1 ms delay makes the 1333x800 ones 17-43%
-  slower (docs/perf-log.md, "Baseline stability").
-- The floor binds only below 1 ms (where 10% is less than 0.1 ms): the host-bound sub-millisecond
-  stages jitter by up to 0.05 ms between rounds of one run, and 0.1 ms is under 2% of the fastest
-  ``total`` (5.7 ms at 1333x800), so a smaller move matters to no one.
-- The U test asks whether the rounds moved, not only the median: a median of 20 rounds of a host-bound
-  stage can jump by 10% when a few rounds land on the other side of a bimodal spread, and a median of
-  3 rounds says little at all. It compares ranks, so one 70 ms outlier round weighs no more than any
-  other slow round.
-- Alpha: ``--alpha`` (default 0.01) is the chance of a false alarm per comparison from round-to-round
-  noise, over all the benchmarks compared, each tested both ways: Bonferroni, per-test alpha =
-  alpha / (2 x benchmarks with rounds), e.g. 0.01 / 24 = 4.2e-4 for the nightly's twelve and
-  0.01 / 196 = 5.1e-5 for the 98 timed benchmarks of a default GPU run. These are within reach: with 20 rounds each
-  the smallest p of the test (every new round slower than every old one) is 3.4e-8 here (the exact
-  test's is 1/C(40,20) = 7e-12). With 5 rounds each it is 6.1e-3 and with 3 rounds 0.04, so the
-  throughput benchmarks at batch 4 and 16 (3 to 5 rounds) can never be confirmed at these alphas;
-  the table says so rather than pretending to test them.
+- the threshold keeps unchanged runs of ``total`` and ``backbone`` quiet while a 1 ms delay is caught;
+- the floor binds only below 1 ms, where host-bound stages jitter by a few hundredths of a millisecond;
+- the U test asks whether the rounds moved, not only the median, and weighs an outlier round as any other;
+- alpha is a family-wise false-alarm rate: Bonferroni over every benchmark compared, both ways.
+  Benchmarks with few rounds (3 to 5: throughput at batch 4 and 16) can never reach the per-test alpha,
+  and the table says so rather than pretending to test them;
+- the test takes one run's rounds as independent draws, so a whole slower run (a busy host, a throttled
+  GPU) looks like a change: ``--confirm RERUN.json`` (the flagged benchmarks timed again in a fresh
+  process) counts a move only when the rerun moved the same way against the same baseline. The GPU state
+  stored with each run (``gpu_state``: clocks, power limit, throttle reasons) is printed below the table.
 
-What the test does not cover: it takes the rounds of one run as independent draws, so a whole run
-that is slower (a busy host, a throttled GPU, another tenant) looks like a real change, and with 20
-rounds the test confirms it. That drift is held off by the threshold, the scope and a rerun (below);
-the GPU state stored with each run (``gpu_state``: clocks, power limit,
-throttle reasons) is printed below the table to help tell the two apart.
-
-A rerun holds off most of that drift: with ``--confirm RERUN.json`` (only the flagged benchmarks, timed
-again in a fresh process) a move counts only when the rerun moved the same way against the same
-baseline; otherwise it is "not reproduced". On an H200, over 10 unchanged runs, that took the false
-alarms of inference_graph's 1333x800 ``total`` from 2/90 pairs to 2/720 triples, and of its mask
-post-processing from 7/90 and 9/90 to 0/720, while every +1 ms run at 1333x800 was still caught
-(docs/perf-log.md, "The noise-aware gate, measured"). It cannot help against a baseline that was itself
-a fast run: that is why a baseline is a stored run, not a hand-picked best one.
-
-Runs saved without per-round data (``--benchmark-save`` without ``--benchmark-save-data``; the H100
-runs 0001 to 0006 in docs/runs/baselines-old) cannot be tested: for those the median rule alone
-decides, and each row says so. ``--benchmark-json`` always writes the rounds.
+Runs saved without per-round data (``--benchmark-save`` without ``--benchmark-save-data``) cannot be
+tested: for those the median rule alone decides, and each row says so. ``--benchmark-json`` always
+writes the rounds.
 
 The U test is the normal approximation with tie and continuity correction, in numpy (what
 ``scipy.stats.mannwhitneyu(method="asymptotic")`` computes; the tests check the two agree), so the
