@@ -141,11 +141,7 @@ class Detector:
         Returns the batch size built: ``batch``, or the variant's largest (``GraphOptions.max_batch``)."""
         if self.variant.graph is None or not self.variant.graph.pad_to_scale:
             raise ValueError(f"plan_ahead needs a graph variant with pad_to_scale, not {self.variant.name}")
-        if not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"plan_ahead: batch is a number of images (at least 1), not {batch!r}")
-        built = min(batch, self.variant.graph.max_batch)
-        self._pipeline.plan_ahead(batch=built)
-        return built
+        return self._pipeline.plan_ahead(batch)
 
     def _run(self, array, image):
         if self._pipeline is not None:

@@ -119,10 +119,15 @@ class GraphedPipeline(StudyStages):
             self.shapes.plan_ahead()
 
     @serialised
-    def plan_ahead(self, after_each=None, batch: int = 1) -> list:
+    def plan_ahead(self, batch: int = 1, after_each=None) -> int:
         """Build both boxes' network plans for ``batch`` photos now (``pad_to_scale`` only;
-        ``ShapePlans.plan_ahead``); ``detect_batch`` runs at most ``options.max_batch`` at a time."""
-        return self.shapes.plan_ahead(after_each, min(batch, self.options.max_batch))
+        ``ShapePlans.plan_ahead``, calling ``after_each()`` after each). Returns the batch size built:
+        ``batch``, or ``options.max_batch``, the most ``detect_batch`` runs at a time."""
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"plan_ahead: batch is a number of images (at least 1), not {batch!r}")
+        built = min(batch, self.options.max_batch)
+        self.shapes.plan_ahead(after_each, built)
+        return built
 
     @serialised
     def network_shape(self, h: int, w: int) -> tuple[int, int]:
