@@ -44,15 +44,17 @@ def test_what_it_does_not_take_is_refused():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_canvas_filled_by_rows_is_the_same_canvas():
+def test_canvas_filled_by_rows_is_the_same_canvas(monkeypatch):
     """A batch of two fp16 channels-last images framed at their extents (pad_to_scale), as
-    test_roi_align's canvas check: filled by rows or by PyTorch, the same bits."""
+    test_roi_align's canvas check: filled by rows or by PyTorch (the kernel unavailable), the same bits."""
     larger = [(h + 3, w + 5) for h, w in lc.level_sizes()]
     g = torch.Generator().manual_seed(5)
     feats = [torch.randn(2, 8, h, w, generator=g).half().cuda().contiguous(memory_format=torch.channels_last)
              for h, w in larger]
     extents = torch.tensor([[lc.PAD_H, lc.PAD_W], [lc.PAD_H - 64, lc.PAD_W - 96]], device="cuda")
-    by_rows, plain = (LevelCanvas(larger, lc.STRIDES, 8, "cuda", batch=2, half=True, row_copy=r) for r in (True, False))
+    by_rows = LevelCanvas(larger, lc.STRIDES, 8, "cuda", batch=2, half=True)
+    monkeypatch.setattr(row_copy, "available", lambda: False)
+    plain = LevelCanvas(larger, lc.STRIDES, 8, "cuda", batch=2, half=True)
     assert by_rows.row_copy and not plain.row_copy
     by_rows.fill(feats, extents)
     plain.fill(feats, extents)

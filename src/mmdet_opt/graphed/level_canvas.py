@@ -30,12 +30,12 @@ class LevelCanvas:
     """FPN levels side by side in one (batch, C, H, W) tensor, for RoI extractors over them.
 
     ``level_sizes``: (height, width) of each level, finest first; ``strides``: theirs. ``half``: an
-    fp16 canvas in channels-last memory, read by ``roi_align_nhwc`` (Triton); else fp32 NCHW.
-    ``row_copy``: ``fill`` copies the fp16 levels in by rows (row_copy.py) on CUDA.
+    fp16 canvas in channels-last memory, read by ``roi_align_nhwc`` (Triton), which ``fill`` copies
+    the levels into by rows (row_copy.py) where Triton runs on CUDA; else fp32 NCHW.
     """
 
     def __init__(self, level_sizes: list, strides: list, channels: int, device, batch: int = 1,
-                 half: bool = False, row_copy: bool = False):
+                 half: bool = False):
         self.strides = [int(s) for s in strides]
         self.slots = []  # canvas (y, x) of each level's pixel (0, 0), and the level's height, width
         x = 1
@@ -44,7 +44,7 @@ class LevelCanvas:
             x += w + 2
         height = max(h for h, _ in level_sizes) + 2
         self.half = half
-        self.row_copy = row_copy and half and row_copy_kernel.available()  # fill's level copies by rows
+        self.row_copy = half and row_copy_kernel.available()  # fill's level copies by rows
         if half:  # (B, H, W, C) in memory; ``tensor`` is its (B, C, H, W) view
             self.tensor = torch.zeros((batch, height, x - 1, channels), dtype=torch.float16,
                                       device=device).permute(0, 3, 1, 2)

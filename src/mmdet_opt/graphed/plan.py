@@ -172,7 +172,7 @@ def anchors_and_canvas(model, pad_h: int, pad_w: int, device, batch: int = 1, fp
     half = fp16_canvas and torch.device(device).type == "cuda" \
         and reads_half(extractor) and (not roi_head.with_mask or reads_half(roi_head.mask_roi_extractor))
     canvas = LevelCanvas(sizes[: extractor.num_inputs], extractor.featmap_strides, extractor.out_channels, device,
-                         batch, half, row_copy=True)
+                         batch, half)
     return prior_generator.grid_priors(sizes, device=device), canvas
 
 
