@@ -16,7 +16,8 @@ import pytest
 from mmdet_opt.suite import compare
 from mmdet_opt.suite.baseline import expected
 from mmdet_opt.suite.compare import selector
-from mmdet_opt.suite.nightly import GATE, Night, gate_verdict, step_night
+from mmdet_opt.suite.gate import GATE, gate_verdict
+from mmdet_opt.suite.nightly import Night, step_night
 from mmdet_opt.suite.report import cli as report_cli
 from synthetic_runs import complete_run, only
 
