@@ -1,4 +1,5 @@
 """Options and helpers of the benchmark files only."""
+import argparse
 import contextlib
 import time
 
@@ -17,26 +18,40 @@ LEFT_OUT_BY_QUICK = ("test_throughput", "test_stream", "test_serving", "test_acc
 SLOW_BENCHMARK_S = 10.0  # a benchmark whose timed rounds take longer says so on the terminal
 
 
+def _at_least(lowest, kind=float):
+    """An option's type: a number of ``kind``, at least ``lowest``; otherwise one usage error."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < lowest:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a{'n integer' if kind is int else ' number'} "
+                                             f">= {lowest}")
+        return value
+    return parse
+
+
 def pytest_addoption(parser):
     parser.getgroup("mmdet-opt").addoption(
-        "--inject-delay-ms", type=float, default=0.0,
+        "--inject-delay-ms", type=_at_least(0.0), default=0.0,
         help="add this many ms to every timed call: shows that the regression gate catches a "
              "regression (recorded in extra_info; mmdet_opt.suite.compare refuses such a run as baseline)")
     parser.getgroup("mmdet-opt").addoption(
-        "--warmup-seconds", type=float, default=None,
+        "--warmup-seconds", type=_at_least(0.0), default=None,
         help="untimed calls continue until this long has passed, after --warmup-rounds "
              "(default 1.0 on GPU, 0 on CPU)")
     parser.getgroup("mmdet-opt").addoption(
-        "--round-budget", type=float, default=ROUND_BUDGET_S,
+        "--round-budget", type=_at_least(0.0), default=ROUND_BUDGET_S,
         help="seconds of timed rounds per benchmark: a call too slow for --rounds in that time gets as many "
              "rounds as fit, at least 5 (recorded in extra_info as rounds_capped); 0: no budget "
              f"(default {ROUND_BUDGET_S:g})")
     parser.getgroup("mmdet-opt").addoption(
-        "--stream-images", type=int, default=None,
+        "--stream-images", type=_at_least(1, int), default=None,
         help=f"images in the stream benchmark (default {GPU_STREAM_IMAGES} on GPU, photos up to 4032 px; "
              f"{CPU_STREAM_IMAGES} on CPU, up to 800 px); 30%% of them are distinct sizes (at least 3, at most 60)")
     parser.getgroup("mmdet-opt").addoption(
-        "--accuracy-scenes", type=int, default=None,
+        "--accuracy-scenes", type=_at_least(1, int), default=None,
         help=f"held-out scenes the accuracy benchmark scores (default {GPU_ACCURACY_SCENES} on GPU, "
              f"{CPU_ACCURACY_SCENES} on CPU)")
 

@@ -26,7 +26,8 @@ def scenes(settings, request, tmp_path_factory):
     from mmdet_opt.cli.dataset import dataset_items, load_annotations
     from mmdet_opt.cli.scenes import write_heldout_scenes
 
-    count = request.config.getoption("--accuracy-scenes") or defaults.accuracy_scenes(settings.on_gpu)
+    count = request.config.getoption("--accuracy-scenes")
+    count = defaults.accuracy_scenes(settings.on_gpu) if count is None else count
     folder = tmp_path_factory.mktemp("accuracy-scenes")
     dataset = load_annotations(write_heldout_scenes(count, str(folder), defaults.accuracy_short_sides(settings.on_gpu)))
     return dataset, dataset_items(dataset, str(folder))

@@ -29,7 +29,8 @@ PROGRESS_EVERY = 50  # photos between the lines that show a stream moving
 @pytest.fixture(scope="session")
 def stream(settings, request):
     long_side = LONG_SIDE_RANGE if settings.on_gpu else CPU_LONG_SIDE
-    count = request.config.getoption("--stream-images") or defaults.stream_images(settings.on_gpu)
+    count = request.config.getoption("--stream-images")
+    count = defaults.stream_images(settings.on_gpu) if count is None else count
     sizes = suite_stream_sizes(count, seed=settings.seed, long_side=long_side)
     scale = next((c.scale for c in settings.sizes if not c.natural), settings.sizes[0].scale)
     return sizes, stream_images(sizes, seed=settings.seed), scale

@@ -414,6 +414,22 @@ def collected(*args) -> list:
 
 
 @pytest.mark.slow  # pytest in a subprocess
+@pytest.mark.parametrize("option, says", [
+    ("--stream-images=0", "--stream-images: '0': expected an integer >= 1"),
+    ("--accuracy-scenes=many", "--accuracy-scenes: 'many': expected an integer >= 1"),
+    ("--inject-delay-ms=-1", "--inject-delay-ms: '-1': expected a number >= 0.0"),
+])
+def test_a_benchmark_files_option_out_of_range_is_one_usage_line(option, says):
+    """The options benchmarks/conftest.py adds: a value the run would not honour is refused, not read as
+    the default."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p",
+                           "no:cacheprovider", "--device=cpu", option], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-2000:] + done.stderr[-2000:]
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow  # pytest in a subprocess
 def test_the_default_plan_times_every_stage_only_where_the_study_reads_them():
     ids = collected()
     stages = [i for i in ids if i.startswith("test_stage[")]
