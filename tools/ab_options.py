@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import statistics
 
+from mmdet_opt.arguments import parse_size
 from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
@@ -31,7 +32,7 @@ def main():
     base = suite.variant("inference_graph")
     for item in args.sizes.split(","):
         size_text, _, batch_text = item.partition(":")
-        size, batch = tuple(int(v) for v in size_text.split("x")), int(batch_text or 1)
+        size, batch = parse_size(size_text), int(batch_text or 1)
         pipes = {}
         for value in (False, True):
             graph = dataclasses.replace(base.graph, **{args.option: value})

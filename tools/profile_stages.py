@@ -10,6 +10,7 @@ import dataclasses
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from mmdet_opt.arguments import parse_size
 from mmdet_opt.suite.session import Suite
 
 
@@ -29,7 +30,7 @@ def main():
     parser.add_argument("--python", action="store_true",
                         help="cProfile of the host's Python instead (functions by own time), no torch.profiler")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.split("x"))
+    size = parse_size(args.size)
     suite = Suite("cuda")
     variant = suite.variant(args.variant)
     if args.no_graphs:

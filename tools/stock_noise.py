@@ -10,6 +10,7 @@ import argparse
 
 import torch
 
+from mmdet_opt.arguments import parse_size
 from mmdet_opt.graphed.capture import matmul_tf32, strict_fp32
 from mmdet_opt.parity import compare
 from mmdet_opt.results import Detections
@@ -31,7 +32,7 @@ def main():
     args = parser.parse_args()
     suite = Suite("cuda")
     for size_text in args.sizes.split(","):
-        size = tuple(int(v) for v in size_text.split("x"))
+        size = parse_size(size_text)
         model = suite.pipeline("inference", size).model
         for label, setting in SETTINGS.items():
             reports = []

@@ -259,12 +259,12 @@ def gpu_state_line(run: dict) -> str | None:
 def main(argv=None) -> int:
     import argparse
 
-    import torch
+    from .arguments import default_device
 
     parser = argparse.ArgumentParser(prog="python -m mmdet_opt.machine",
                                      description="Print the folder of this device's stored runs (baselines/<device>/"
                                                  "<machine id>), e.g. for compare --latest-in.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=default_device())
     args = parser.parse_args(argv)
     print(baselines_folder(args.device))
     return 0

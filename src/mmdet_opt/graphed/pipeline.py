@@ -183,27 +183,29 @@ class GraphedPipeline(StudyStages):
         results = [None] * len(images)
         for pad, chunk in self.shapes.batches_of(images, self.options.max_batch):
             slots = max(len(chunk), plan_batch or 1)
-            for i, out in zip(chunk, self._run_batch(pad, [images[i] for i in chunk], slots)):
+            for i, out in zip(chunk, run_in_plan(self, pad, [images[i] for i in chunk], slots)):
                 results[i] = out
         return results
 
-    def _run_batch(self, pad: tuple[int, int], images: list, slots: int) -> list:
-        """Photos that pad to ``pad`` through the plan of ``slots`` photos, each preprocessed into its slot
-        by its photo size's InputPlan (a slot the size has written before where one is free:
-        ``slots_for``; the spare ones keep what they held); a photo in a plan of one, or one a static
-        step could not vouch for (rare: mmdet's code then decides), runs the single-image path."""
-        if slots == 1:
-            return [self(images[0])]
-        plan = self.shapes.plan(pad, slots)
-        photo_in_slot = self.shapes.slots_for([image.shape[:2] for image in images], plan)
-        with torch.no_grad():
-            for slot, i in enumerate(photo_in_slot):
-                if i is not None:
-                    self.shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
-            by_slot = batch_results(plan)
-        slot_of = {i: slot for slot, i in enumerate(photo_in_slot) if i is not None}
-        outputs = [by_slot[slot_of[i]] for i in range(len(images))]
-        return [self(image) if out is None else out for image, out in zip(images, outputs)]
+
+def run_in_plan(pipeline: GraphedPipeline, pad: tuple[int, int], images: list, slots: int) -> list:
+    """Photos that pad to ``pad`` through the pipeline's plan of ``slots`` photos, each preprocessed into
+    its slot by its photo size's InputPlan (a slot the size has written before where one is free:
+    ``slots_for``; the spare ones keep what they held); a photo in a plan of one, or one a static step
+    could not vouch for (rare: mmdet's code then decides), runs the single-image path."""
+    if slots == 1:
+        return [pipeline(images[0])]
+    shapes = pipeline.shapes
+    plan = shapes.plan(pad, slots)
+    photo_in_slot = shapes.slots_for([image.shape[:2] for image in images], plan)
+    with torch.no_grad():
+        for slot, i in enumerate(photo_in_slot):
+            if i is not None:
+                shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
+        by_slot = batch_results(plan)
+    slot_of = {i: slot for slot, i in enumerate(photo_in_slot) if i is not None}
+    outputs = [by_slot[slot_of[i]] for i in range(len(images))]
+    return [pipeline(image) if out is None else out for image, out in zip(images, outputs)]
 
 
 def plan_cache(model, net, spec, options: GraphOptions, device) -> ShapePlans:

@@ -9,20 +9,17 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .defaults import QUICK_GPU_SIZES
 from .runs import load_run
-
-if TYPE_CHECKING:
-    from .nightly import Night
 
 GATE = "test_stage and inference_graph and not roi_head and not masks and not rle"
 GATE_SELECTION = ("--variants", "inference_graph", "--sizes", QUICK_GPU_SIZES)  # the study's two sizes
 PASSED, FAILED = "passed", "failed"  # a step's status, and the gate's verdict stored with the night
 
 
-def step_gate(night: Night) -> tuple:
+def step_gate(night) -> tuple:
+    """The step, on ``night`` (a ``nightly.Night``): (status, note); ``night.gate`` gets the verdict."""
     if night.baseline is None or night.gate["status"] == "error":  # the first step said why
         return FAILED, night.gate.get("note", "no baselines folder")
     gate_json, flagged = night.out / "gate.json", night.out / "flagged.txt"
@@ -50,7 +47,7 @@ def step_gate(night: Night) -> tuple:
     return FAILED, night.gate["note"]
 
 
-def judged_on_this_machine(night: Night, verdict: dict, flagged: Path, rerun: Path) -> dict:
+def judged_on_this_machine(night, verdict: dict, flagged: Path, rerun: Path) -> dict:
     """The verdict once the rerun repeated a regression: the flagged stages timed with the baseline's own
     commit here (no injected delay: it stands for the baseline's code). The gate passes only when the
     machine moved, not the code (``machine_moved``); otherwise ``verdict`` stands, with what was found."""

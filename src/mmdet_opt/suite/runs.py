@@ -72,9 +72,10 @@ def medians(data: dict) -> dict:
 
 def size_key(size: str):
     """Protocol cases first, by area; then photos at their own size, by test scale and photo area."""
-    image, _, scale = size.partition("@")
-    area = [int(w) * int(h) for w, h in (part.split("x") for part in (scale or image, image))]
-    return bool(scale), *area
+    from .cases import parse_case
+
+    case = parse_case(size)
+    return case.natural, case.scale[0] * case.scale[1], case.image[0] * case.image[1]
 
 
 def injected_delay(run: dict) -> float:

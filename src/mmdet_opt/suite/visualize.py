@@ -208,9 +208,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.device is None:
-        import torch
+        from ..arguments import default_device
 
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        args.device = default_device()
     try:
         image, stock, candidate, variant, classes = detect(args)
         picture, summary = render(image, stock, candidate, variant.name, classes, args.score_thr)
