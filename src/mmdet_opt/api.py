@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 
 import torch
 
@@ -38,7 +37,7 @@ from .arguments import check_device
 from .classes import class_names, head_classes
 from .inputs import prepare_image
 from .paste import mask_threshold
-from .quiet import IMAGE_TO_TENSOR_NOTICE
+from .quiet import without_image_to_tensor_notice
 from .supported import UnsupportedConfig, check_supported, is_stock
 from .variants import VARIANTS, Variant, variant_for_device
 
@@ -149,8 +148,7 @@ class Detector:
         from mmdet.apis import inference_detector as mmdet_inference_detector
 
         # A path goes to mmdet as a path: its LoadImageFromFile reads it as the config says.
-        with warnings.catch_warnings():  # its ImageToTensor notice, at every call
-            warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
+        with without_image_to_tensor_notice():  # its notice, at every call
             return mmdet_inference_detector(self.model, str(image) if isinstance(image, (str, os.PathLike)) else array)
 
     def _convert(self, results: list, image_shapes: list) -> list:

@@ -1,6 +1,7 @@
 """Start-up notices of other packages that say nothing about a run of this one, each dropped by its text."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -45,6 +46,14 @@ def ignore_image_to_tensor_notice() -> None:
     """mmdet's ``inference_detector`` warns at every call that the config's own test pipeline
     has ImageToTensor, advice for batch configs: once per image of a long evaluation."""
     warnings.filterwarnings("ignore", message=IMAGE_TO_TENSOR_NOTICE, category=UserWarning)
+
+
+@contextlib.contextmanager
+def without_image_to_tensor_notice():
+    """``ignore_image_to_tensor_notice`` inside the block only; every other warning as the caller has it."""
+    with warnings.catch_warnings():
+        ignore_image_to_tensor_notice()
+        yield
 
 
 def ignore_mmcv_autocast_notice() -> None:

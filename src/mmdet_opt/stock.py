@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import torch
+
+from .quiet import without_image_to_tensor_notice
 
 
 def stock_test_pipeline(cfg):
@@ -15,8 +16,7 @@ def stock_test_pipeline(cfg):
 
     cfg = copy.deepcopy(cfg)  # Config.copy is shallow: the edit below would reach model.cfg
     cfg.data.test.pipeline[0].type = "LoadImageFromWebcam"
-    with warnings.catch_warnings():  # the ImageToTensor -> DefaultFormatBundle notice, every call
-        warnings.simplefilter("ignore", UserWarning)
+    with without_image_to_tensor_notice():
         return Compose(replace_ImageToTensor(cfg.data.test.pipeline))
 
 

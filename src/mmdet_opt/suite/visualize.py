@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import cv2
@@ -133,6 +132,7 @@ def detect(args):
     from ..detector import build_detector
     from ..images import resize_to
     from ..paste import mask_threshold
+    from ..quiet import without_image_to_tensor_notice
     from ..results import Detections
     from ..variants import VARIANTS
 
@@ -156,8 +156,7 @@ def detect(args):
     except (CheckpointError, ConfigError) as exc:
         raise VisualizeError(str(exc)) from None
     stock_model = VARIANTS["inference"].build(base, size).model
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # mmdet's ImageToTensor notice, every call
+    with torch.no_grad(), without_image_to_tensor_notice():
         stock = Detections.from_mmdet(inference_detector(stock_model, image), image.shape)
     candidate = Detections.from_mmdet(variant.build(base, size)(image), image.shape, mask_threshold(base))
     return image, stock, candidate, variant, list(base.CLASSES)
