@@ -79,7 +79,7 @@ def _download(url: str, out, label: str, timeout: float) -> str:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         done = 0
-        progress = Progress(label, total)
+        progress = DownloadProgress(label, total)
         try:
             while chunk := response.read1(CHUNK):  # what has arrived, so progress keeps up
                 out.write(chunk)
@@ -133,7 +133,7 @@ def _cause(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-class Progress:
+class DownloadProgress:
     """'name: 12.3 / 170.0 MB' on stderr for a download that takes a while: one line rewritten in
     place on a terminal, an occasional line elsewhere; nothing for a quick one."""
 
