@@ -8,7 +8,7 @@ shipped it does not compile against torch >= 2.10: its setup.py forces
 1. does nothing when an mmcv-full 1.7.2 whose ops run is already importable;
 2. installs a wheel from a wheelhouse (``--wheelhouse`` or ``MMCV_WHEELHOUSE``);
 3. installs a wheel this tool built earlier (user cache directory);
-4. downloads the sdist, patches it, builds a wheel (10-26 minutes on 2 cores, measured),
+4. downloads the sdist, patches it, builds a wheel (8-26 minutes on 2 cores: README, "Compiling mmcv-full"),
    caches it and installs it.
 
 Every candidate wheel is checked by running ``RoIAlign`` and ``nms``: a wheel
@@ -219,7 +219,7 @@ def build_wheel(info: dict, cuda: bool, dest: Path) -> Path:
         env["CUDA_VISIBLE_DEVICES"] = ""  # mmcv's setup.py builds CUDA ops when it sees a GPU
     what = f"CUDA ops for sm_{info['arch'].replace('.', '')}" if cuda else "CPU ops"
     log(f"building mmcv-full {MMCV_VERSION} with {what} against torch {info['version']} "
-        f"using {jobs} jobs. This took 10-26 minutes on 2 cores (6 on 16) where measured; "
+        f"using {jobs} jobs. This took 8-26 minutes on 2 cores (6 on 16) where measured; "
         f"the wheel is cached in {dest} so it happens once per torch version.")
     with tempfile.TemporaryDirectory(prefix="mmcv-build-") as tmp:
         tmp = Path(tmp)
