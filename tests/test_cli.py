@@ -139,7 +139,7 @@ class StandInDetector:
     def __call__(self, image):
         import torch
 
-        from mmdet_opt.training.coco import encode_mask
+        from mmdet_opt.coco_results import encode_mask
 
         self.calls += 1
         self.torch_threads.add(torch.get_num_threads())
@@ -421,7 +421,7 @@ def test_eval_prints_stock_and_a_variant_and_writes_the_same_figures(tmp_path, m
 
 
 def test_eval_on_an_annotation_file_scores_exact_detections_as_perfect(monkeypatch, photos, tmp_path):
-    from mmdet_opt.training.coco import encode_mask
+    from mmdet_opt.coco_results import encode_mask
 
     monkeypatch.setattr("mmdet_opt.cli.evaluate.open_detector", lambda *args, **kwargs: StandInDetector())
     images, annotations = [], []

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmdet_opt import coco_results
 from mmdet_opt.checkpoint import CheckpointError, load_state_dict, read_checkpoint, resolve_checkpoint
 from mmdet_opt.training import coco, scenes, train
 from mmdet_opt.training.__main__ import main, parse_args
@@ -70,8 +71,8 @@ def test_coco_perfect_predictions_score_one_and_degraded_lower():
     json.dumps(dataset)  # JSON-ready
     assert {a["category_id"] for a in dataset["annotations"]} <= {c["id"] for c in dataset["categories"]}
     perfect = coco.ground_truth_results(split)
-    scores = coco.evaluate(dataset, perfect)
-    assert set(scores) == {f"{k}_{n}" for k in ("bbox", "segm") for n in coco.STATS}
+    scores = coco_results.evaluate(dataset, perfect)
+    assert set(scores) == {f"{k}_{n}" for k in ("bbox", "segm") for n in coco_results.STATS}
     areas = {a["area"] for a in dataset["annotations"]}
     assert min(areas) < 32 ** 2 < max(areas), "the split should hold small and larger objects"
     # Every area range with objects scores 1; one without any (COCOeval's -1) counts as 0.
@@ -79,10 +80,10 @@ def test_coco_perfect_predictions_score_one_and_degraded_lower():
     assert all(v == (large if k.endswith("_large") else 1.0) for k, v in scores.items()), scores
     shifted = [([b + np.array([5, 5, 5, 5, 0], np.float32) for b in boxes],
                 [[np.roll(m, 5, (0, 1)) for m in ms] for ms in masks]) for boxes, masks in perfect]
-    worse = coco.evaluate(dataset, shifted)
+    worse = coco_results.evaluate(dataset, shifted)
     assert worse["bbox_mAP"] < 0.9 and worse["segm_mAP"] < 0.9
     empty = [([np.zeros((0, 5), np.float32)] * 80, [[] for _ in range(80)]) for _ in split]
-    assert coco.evaluate(dataset, empty)["segm_mAP"] == 0.0
+    assert coco_results.evaluate(dataset, empty)["segm_mAP"] == 0.0
 
 
 def test_lr_schedule():

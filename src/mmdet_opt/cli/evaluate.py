@@ -21,7 +21,7 @@ import gc
 import sys
 from contextlib import closing
 
-from ..training.coco import image_detections, score_detections
+from ..coco_results import image_detections, score_detections
 from .dataset import category_ids, dataset_items
 from .detect import detect_images
 from .distributed import run_in_processes

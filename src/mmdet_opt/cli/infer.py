@@ -20,7 +20,7 @@ import sys
 import time
 from contextlib import closing
 
-from ..training.coco import image_detections
+from ..coco_results import image_detections
 from .dataset import category_ids, find_images, items_by_annotation, items_in_order, load_annotations, own_categories
 from .detect import detect_images
 from .distributed import run_in_processes

@@ -41,8 +41,9 @@ def evaluate_checkpoint(checkpoint: str, scenes: int, size: tuple[int, int], dev
     """COCOeval figures of ``checkpoint`` on the first ``scenes`` held-out scenes drawn at ``size``."""
     import torch
 
+    from ..coco_results import evaluate
     from ..detector import build_detector
-    from .coco import evaluate, heldout_split
+    from .coco import heldout_split
     from .train import predict, predict_stock
 
     model = build_detector(checkpoint=checkpoint, device=device)

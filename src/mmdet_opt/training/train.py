@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..coco_results import evaluate
 from ..download import sha256_of
-from .coco import evaluate, heldout_split
+from .coco import heldout_split
 from .scenes import training_scene
 
 # Frozen at their seeded values (BatchNorm affine parameters inside them are trained anyway).
