@@ -1,6 +1,7 @@
 """Options and helpers of the benchmark files only."""
 import argparse
 import contextlib
+import math
 import time
 
 import pytest
@@ -25,7 +26,7 @@ def _at_least(lowest, kind=float):
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value < lowest:
+        if value is None or not math.isfinite(value) or value < lowest:
             raise argparse.ArgumentTypeError(f"{text!r}: expected a{'n integer' if kind is int else ' number'} "
                                              f">= {lowest}")
         return value

@@ -352,6 +352,8 @@ def test_a_soft_mask_threshold_is_refused_by_raw_mask_variants(small_base_model)
 def test_a_test_scale_below_32_pixels_is_refused_before_the_model_is_built():
     with pytest.raises(ValueError, match="'20x600' is not WIDTHxHEIGHT with both at least 32"):
         init_detector(None, device="cpu", test_scale=(20, 600))
+    with pytest.raises(ValueError, match=r"test_scale is \(width, height\) in pixels, not '640x384'"):
+        init_detector(None, device="cpu", test_scale="640x384")
 
 
 @pytest.mark.slow

@@ -116,8 +116,15 @@ def test_fewer_photos_than_plan_batch_run_in_its_plan_and_spare_slots_are_droppe
         report = compare(detections(expected, photo), detections(got, photo))
         assert len(detections(expected, photo).boxes) and report.matched_fraction == 1.0, report
         assert report.mask_iou_mean > 0.999, report
-    with pytest.raises(ValueError, match="plan_batch is a batch size of 1 to max_batch"):
-        padded.detect_batch(photos, plan_batch=0)
+    batch_plans = shapes.batches.misses
+    with torch.no_grad():
+        alone = padded.detect_batch(photos[:1], plan_batch=4)  # one photo: the single-photo path
+    assert shapes.batches.misses == batch_plans
+    report = compare(detections(full[0], photos[0]), detections(alone[0], photos[0]))
+    assert report.matched_fraction == 1.0, report
+    for bad in (0, 2.0, 17):
+        with pytest.raises(ValueError, match="plan_batch is a batch size of 1 to max_batch"):
+            padded.detect_batch(photos, plan_batch=bad)
 
 
 @pytest.mark.slow

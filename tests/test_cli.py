@@ -232,20 +232,23 @@ def test_pad_to_scale_builds_the_batches_plans_before_the_first_image(photos, si
         np.testing.assert_allclose(two["bbox"], one["bbox"], atol=0.05)
 
 
-def test_with_plans_built_ahead_a_shape_left_short_runs_in_them(monkeypatch, tmp_path):
-    """--pad-to-scale --batch 4: the two landscape photos left at the end fill half of the 4-photo plan,
-    so they run in it (plan_batch 4); the portrait one, alone in its shape, runs by itself."""
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_with_plans_built_ahead_a_shape_left_short_runs_in_them(monkeypatch, tmp_path, device):
+    """--pad-to-scale --batch 4 on a GPU: the two landscape photos left at the end fill half of the
+    4-photo plan, so they run in it (plan_batch 4); the portrait one, alone in its shape, runs by itself.
+    On a CPU (a plan's cost grows with its slots there) each runs by itself."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for i, size in enumerate([(96, 64), (72, 112), (128, 96)]):  # (w, h): L, P, L
         cv2.imwrite(str(folder / f"p{i}.png"), heldout_scene(i, size).image)
     detector = stand_in(monkeypatch, StandInDetector(shape_of=lambda shape: "portrait" if shape[0] > shape[1]
-                                                     else "landscape"))
+                                                     else "landscape", device=device))
     out = tmp_path / "results.json"
-    code, _, _ = run_main(["infer", "default", "none", str(folder), "--out", str(out), "--device", "cpu",
-                           "--batch", "4", "--pad-to-scale"])
-    assert code == 0
-    assert detector.batches == [[(64, 96), (96, 128)]] and detector.plan_batches == [4] and detector.calls == 3
+    code, _, _ = run_main(["infer", "default", "none", str(folder), "--out", str(out), "--batch", "4",
+                           "--pad-to-scale"])
+    assert code == 0 and detector.calls == 3
+    assert detector.batches == ([[(64, 96), (96, 128)]] if device == "cuda" else [])
+    assert detector.plan_batches == ([4] if device == "cuda" else [])
     assert [d["image_id"] for d in json.loads(out.read_text())] == [0, 1, 2]
 
 
@@ -347,6 +350,36 @@ def test_an_output_that_cannot_be_written_is_said_before_any_image_runs(monkeypa
     code, _, stderr = run_main([*given, "--device", "cpu"])
     assert code == 2 and stderr.count("\n") == 1 and says.format(path=path) in stderr, stderr
     assert detector.calls == 0
+
+
+def test_a_results_file_that_cannot_be_written_is_one_error_and_leaves_no_temporary_file(monkeypatch, tmp_path):
+    import errno
+
+    from mmdet_opt.cli.errors import CliError
+    from mmdet_opt.cli.results_file import write_json
+
+    (tmp_path / "notes.txt").write_text("a file\n")
+    with pytest.raises(CliError, match="cannot write .*notes.txt/out.json"):
+        write_json(str(tmp_path / "notes.txt" / "out.json"), [])
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(CliError, match="cannot write .*out.json: No space left on device"):
+        write_json(str(tmp_path / "out.json"), [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("pinned, machine, local_world, cores", [
+    (16, 16, "1", 16), (16, 16, "4", 4), (4, 16, "4", 4), (3, 16, "8", 3)])
+def test_a_process_counts_the_cores_it_is_pinned_to_or_its_share(monkeypatch, pinned, machine, local_world, cores):
+    from mmdet_opt.cli import prefetch
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(pinned)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: machine)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world)
+    assert prefetch.process_cores() == cores
 
 
 def test_a_cuda_device_this_machine_does_not_have_is_refused(monkeypatch):

@@ -418,6 +418,7 @@ def collected(*args) -> list:
     ("--stream-images=0", "--stream-images: '0': expected an integer >= 1"),
     ("--accuracy-scenes=many", "--accuracy-scenes: 'many': expected an integer >= 1"),
     ("--inject-delay-ms=-1", "--inject-delay-ms: '-1': expected a number >= 0.0"),
+    ("--round-budget=nan", "--round-budget: 'nan': expected a number >= 0.0"),
 ])
 def test_a_benchmark_files_option_out_of_range_is_one_usage_line(option, says):
     """The options benchmarks/conftest.py adds: a value the run would not honour is refused, not read as

@@ -61,7 +61,10 @@ def init_detector(config=None, checkpoint=None, device: str = "cuda:0", variant:
     run_as = _variant(variant, device, pad_to_scale)
     _check_output(output, run_as)
     if test_scale is not None:
-        test_scale = parse_size("x".join(map(str, test_scale)))  # the CLI's rule: two sides of at least 32
+        if not (isinstance(test_scale, (tuple, list)) and len(test_scale) == 2
+                and all(isinstance(side, int) for side in test_scale)):
+            raise ValueError(f"test_scale is (width, height) in pixels, not {test_scale!r}")
+        test_scale = parse_size(f"{test_scale[0]}x{test_scale[1]}")  # the CLI's rule: both sides at least 32
     cfg = load_config(config, test_scale)
     check_supported(cfg, run_as)
     return Detector(build_detector(cfg, checkpoint, device=device), run_as, output)

@@ -40,7 +40,8 @@ def detect_images(det, items: list, batch: int, workers: int, progress: Progress
                     _skip(error, progress, stats)
                     continue
                 yield from _detect_batch(det, batches.add(item, image), progress, stats)
-            for group, plan_batch in leftover_calls(batches.rest(), batch, planned):
+            # On a CPU a plan runs eagerly, its cost growing with its slots: there the leftovers run alone.
+            for group, plan_batch in leftover_calls(batches.rest(), batch, planned and det.device.type == "cuda"):
                 yield from _detect_batch(det, group, progress, stats, plan_batch)
     finally:
         stats.seconds += time.perf_counter() - started

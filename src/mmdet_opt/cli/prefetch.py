@@ -22,9 +22,12 @@ from ..inputs import ImageInputError
 
 
 def process_cores() -> int:
-    """The cores this process may use: those it is allowed to run on, shared among the processes of its
-    host (torchrun's LOCAL_WORLD_SIZE)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The cores this process may use: those it is pinned to, or, where it may run on all of the host's,
+    its share of them among the processes of the host (torchrun's LOCAL_WORLD_SIZE)."""
+    machine = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else machine
+    if cores < machine:  # pinned (numactl, a scheduler's binding): these cores are this process's already
+        return cores
     return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
@@ -35,8 +38,8 @@ def torch_threads_beside(workers: int):
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, process_cores() - workers)))
     try:
+        torch.set_num_threads(max(1, min(before, process_cores() - workers)))
         yield
     finally:
         torch.set_num_threads(before)

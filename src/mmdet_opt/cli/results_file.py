@@ -1,6 +1,7 @@
 """The files ``infer`` writes: the COCO results list, and beside it the images it lists."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -24,13 +25,15 @@ def check_writable(path: str, option: str) -> None:
     from .errors import CliError
 
     target = Path(path)
-    if target.is_dir():
-        raise CliError(f"{option} {path}: is a folder; give the file to write")
-    folder = next(p for p in (target.parent, *target.parent.parents) if p.exists())  # made if missing
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    try:
+        if target.is_dir():
+            raise CliError(f"{option} {path}: is a folder; give the file to write")
+        folder = next(p for p in (target.parent, *target.parent.parents) if p.exists())  # made if missing
+        writable = folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    except OSError as exc:  # a folder on the way this user cannot look into
+        raise CliError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    if not writable:  # the file itself is replaced whole (write_json), so only its folder counts
         raise CliError(f"{option} {path}: cannot write there ({folder} is not a folder this user can write)")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise CliError(f"{option} {path}: the file exists and this user cannot write it")
 
 
 def write_json(path: str, obj) -> None:
@@ -44,9 +47,9 @@ def write_json(path: str, obj) -> None:
             json.dump(obj, f)
         os.replace(tmp, path)
     except OSError as exc:  # the disk filled, or the place changed since check_writable
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_results(out: str, done: dict, categories: list, rank: int | None = None) -> None:

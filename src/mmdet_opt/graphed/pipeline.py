@@ -174,15 +174,17 @@ class GraphedPipeline(StudyStages):
     def detect_batch(self, images: list, plan_batch: int | None = None) -> list:
         """mmdet-style results for ``images``, run as batches of the photos that pad to one network
         shape (at most ``options.max_batch`` at a time), each through the network plan of its size.
-        ``plan_batch``: fewer photos of a shape than that run in its plan of ``plan_batch`` photos (one
-        built ahead, say: no new graphs), the spare slots' results dropped."""
+        ``plan_batch``: batches of at most that many, each in the plan of ``plan_batch`` photos (one built
+        ahead, say: no new graphs), a short one with spare slots whose results are dropped; a photo alone
+        in its shape still runs the single-photo path."""
         images = [prepare_image(image, self.model.cfg) for image in images]
-        if plan_batch is not None and not 1 <= plan_batch <= self.options.max_batch:
+        largest = self.options.max_batch
+        if plan_batch is not None and not (isinstance(plan_batch, int) and 1 <= plan_batch <= largest):
             raise ValueError(f"plan_batch is a batch size of 1 to max_batch ({self.options.max_batch}), "
                              f"not {plan_batch!r}")
         results = [None] * len(images)
-        for pad, chunk in self.shapes.batches_of(images, self.options.max_batch):
-            slots = max(len(chunk), plan_batch or 1)
+        for pad, chunk in self.shapes.batches_of(images, plan_batch or self.options.max_batch):
+            slots = plan_batch if plan_batch and len(chunk) > 1 else len(chunk)  # one photo: its own path
             for i, out in zip(chunk, run_in_plan(self, pad, [images[i] for i in chunk], slots)):
                 results[i] = out
         return results
@@ -198,12 +200,11 @@ def run_in_plan(pipeline: GraphedPipeline, pad: tuple[int, int], images: list, s
     shapes = pipeline.shapes
     plan = shapes.plan(pad, slots)
     photo_in_slot = shapes.slots_for([image.shape[:2] for image in images], plan)
-    with torch.no_grad():
-        for slot, i in enumerate(photo_in_slot):
-            if i is not None:
-                shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
-        by_slot = batch_results(plan)
     slot_of = {i: slot for slot, i in enumerate(photo_in_slot) if i is not None}
+    with torch.no_grad():
+        for i, slot in slot_of.items():
+            shapes.photo(*images[i].shape[:2]).preprocess(images[i], plan, slot)
+        by_slot = batch_results(plan, set(slot_of.values()) if len(slot_of) < slots else None)
     outputs = [by_slot[slot_of[i]] for i in range(len(images))]
     return [pipeline(image) if out is None else out for image, out in zip(images, outputs)]
 

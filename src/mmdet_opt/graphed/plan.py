@@ -233,11 +233,14 @@ def run_steps(plan: NetworkPlan):
     return features, proposals, dets, steps.mask_forward(dets.mask_rois, dets.mask_labels)
 
 
-def batch_results(plan: NetworkPlan) -> list:
+def batch_results(plan: NetworkPlan, slots=None) -> list:
     """Every step on the loaded slots; per image an mmdet result, or None where a static step could not
-    vouch for its result (the caller redoes that image alone). One host sync."""
+    vouch for its result (the caller redoes that image alone). One host sync. ``slots``: the slots whose
+    results are wanted (default: all); the others give None without being converted."""
     _, proposals, dets, (_, probs) = run_steps(plan)
     counts, exact = torch.stack([dets.count, (dets.exact & proposals.exact).long()]).view(2, -1).tolist()
+    if slots is not None:
+        exact = [ok and b in slots for b, ok in enumerate(exact)]
     return per_image_results(dets.boxes.view(plan.batch, plan.per_image_dets, 5),
                              dets.labels.view(plan.batch, -1), probs.view(plan.batch, plan.per_image_dets,
                                                                            *probs.shape[1:]),

@@ -76,7 +76,8 @@ def judged_on_this_machine(night, verdict: dict, flagged: Path, rerun: Path) -> 
                 "note": f"moved with the machine, not the code: the baseline's commit {commit[:7]}, timed here, "
                         f"is as slow in {', '.join(verdict['flagged'])}; record a baseline on this machine"}
     return {**verdict, "here": f"also against the baseline's commit {commit[:7]} timed on this machine "
-                               f"({night.out / 'gate_here.md'})"}
+                               f"({night.out / 'gate_here.md'}; the machine's own move: "
+                               f"{night.out / 'gate_machine.md'})"}
 
 
 def machine_moved(stored: dict, here: dict, rerun: dict, fullnames: list) -> bool:
