@@ -55,3 +55,26 @@ def test_graphs_padded_to_the_scale_match_each_photo_at_its_own_extent(small_bas
         # removed, down to 0.80 / 0.76.
         for report in (compare(want, one), compare(in_copies, in_mixed)):
             assert report.matched_fraction == 1.0 and report.mask_iou_mean >= 0.999, str(report)
+
+
+def test_photos_in_spare_slots_of_a_plan_built_ahead_get_their_full_batch_results(small_base_model):
+    """pad_to_scale, the 4-photo plans built ahead (no photo has written them: their slots hold zeros):
+    two photos through the 4-photo plan with plan_batch=4 build no other plan, and each gets what it gets
+    in a full batch of four through that plan; then the other two, with the first two's inputs left in
+    the spare slots. A photo may sit in another slot in the full batch: the batch criterion (rounding)."""
+    from mmdet_opt.api import Detector
+
+    on_gpu = copy.deepcopy(small_base_model).cuda()
+    det = Detector.from_model(on_gpu, "inference_graph", output="probs", pad_to_scale=True)
+    assert det.plan_ahead(4) == 4
+    pipe = det._pipeline
+    photos = [resize_to(sample_image(name), size) for name, size in
+              [("astronaut", (640, 480)), ("coffee", (1000, 300)), ("rocket", (500, 500)), ("chelsea", (1280, 720))]]
+    with torch.no_grad():
+        short = pipe.detect_batch(photos[:2], plan_batch=4) + pipe.detect_batch(photos[2:], plan_batch=4)
+        full = pipe.detect_batch(photos)
+    assert pipe.shapes.batches.misses == 2 and pipe.fallbacks == 0  # both boxes' plans of 4, built ahead
+    for photo, got, want in zip(photos, short, full):
+        report = compare(Detections.from_mmdet(want, photo.shape), Detections.from_mmdet(got, photo.shape))
+        assert len(Detections.from_mmdet(want, photo.shape)) > 0
+        assert report.matched_fraction >= 0.98 and report.mask_iou_mean >= 0.97, str(report)
