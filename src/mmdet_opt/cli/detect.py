@@ -30,7 +30,8 @@ def detect_images(det, items: list, batch: int, workers: int, progress: Progress
     decoded = DecodeAhead(items, lambda path: prepare_image(path, det.cfg), workers, ahead=workers + batch)
     # On a GPU torch's CPU threads only copy photos, and a decoder that takes one of their cores stalls the
     # copy (prefetch.py); on a CPU they are the model's arithmetic, left as they are.
-    beside = torch_threads_beside(workers) if det.device.type == "cuda" else nullcontext()
+    on_gpu = det.device.type == "cuda"
+    beside = torch_threads_beside(workers) if on_gpu else nullcontext()
     started = time.perf_counter()
     batches = ShapeBatches(det.network_shape, batch)
     try:
@@ -41,7 +42,7 @@ def detect_images(det, items: list, batch: int, workers: int, progress: Progress
                     continue
                 yield from _detect_batch(det, batches.add(item, image), progress, stats)
             # On a CPU a plan runs eagerly, its cost growing with its slots: there the leftovers run alone.
-            for group, plan_batch in leftover_calls(batches.rest(), batch, planned and det.device.type == "cuda"):
+            for group, plan_batch in leftover_calls(batches.rest(), batch, planned and on_gpu):
                 yield from _detect_batch(det, group, progress, stats, plan_batch)
     finally:
         stats.seconds += time.perf_counter() - started
@@ -91,10 +92,7 @@ def _detect_batch(det, pending: list, progress: Progress, stats: RunStats, plan_
         return
     images = [image for _, image in pending]
     try:
-        if plan_batch is not None:
-            results = det.batch(images, plan_batch)
-        else:
-            results = det.batch(images) if len(images) > 1 else [det(images[0])]
+        results = det.batch(images, plan_batch) if len(images) > 1 else [det(images[0])]
     except (RuntimeError, ValueError) as exc:
         if len(pending) > 1:  # one at a time, to keep all but the image that fails
             for one in pending:
