@@ -3,6 +3,7 @@
     python tools/profile_stages.py --variant inference_graph --size 1333x800 [--rows 25]
     python tools/profile_stages.py --batch 8 --sort self_cuda_time_total   # detect_batch of 8 photos
     python tools/profile_stages.py --batch 8 --python                      # the host's Python, by function
+    python tools/profile_stages.py --batch 16 --no-graphs --shapes        # each op by its input shapes
 """
 import argparse
 import dataclasses
@@ -14,7 +15,7 @@ from mmdet_opt.arguments import parse_size
 from mmdet_opt.suite.session import Suite
 
 
-def main():
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python tools/profile_stages.py", description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="inference_graph")
     parser.add_argument("--size", default="1333x800")
@@ -27,8 +28,16 @@ def main():
                              "one photo per call); the table is then per call of N photos")
     parser.add_argument("--no-graphs", action="store_true",
                         help="inference_graph run eagerly, so each kernel is charged to the op that launched it")
+    parser.add_argument("--shapes", action="store_true",
+                        help="one row per op and input shapes (with --no-graphs, each kernel's op is known)")
+    parser.add_argument("--name-width", type=int, default=55, help="characters of each name shown")
     parser.add_argument("--python", action="store_true",
                         help="cProfile of the host's Python instead (functions by own time), no torch.profiler")
+    return parser
+
+
+def main():
+    parser = arguments()
     args = parser.parse_args()
     size = parse_size(args.size)
     suite = Suite("cuda")
@@ -56,11 +65,14 @@ def main():
             torch.cuda.synchronize()
         pstats.Stats(python_profile).sort_stats("tottime").print_stats(args.rows)
         return
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=args.shapes) as prof:
         for _ in range(args.runs):
             call()
         torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by=args.sort, row_limit=args.rows))
+    table = prof.key_averages(group_by_input_shape=args.shapes).table(
+        sort_by=args.sort, row_limit=args.rows, max_name_column_width=args.name_width,
+        max_shapes_column_width=120)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from torch import nn
 from .bias_pass import wrap_bias_pass
 from .extent import ExtentMask, no_mask
 from .fused import FusedResNet, fold_batchnorm, fpn_forward, half_mask_head, rpn_head_forward
+from .max_pool import MaxPoolPass
 from .options import GraphOptions
 
 
@@ -47,6 +48,8 @@ class FeatureNet(nn.Module):
         self.bias_pass = options.bias_pass
         if self.bias_pass:
             self._bias_passes()
+        if options.max_pool_kernel and isinstance(getattr(backbone, "maxpool", None), nn.MaxPool2d):
+            backbone.maxpool = MaxPoolPass(backbone.maxpool)
         self.nms_pre = model.rpn_head.test_cfg.get("nms_pre", -1)
         self.channels_last = options.channels_last
         if self.channels_last:

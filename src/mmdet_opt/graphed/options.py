@@ -22,6 +22,7 @@ class GraphOptions:
     fp16_mask_head: bool = True
     bias_pass: bool = True
     normalize_kernel: bool = True
+    max_pool_kernel: bool = True  # the stem's max-pool in one channels-last pass (max_pool.py)
     channels_last: bool = True
     # CPU only: the convolutional front in float64, so that its float32 result does not depend on
     # the input's size (CPU kernels pick their summation order by size); eager_fp32 sets it.
