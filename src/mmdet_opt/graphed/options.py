@@ -29,6 +29,7 @@ class GraphOptions:
     float64_on_cpu: bool = False
     tf32: bool = True  # in the RoI heads' matrix products, baked in at capture (as stock runs)
     nms_rounds: int = NMS_ROUNDS  # an unsettled NMS falls back to mmdet's own code
+    nms_kernel: bool = False  # the NMS suppression matrix in one pass (suppression_kernel.py); off until timed
     max_plans: int = 8  # network input shapes whose graphs are kept
     pad_to_scale: bool = False  # pad every photo to the scale's box, masked to its own extent
     plans_ahead: bool = True  # with pad_to_scale: build both boxes' plans with the pipeline

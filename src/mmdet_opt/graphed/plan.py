@@ -107,9 +107,11 @@ class NetworkPlan:
                                                                                       self.per_image_dets))
         # One selector for the whole batch: one chain of small kernels, not one per image.
         self.select_proposals = ProposalSelector(model.rpn_head, [len(i) for i in self.level_ids],
-                                                 alone(self.img_shape, batch), dev, options.nms_rounds)
+                                                 alone(self.img_shape, batch), dev, options.nms_rounds,
+                                                 options.nms_kernel)
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, alone(self.img_shape, batch),
-                                                   alone(self.scale_factor, batch), rounds=options.nms_rounds)
+                                                   alone(self.scale_factor, batch), rounds=options.nms_rounds,
+                                                   kernel=options.nms_kernel)
         self.holder = None  # (thread, call) whose photo the buffers hold (GraphedPipeline.preprocess)
         self.steps = Steps.of(self, STEPS)
         if options.graphs:

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import torch
 
+from . import suppression_kernel
 
-def suppression_matrix(boxes: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """(..., N, N) bool: ``S[j, i]`` when box j comes before box i and suppresses it.
+
+def suppression_matrix(boxes: torch.Tensor, iou_threshold: float, kernel: bool = False) -> torch.Tensor:
+    """(..., N, N) bool: ``S[j, i]`` when box j comes before box i and suppresses it. With ``kernel``,
+    for fp32 boxes on CUDA, the same entries as fp16 0/1 in one pass (suppression_kernel.py).
 
     The IoU test is mmcv's CUDA kernel's, op for op: ``inter > thr * (area_j + area_i - inter)``.
     """
+    if kernel and boxes.is_cuda and boxes.dtype == torch.float32 and suppression_kernel.available():
+        return suppression_kernel.kernel_suppression_matrix(boxes, iou_threshold)
     lt = torch.maximum(boxes[..., :, None, :2], boxes[..., None, :, :2])
     rb = torch.minimum(boxes[..., :, None, 2:], boxes[..., None, :, 2:])
     wh = (rb - lt).clamp(min=0)
@@ -36,7 +41,8 @@ def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int,
                 batch_dims: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep mask (..., N) of greedy NMS over score-sorted boxes, and whether it converged.
 
-    ``suppress`` is ``suppression_matrix``'s (..., N, N); invalid boxes neither survive nor suppress.
+    ``suppress`` is ``suppression_matrix``'s (..., N, N), bool or 0/1; invalid boxes neither survive
+    nor suppress.
     ``converged`` has the first ``batch_dims`` dimensions (one flag per image of a batch).
     """
     # Counting kept suppressors is a matrix product; half precision is exact for "any > 0".

@@ -1,0 +1,105 @@
+"""The NMS suppression matrix in one pass holds the same decisions as the broadcast one, and the
+selectors use it only when asked.
+
+On a CUDA machine the kernel runs compiled. Without one, the kernel check runs in a subprocess under
+Triton's interpreter (``TRITON_INTERPRET=1``, set before Triton is imported) on CPU tensors:
+``python tests/test_suppression_kernel.py``.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_opt.gpu_preprocess import PreprocessSpec
+from mmdet_opt.graphed import GraphedPipeline, suppression_kernel
+from mmdet_opt.graphed.options import GraphOptions
+from mmdet_opt.graphed.static_nms import suppression_matrix
+from mmdet_opt.images import resize_to, sample_image
+from mmdet_opt.variants import get_variant, variant_model
+from triton_checks import run_check
+
+SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+needs_triton = pytest.mark.skipif(not suppression_kernel.available(), reason="needs Triton")
+
+
+def box_sets(device: str):
+    """(boxes, threshold): sizes that are not whole tiles, leading dimensions, many near-threshold
+    overlaps (jittered copies), degenerate, identical, infinite and NaN boxes, large coordinates
+    (as mmcv's group offsets make them)."""
+    g = torch.Generator().manual_seed(0)
+    for lead, n in (((), 1), ((), 70), ((2, 3), 65), ((4,), 130)):
+        centre = torch.rand(*lead, n, 2, generator=g) * 200
+        size = torch.rand(*lead, n, 2, generator=g) * 80 + 1
+        boxes = torch.cat([centre - size / 2, centre + size / 2], -1)
+        if n > 10:
+            boxes[..., 5::7, :] = boxes[..., 4::7, :][..., : boxes[..., 5::7, :].shape[-2], :] + \
+                torch.randn(boxes[..., 5::7, :].shape, generator=g)  # near copies: IoU close to any threshold
+            boxes[..., 3, :] = boxes[..., 2, :]  # identical
+            boxes[..., 6, 2:] = boxes[..., 6, :2]  # zero area
+            boxes[..., 8, :] += 1e5  # far away, large coordinates
+            boxes[..., 9, 2] = float("inf")
+            boxes[..., 10, 1] = float("nan")
+        for threshold in (0.7, 0.5, 0.3):
+            yield boxes.to(device), threshold
+
+
+def check_kernel(device: str) -> None:
+    for boxes, threshold in box_sets(device):
+        expected = suppression_matrix(boxes, threshold)
+        got = suppression_kernel.kernel_suppression_matrix(boxes, threshold)
+        assert got.dtype == torch.float16 and got.shape == expected.shape
+        assert set(got.unique().tolist()) <= {0.0, 1.0}
+        assert torch.equal(got.bool(), expected), f"{tuple(boxes.shape)} {threshold}: " \
+            f"{(got.bool() != expected).sum().item()} entries differ"
+
+
+@needs_triton
+def test_kernel_is_the_broadcast_matrix():
+    run_check(check_kernel, __file__)
+
+
+@needs_triton
+def test_kernel_refuses_what_it_does_not_read():
+    with pytest.raises(ValueError, match="float32"):
+        suppression_kernel.kernel_suppression_matrix(torch.zeros(5, 4, dtype=torch.float64), 0.5)
+    with pytest.raises(ValueError, match="float32"):
+        suppression_kernel.kernel_suppression_matrix(torch.zeros(5, 3), 0.5)
+
+
+def test_off_cuda_the_broadcast_matrix_serves():
+    boxes, threshold = next(box_sets("cpu"))
+    assert suppression_matrix(boxes, threshold, kernel=True).dtype == torch.bool
+
+
+def test_the_option_reaches_both_selectors(small_base_model):
+    """``nms_kernel`` is off by default and, when set, a plan's two selectors ask for the kernel."""
+    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
+    spec = PreprocessSpec.from_config(model.cfg)
+    assert GraphOptions().nms_kernel is False
+    image = resize_to(sample_image("astronaut"), SMALL_SCALE)
+    for value in (False, True):
+        options = dataclasses.replace(GraphOptions().eager_fp32(), nms_kernel=value)
+        with torch.no_grad():
+            plan = GraphedPipeline(model, spec, options).preprocess(image).plan
+        assert plan.select_proposals.kernel is value and plan.select_detections.kernel is value
+
+
+@needs_cuda
+def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_model):
+    """Every photo's boxes, scores and masks, with the kernel and without (fp16, graphs, CUDA)."""
+    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE).cuda()
+    spec = PreprocessSpec.from_config(model.cfg)
+    pipes = [GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), nms_kernel=v)) for v in (False, True)]
+    for name in ("astronaut", "coffee", "rocket"):
+        image = resize_to(sample_image(name), SMALL_SCALE)
+        with torch.no_grad():
+            (boxes_off, masks_off), (boxes_on, masks_on) = (pipe(image) for pipe in pipes)
+        assert all(np.array_equal(a, b) for a, b in zip(boxes_off, boxes_on, strict=True)), name
+        assert all(np.array_equal(a, b) for off, on in zip(masks_off, masks_on, strict=True)
+                   for a, b in zip(off, on, strict=True)), name
+
+
+if __name__ == "__main__":
+    check_kernel("cpu")
