@@ -25,9 +25,9 @@ needs_triton = pytest.mark.skipif(not suppression_kernel.available(), reason="ne
 
 
 def box_sets(device: str):
-    """(boxes, threshold): sizes that are not whole tiles, leading dimensions, many near-threshold
-    overlaps (jittered copies), degenerate, identical, infinite and NaN boxes, large coordinates
-    (as mmcv's group offsets make them)."""
+    """(boxes, threshold): sizes that are not whole tiles, leading dimensions, jittered copies,
+    degenerate, identical, infinite and NaN boxes, large coordinates (as mmcv's group offsets make
+    them), and pairs at the threshold itself (``at_threshold``)."""
     g = torch.Generator().manual_seed(0)
     for lead, n in (((), 1), ((), 70), ((2, 3), 65), ((4,), 130)):
         centre = torch.rand(*lead, n, 2, generator=g) * 200
@@ -43,6 +43,23 @@ def box_sets(device: str):
             boxes[..., 10, 1] = float("nan")
         for threshold in (0.7, 0.5, 0.3):
             yield boxes.to(device), threshold
+    for threshold in (0.7, 0.5, 0.3):
+        yield at_threshold(threshold, 512, g).to(device), threshold
+        if device == "cuda":  # compiled, where a fused multiply-add could happen: enough pairs to meet one
+            yield at_threshold(threshold, 16384, g).view(16384, 2, 4).to(device), threshold
+
+
+def at_threshold(threshold: float, pairs: int, g: torch.Generator) -> torch.Tensor:
+    """``pairs`` pairs of boxes (2k, 2k + 1) whose IoU lies within ~1e-5 of ``threshold``: box 2k + 1
+    is box 2k moved right by dx = w (1 - t) / (1 + t), jittered. A few decisions in a thousand turn
+    on the last bit of the union, which a fused multiply-add would round differently."""
+    w = torch.rand(pairs, generator=g) * 90 + 10
+    h = torch.rand(pairs, generator=g) * 90 + 10
+    x = torch.rand(pairs, generator=g) * 500
+    dx = w * (1 - threshold) / (1 + threshold) + torch.randn(pairs, generator=g) * 1e-4
+    first = torch.stack([x, torch.zeros_like(x), x + w, h], -1)
+    second = first + torch.stack([dx, torch.zeros_like(dx), dx, torch.zeros_like(dx)], -1)
+    return torch.stack([first, second], 1).reshape(2 * pairs, 4)
 
 
 def check_kernel(device: str) -> None:
@@ -73,6 +90,11 @@ def test_off_cuda_the_broadcast_matrix_serves():
     assert suppression_matrix(boxes, threshold, kernel=True).dtype == torch.bool
 
 
+@needs_triton
+def test_no_boxes_is_an_empty_matrix():
+    assert suppression_kernel.kernel_suppression_matrix(torch.zeros(2, 0, 4), 0.5).shape == (2, 0, 0)
+
+
 def test_the_option_reaches_both_selectors(small_base_model):
     """``nms_kernel`` is off by default and, when set, a plan's two selectors ask for the kernel."""
     model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
@@ -87,8 +109,13 @@ def test_the_option_reaches_both_selectors(small_base_model):
 
 
 @needs_cuda
-def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_model):
-    """Every photo's boxes, scores and masks, with the kernel and without (fp16, graphs, CUDA)."""
+def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_model, monkeypatch):
+    """Every photo's boxes, scores and masks, with the kernel and without (fp16, graphs, CUDA); the
+    kernel did run."""
+    calls = []
+    kernel = suppression_kernel.kernel_suppression_matrix
+    monkeypatch.setattr(suppression_kernel, "kernel_suppression_matrix",
+                        lambda *args: calls.append(1) or kernel(*args))
     model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE).cuda()
     spec = PreprocessSpec.from_config(model.cfg)
     pipes = [GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), nms_kernel=v)) for v in (False, True)]
@@ -99,6 +126,7 @@ def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_mo
         assert all(np.array_equal(a, b) for a, b in zip(boxes_off, boxes_on, strict=True)), name
         assert all(np.array_equal(a, b) for off, on in zip(masks_off, masks_on, strict=True)
                    for a, b in zip(off, on, strict=True)), name
+    assert calls  # at capture: the proposals' and the detections' matrices
 
 
 if __name__ == "__main__":

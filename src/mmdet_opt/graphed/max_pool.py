@@ -83,7 +83,8 @@ def kernel_max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int) -> 
 
 
 class MaxPoolPass(nn.Module):
-    """``pool`` (an ``nn.MaxPool2d``) by ``kernel_max_pool`` on a channels-last CUDA tensor: the same values."""
+    """``pool`` (an ``nn.MaxPool2d``) by ``kernel_max_pool`` on a channels-last CUDA tensor: the same
+    values, for inference: the kernel has no backward."""
 
     def __init__(self, pool: nn.MaxPool2d):
         super().__init__()

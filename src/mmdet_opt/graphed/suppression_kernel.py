@@ -10,6 +10,8 @@ so each entry is the same decision.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 try:
@@ -67,7 +69,7 @@ def kernel_suppression_matrix(boxes: torch.Tensor, iou_threshold: float) -> torc
     if boxes.dtype != torch.float32 or boxes.dim() < 2 or boxes.shape[-1] != 4:
         raise ValueError("kernel_suppression_matrix takes (..., N, 4) float32 boxes")
     lead, n = boxes.shape[:-2], boxes.shape[-2]
-    flat = boxes.reshape(-1, n, 4).contiguous()
+    flat = boxes.reshape(math.prod(lead), n, 4).contiguous()
     out = torch.empty((flat.shape[0], n, n), dtype=torch.float16, device=boxes.device)
     if out.numel():
         grid = (triton.cdiv(n, BLOCK), triton.cdiv(n, BLOCK), flat.shape[0])
