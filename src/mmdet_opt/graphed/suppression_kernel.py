@@ -30,14 +30,6 @@ def available() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _nan_max(a, b):
-        return tl.where((a != a) | (a > b), a, b)  # torch.maximum: NaN if either is
-
-    @triton.jit
-    def _nan_min(a, b):
-        return tl.where((a != a) | (a < b), a, b)  # torch.minimum
-
-    @triton.jit
     def _suppression(boxes, out, n, threshold, BLOCK_J: tl.constexpr, BLOCK_I: tl.constexpr):
         """boxes (M, n, 4) contiguous fp32; out (M, n, n) fp16: out[m, j, i] = 1 where j < i and box j
         suppresses box i: ``inter > threshold * ((area_j + area_i) - inter)``."""
@@ -50,8 +42,9 @@ if triton is not None:
         x2j, y2j = tl.load(base + j * 4 + 2, mask=row), tl.load(base + j * 4 + 3, mask=row)
         x1i, y1i = tl.load(base + i * 4, mask=col), tl.load(base + i * 4 + 1, mask=col)
         x2i, y2i = tl.load(base + i * 4 + 2, mask=col), tl.load(base + i * 4 + 3, mask=col)
-        w = _nan_min(x2j[:, None], x2i[None, :]) - _nan_max(x1j[:, None], x1i[None, :])
-        h = _nan_min(y2j[:, None], y2i[None, :]) - _nan_max(y1j[:, None], y1i[None, :])
+        nan = tl.PropagateNan.ALL  # as torch.maximum / minimum: NaN if either is
+        w = tl.minimum(x2j[:, None], x2i[None, :], nan) - tl.maximum(x1j[:, None], x1i[None, :], nan)
+        h = tl.minimum(y2j[:, None], y2i[None, :], nan) - tl.maximum(y1j[:, None], y1i[None, :], nan)
         w = tl.where(w < 0.0, 0.0, w)  # clamp(min=0): NaN stays NaN
         h = tl.where(h < 0.0, 0.0, h)
         inter = w * h
