@@ -5,21 +5,14 @@ On a CUDA machine the kernel runs compiled. Without one, the kernel check runs i
 Triton's interpreter (``TRITON_INTERPRET=1``, set before Triton is imported) on CPU tensors:
 ``python tests/test_suppression_kernel.py``.
 """
-import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
-from mmdet_opt.gpu_preprocess import PreprocessSpec
-from mmdet_opt.graphed import GraphedPipeline, suppression_kernel
-from mmdet_opt.graphed.options import GraphOptions
+from mmdet_opt.graphed import suppression_kernel
 from mmdet_opt.graphed.static_nms import suppression_matrix
-from mmdet_opt.images import resize_to, sample_image
-from mmdet_opt.variants import get_variant, variant_model
-from triton_checks import run_check
+from triton_checks import graphed_results_agree, plan_with, run_check
 
-SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 needs_triton = pytest.mark.skipif(not suppression_kernel.available(), reason="needs Triton")
 
@@ -96,16 +89,10 @@ def test_no_boxes_is_an_empty_matrix():
 
 
 def test_the_option_reaches_both_selectors(small_base_model):
-    """``nms_kernel`` is off by default and, when set, a plan's two selectors ask for the kernel."""
-    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE)
-    spec = PreprocessSpec.from_config(model.cfg)
-    assert GraphOptions().nms_kernel is False
-    image = resize_to(sample_image("astronaut"), SMALL_SCALE)
+    """A plan's two selectors ask for the kernel exactly when ``nms_kernel`` is set."""
     for value in (False, True):
-        options = dataclasses.replace(GraphOptions().eager_fp32(), nms_kernel=value)
-        with torch.no_grad():
-            plan = GraphedPipeline(model, spec, options).preprocess(image).plan
-        assert plan.select_proposals.kernel is value and plan.select_detections.kernel is value
+        plan = plan_with(small_base_model, "nms_kernel", value)
+        assert plan.select_proposals.nms.matrix_kernel is value and plan.select_detections.nms.matrix_kernel is value
 
 
 @needs_cuda
@@ -114,18 +101,8 @@ def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_mo
     kernel did run."""
     calls = []
     kernel = suppression_kernel.kernel_suppression_matrix
-    monkeypatch.setattr(suppression_kernel, "kernel_suppression_matrix",
-                        lambda *args: calls.append(1) or kernel(*args))
-    model = variant_model(small_base_model, get_variant("inference_graph"), SMALL_SCALE).cuda()
-    spec = PreprocessSpec.from_config(model.cfg)
-    pipes = [GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), nms_kernel=v)) for v in (False, True)]
-    for name in ("astronaut", "coffee", "rocket"):
-        image = resize_to(sample_image(name), SMALL_SCALE)
-        with torch.no_grad():
-            (boxes_off, masks_off), (boxes_on, masks_on) = (pipe(image) for pipe in pipes)
-        assert all(np.array_equal(a, b) for a, b in zip(boxes_off, boxes_on, strict=True)), name
-        assert all(np.array_equal(a, b) for off, on in zip(masks_off, masks_on, strict=True)
-                   for a, b in zip(off, on, strict=True)), name
+    monkeypatch.setattr(suppression_kernel, "kernel_suppression_matrix", lambda *args: calls.append(1) or kernel(*args))
+    graphed_results_agree(small_base_model, "nms_kernel")
     assert calls  # at capture: the proposals' and the detections' matrices
 
 

@@ -35,3 +35,48 @@ def feature_nets_with_and_without(model, field: str, img: torch.Tensor):
             for got_level, expected_level in zip(got, expected, strict=True):
                 torch.testing.assert_close(got_level, expected_level, rtol=0, atol=0)
     return on, off
+
+
+SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
+
+
+def plan_with(model, field: str, value: bool):
+    """The network plan that an eager fp32 pipeline over ``model`` builds for one photo, ``field`` set to ``value``."""
+    import dataclasses
+
+    from mmdet_opt.gpu_preprocess import PreprocessSpec
+    from mmdet_opt.graphed import GraphedPipeline
+    from mmdet_opt.graphed.options import GraphOptions
+    from mmdet_opt.images import resize_to, sample_image
+    from mmdet_opt.variants import get_variant, variant_model
+
+    model = variant_model(model, get_variant("inference_graph"), SMALL_SCALE)
+    options = dataclasses.replace(GraphOptions().eager_fp32(), **{field: value})
+    with torch.no_grad():
+        return GraphedPipeline(model, PreprocessSpec.from_config(model.cfg), options).preprocess(
+            resize_to(sample_image("astronaut"), SMALL_SCALE)).plan
+
+
+def graphed_results_agree(model, field: str) -> None:
+    """Asserts that two CUDA graphed pipelines over ``model``, ``field`` off and on (default options
+    otherwise), give every photo the same boxes, scores and masks."""
+    import dataclasses
+
+    import numpy as np
+
+    from mmdet_opt.gpu_preprocess import PreprocessSpec
+    from mmdet_opt.graphed import GraphedPipeline
+    from mmdet_opt.graphed.options import GraphOptions
+    from mmdet_opt.images import resize_to, sample_image
+    from mmdet_opt.variants import get_variant, variant_model
+
+    model = variant_model(model, get_variant("inference_graph"), SMALL_SCALE).cuda()
+    spec = PreprocessSpec.from_config(model.cfg)
+    pipes = [GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), **{field: v})) for v in (False, True)]
+    for name in ("astronaut", "coffee", "rocket"):
+        image = resize_to(sample_image(name), SMALL_SCALE)
+        with torch.no_grad():
+            (boxes_off, masks_off), (boxes_on, masks_on) = (pipe(image) for pipe in pipes)
+        assert all(np.array_equal(a, b) for a, b in zip(boxes_off, boxes_on, strict=True)), name
+        assert all(np.array_equal(a, b) for off, on in zip(masks_off, masks_on, strict=True)
+                   for a, b in zip(off, on, strict=True)), name

@@ -1,6 +1,7 @@
 """Time one GraphOptions field off against on, interleaved in one process, at batch 1 and batch N.
 
     python tools/ab_options.py --option fp16_canvas [--sizes 1333x800:8,3840x2304:4] [--blocks 6]
+                               [--with nms_kernel=True,...]
 
 Both pipelines share the weights. Blocks alternate which goes first; each block times 40 calls at
 batch 1 and 10 of ``detect_batch`` at batch N, and the medians of the block medians are printed.
@@ -26,10 +27,17 @@ def main():
     parser.add_argument("--sizes", default="1333x800:8,3840x2304:4", help="WxH:batch, comma-separated")
     parser.add_argument("--images", default="astronaut,coffee,rocket")
     parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--with", dest="both", default="", metavar="FIELD=True|False,...",
+                        help="boolean fields set on both sides (a lever timed on top of others)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
     args = parser.parse_args()
+    try:
+        GraphOptions().with_switches(args.both)
+    except ValueError as error:
+        parser.error(f"--with: {error}")
     suite = Suite("cuda", seed=args.seed)
     base = suite.variant("inference_graph")
+    base = dataclasses.replace(base, graph=base.graph.with_switches(args.both))
     for item in args.sizes.split(","):
         size_text, _, batch_text = item.partition(":")
         size, batch = parse_size(size_text), int(batch_text or 1)

@@ -31,6 +31,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--shapes", action="store_true",
                         help="one row per op and input shapes (with --no-graphs, each kernel's op is known)")
     parser.add_argument("--name-width", type=int, default=55, help="characters of each name shown")
+    parser.add_argument("--with", dest="switches", default="", metavar="FIELD=True|False,...",
+                        help="boolean GraphOptions fields set for the run (a lever's kernels)")
     parser.add_argument("--python", action="store_true",
                         help="cProfile of the host's Python instead (functions by own time), no torch.profiler")
     return parser
@@ -42,8 +44,14 @@ def main():
     size = parse_size(args.size)
     suite = Suite("cuda")
     variant = suite.variant(args.variant)
-    if args.no_graphs:
-        variant = dataclasses.replace(variant, graph=dataclasses.replace(variant.graph, graphs=False))
+    switches = args.switches + (",graphs=False" if args.no_graphs else "")
+    if switches:
+        if variant.graph is None:
+            parser.error(f"--with, --no-graphs: {args.variant} has no GraphOptions (inference_graph has)")
+        try:
+            variant = dataclasses.replace(variant, graph=variant.graph.with_switches(switches))
+        except ValueError as error:
+            parser.error(f"--with: {error}")
     pipeline = suite.pipeline(variant, size)
     image = suite.image(args.image, size)
     if args.batch > 1 and not hasattr(pipeline, "detect_batch"):

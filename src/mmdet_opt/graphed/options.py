@@ -30,6 +30,8 @@ class GraphOptions:
     tf32: bool = True  # in the RoI heads' matrix products, baked in at capture (as stock runs)
     nms_rounds: int = NMS_ROUNDS  # an unsettled NMS falls back to mmdet's own code
     nms_kernel: bool = False  # the NMS suppression matrix in one pass (suppression_kernel.py); off until timed
+    # Greedy NMS exactly, in one kernel (greedy_kernel.py): no rounds (nms_rounds), no fallback. Off until timed.
+    nms_greedy_kernel: bool = False
     max_plans: int = 8  # network input shapes whose graphs are kept
     pad_to_scale: bool = False  # pad every photo to the scale's box, masked to its own extent
     plans_ahead: bool = True  # with pad_to_scale: build both boxes' plans with the pipeline
@@ -50,6 +52,9 @@ class GraphOptions:
             value = getattr(self, name)
             if not _is_int(value) or value < least:
                 raise ValueError(f"GraphOptions.{name} is an integer >= {least}, not {value!r}")
+        if self.nms_greedy_kernel and self.nms_rounds != NMS_ROUNDS:
+            raise ValueError(f"GraphOptions.nms_rounds={self.nms_rounds}: the rounds are PyTorch's fixed point's, "
+                             "and nms_greedy_kernel runs none (it solves greedy NMS exactly); set one or the other")
         if self.pad_to_scale and self.plans_ahead and self.max_plans < 2:
             raise ValueError(f"GraphOptions.max_plans: building both boxes' plans ahead (pad_to_scale, plans_ahead) "
                              f"needs max_plans >= 2, not {self.max_plans}")
@@ -57,6 +62,18 @@ class GraphOptions:
     @property
     def needs_cuda(self) -> bool:
         return self.graphs or self.fp16_backbone or self.fp16_heads or self.fp16_mask_head or self.channels_last
+
+    def with_switches(self, text: str) -> GraphOptions:
+        """These options with the boolean fields of ``text`` ("nms_kernel=True,graphs=False") set."""
+        switches = [f.name for f in fields(self) if f.type == "bool"]
+        settings = {}
+        for item in filter(None, text.split(",")):
+            name, _, value = item.strip().partition("=")
+            if name not in switches or value not in ("True", "False"):
+                raise ValueError(f"{item!r} is not FIELD=True or FIELD=False of a boolean GraphOptions field "
+                                 f"({', '.join(switches)})")
+            settings[name] = value == "True"
+        return replace(self, **settings)
 
     def eager_fp32(self) -> GraphOptions:
         """The same pipeline as a CPU runs it: no graphs, fp32 (the convolutional front summed in

@@ -106,12 +106,12 @@ class NetworkPlan:
         self.roi_images, self.mask_roi_images = (index.repeat_interleave(n) for n in (self.per_image_rois,
                                                                                       self.per_image_dets))
         # One selector for the whole batch: one chain of small kernels, not one per image.
+        nms = dict(rounds=options.nms_rounds, matrix_kernel=options.nms_kernel,
+                   greedy_kernel=options.nms_greedy_kernel)
         self.select_proposals = ProposalSelector(model.rpn_head, [len(i) for i in self.level_ids],
-                                                 alone(self.img_shape, batch), dev, options.nms_rounds,
-                                                 options.nms_kernel)
+                                                 alone(self.img_shape, batch), dev, **nms)
         self.select_detections = DetectionSelector(roi_head.bbox_head, roi_head.test_cfg, alone(self.img_shape, batch),
-                                                   alone(self.scale_factor, batch), rounds=options.nms_rounds,
-                                                   kernel=options.nms_kernel)
+                                                   alone(self.scale_factor, batch), **nms)
         self.holder = None  # (thread, call) whose photo the buffers hold (GraphedPipeline.preprocess)
         self.steps = Steps.of(self, STEPS)
         if options.graphs:

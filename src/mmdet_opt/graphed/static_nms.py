@@ -13,9 +13,27 @@ longer. The fixed point is the greedy result, so a round that changes nothing pr
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from . import suppression_kernel
+from . import greedy_kernel, suppression_kernel
+
+
+@dataclass(frozen=True)
+class GreedyNms:
+    """Greedy NMS over score-sorted boxes as the static selectors run it: the suppression matrix, then
+    greedy keep mask, each by PyTorch's passes or in one kernel (GraphOptions.nms_kernel,
+    nms_greedy_kernel); the same masks wherever PyTorch's rounds settle."""
+    iou_threshold: float
+    rounds: int
+    matrix_kernel: bool = False
+    greedy_kernel: bool = False
+
+    def __call__(self, boxes: torch.Tensor, valid: torch.Tensor, batch_dims: int = 0):
+        """``greedy_keep``'s (keep, converged) for (..., N, 4) boxes and their (..., N) valid mask."""
+        suppress = suppression_matrix(boxes, self.iou_threshold, self.matrix_kernel)
+        return greedy_keep(suppress, valid, self.rounds, batch_dims, self.greedy_kernel)
 
 
 def suppression_matrix(boxes: torch.Tensor, iou_threshold: float, kernel: bool = False) -> torch.Tensor:
@@ -37,14 +55,18 @@ def suppression_matrix(boxes: torch.Tensor, iou_threshold: float, kernel: bool =
     return (inter > iou_threshold * union) & earlier
 
 
-def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int,
-                batch_dims: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, rounds: int, batch_dims: int = 0,
+                kernel: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep mask (..., N) of greedy NMS over score-sorted boxes, and whether it converged.
 
     ``suppress`` is ``suppression_matrix``'s (..., N, N), bool or 0/1; invalid boxes neither survive
     nor suppress.
     ``converged`` has the first ``batch_dims`` dimensions (one flag per image of a batch).
+    With ``kernel``, on CUDA, greedy NMS's mask exactly, in one kernel (greedy_kernel.py): the fixed
+    point's wherever it settles within ``rounds``, and converged everywhere.
     """
+    if kernel and suppress.is_cuda and greedy_kernel.available():
+        return greedy_kernel.kernel_greedy_keep(suppress, valid, batch_dims)
     # Counting kept suppressors is a matrix product; half precision is exact for "any > 0".
     dtype = torch.float16 if suppress.is_cuda else torch.float32
     s = suppress.to(dtype)

@@ -14,7 +14,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from .static_nms import first_kept, greedy_keep, max_coordinate, offset_by_group, suppression_matrix
+from .static_nms import GreedyNms, first_kept, max_coordinate, offset_by_group
 
 # Rounds of the NMS fixed-point iteration (static_nms); docs/perf-log.md has the rounds measured.
 NMS_ROUNDS = 16
@@ -87,15 +87,13 @@ class ProposalSelector:
     """
 
     def __init__(self, rpn_head, level_sizes: list[int], img_shape, device, rounds: int = NMS_ROUNDS,
-                 kernel: bool = False):
+                 matrix_kernel: bool = False, greedy_kernel: bool = False):
         cfg = rpn_head.test_cfg
         self.decode = DeltaDecoder(rpn_head.bbox_coder, device)
-        self.iou_threshold = _plain_nms_threshold(cfg.nms)
+        self.nms = GreedyNms(_plain_nms_threshold(cfg.nms), rounds, matrix_kernel, greedy_kernel)
         self.min_bbox_size = cfg.get("min_bbox_size", -1)
         self.max_per_img = cfg.max_per_img
         self.img_shape = img_shape
-        self.rounds = rounds
-        self.kernel = kernel  # the suppression matrix in one pass (GraphOptions.nms_kernel)
         self.level = torch.cat([torch.full((n,), i) for i, n in enumerate(level_sizes)]).to(device)
         self.block_shape = (len(level_sizes), max(level_sizes))
         self.level_numbers = torch.arange(len(level_sizes), device=device)
@@ -122,8 +120,7 @@ class ProposalSelector:
         slots = slots.clamp(max=n - 1)
         shifted = offset_by_group(take(proposals, slots, batched), self.level[slots],
                                   max_coordinate(proposals, valid))
-        keep_blocks, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold, self.kernel),
-                                             take(valid, slots, batched) & filled, self.rounds, len(lead))
+        keep_blocks, converged = self.nms(shifted, take(valid, slots, batched) & filled, len(lead))
         keep = torch.zeros((*lead, n + 1), dtype=torch.bool, device=dev)
         keep.scatter_(-1, torch.where(filled, slots, n).flatten(-2), keep_blocks.flatten(-2))
         keep = keep[..., :n]
@@ -145,18 +142,16 @@ class DetectionSelector:
     """
 
     def __init__(self, bbox_head, rcnn_cfg, img_shape, scale_factor: torch.Tensor, candidates: int = 1000,
-                 rounds: int = NMS_ROUNDS, kernel: bool = False):
+                 rounds: int = NMS_ROUNDS, matrix_kernel: bool = False, greedy_kernel: bool = False):
         if bbox_head.custom_cls_channels or bbox_head.reg_class_agnostic:
             raise NotImplementedError("static post-processing supports softmax, class-specific box heads")
         self.decode = DeltaDecoder(bbox_head.bbox_coder, scale_factor.device)
-        self.iou_threshold = _plain_nms_threshold(rcnn_cfg.nms)
+        self.nms = GreedyNms(_plain_nms_threshold(rcnn_cfg.nms), rounds, matrix_kernel, greedy_kernel)
         self.score_thr = rcnn_cfg.score_thr
         self.max_per_img = rcnn_cfg.max_per_img
         self.img_shape = img_shape
         self.scale_factor = scale_factor
         self.candidates = candidates
-        self.rounds = rounds
-        self.kernel = kernel
 
     def __call__(self, rois, roi_count, cls_score, bbox_pred):
         """Alone: rois (n, 5), a 0-dim count, (n, C + 1) scores, (n, 4C) deltas. Batched (the
@@ -174,8 +169,7 @@ class DetectionSelector:
         top, index = pair_scores.topk(min(self.candidates, pair_scores.shape[-1]))
         labels, boxes, valid = index % num_classes, take(pair_boxes, index, bool(lead)), top > self.score_thr
         shifted = offset_by_group(boxes, labels, max_coordinate(pair_boxes, above))
-        keep, converged = greedy_keep(suppression_matrix(shifted, self.iou_threshold, self.kernel), valid,
-                                      self.rounds, len(lead))
+        keep, converged = self.nms(shifted, valid, len(lead))
         chosen, count = first_kept(keep, self.max_per_img)
         exact = converged & ((keep.sum(-1) >= self.max_per_img) | (above.sum(-1) <= top.shape[-1]))
         present = (torch.arange(self.max_per_img, device=dev) < count[..., None])[..., None]

@@ -42,9 +42,11 @@ if triton is not None:
         x2j, y2j = tl.load(base + j * 4 + 2, mask=row), tl.load(base + j * 4 + 3, mask=row)
         x1i, y1i = tl.load(base + i * 4, mask=col), tl.load(base + i * 4 + 1, mask=col)
         x2i, y2i = tl.load(base + i * 4 + 2, mask=col), tl.load(base + i * 4 + 3, mask=col)
-        nan = tl.PropagateNan.ALL  # as torch.maximum / minimum: NaN if either is
-        w = tl.minimum(x2j[:, None], x2i[None, :], nan) - tl.maximum(x1j[:, None], x1i[None, :], nan)
-        h = tl.minimum(y2j[:, None], y2i[None, :], nan) - tl.maximum(y1j[:, None], y1i[None, :], nan)
+        # NaN if either is, as torch.maximum / minimum (PropagateNan.ALL, inline: it is no tensor)
+        w = (tl.minimum(x2j[:, None], x2i[None, :], tl.PropagateNan.ALL)
+             - tl.maximum(x1j[:, None], x1i[None, :], tl.PropagateNan.ALL))
+        h = (tl.minimum(y2j[:, None], y2i[None, :], tl.PropagateNan.ALL)
+             - tl.maximum(y1j[:, None], y1i[None, :], tl.PropagateNan.ALL))
         w = tl.where(w < 0.0, 0.0, w)  # clamp(min=0): NaN stays NaN
         h = tl.where(h < 0.0, 0.0, h)
         inter = w * h
