@@ -92,13 +92,6 @@ def test_off_cuda_the_rounds_of_pytorch_serve(monkeypatch):
     assert converged and keep.sum() == 6
 
 
-def test_the_option_excludes_rounds_of_its_own():
-    """nms_rounds would be silently ignored with the greedy kernel: a configuration that sets both is refused."""
-    assert GraphOptions(nms_greedy_kernel=True).nms_greedy_kernel
-    with pytest.raises(ValueError, match="nms_rounds=32"):
-        GraphOptions(nms_greedy_kernel=True, nms_rounds=32)
-
-
 def test_the_option_reaches_both_selectors(small_base_model):
     """A plan's two selectors ask for the kernel exactly when ``nms_greedy_kernel`` is set."""
     for value in (False, True):

@@ -28,9 +28,9 @@ class GraphOptions:
     # the input's size (CPU kernels pick their summation order by size); eager_fp32 sets it.
     float64_on_cpu: bool = False
     tf32: bool = True  # in the RoI heads' matrix products, baked in at capture (as stock runs)
-    nms_rounds: int = NMS_ROUNDS  # an unsettled NMS falls back to mmdet's own code
+    nms_rounds: int = NMS_ROUNDS  # PyTorch's fixed point's; an unsettled NMS falls back to mmdet's own code
     nms_kernel: bool = False  # the NMS suppression matrix in one pass (suppression_kernel.py); off until timed
-    # Greedy NMS exactly, in one kernel (greedy_kernel.py): no rounds (nms_rounds), no fallback. Off until timed.
+    # Greedy NMS exactly, in one kernel on CUDA (greedy_kernel.py): no rounds there, no fallback. Off until timed.
     nms_greedy_kernel: bool = False
     max_plans: int = 8  # network input shapes whose graphs are kept
     pad_to_scale: bool = False  # pad every photo to the scale's box, masked to its own extent
@@ -52,9 +52,6 @@ class GraphOptions:
             value = getattr(self, name)
             if not _is_int(value) or value < least:
                 raise ValueError(f"GraphOptions.{name} is an integer >= {least}, not {value!r}")
-        if self.nms_greedy_kernel and self.nms_rounds != NMS_ROUNDS:
-            raise ValueError(f"GraphOptions.nms_rounds={self.nms_rounds}: the rounds are PyTorch's fixed point's, "
-                             "and nms_greedy_kernel runs none (it solves greedy NMS exactly); set one or the other")
         if self.pad_to_scale and self.plans_ahead and self.max_plans < 2:
             raise ValueError(f"GraphOptions.max_plans: building both boxes' plans ahead (pad_to_scale, plans_ahead) "
                              f"needs max_plans >= 2, not {self.max_plans}")
