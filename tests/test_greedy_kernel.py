@@ -5,12 +5,12 @@ On a CUDA machine the kernel runs compiled. Without one, the kernel check runs i
 Triton's interpreter (``TRITON_INTERPRET=1``, set before Triton is imported) on CPU tensors:
 ``python tests/test_greedy_kernel.py``.
 """
+import math
 
 import pytest
 import torch
 
 from mmdet_opt.graphed import greedy_kernel
-from mmdet_opt.graphed.options import GraphOptions
 from mmdet_opt.graphed.static_nms import greedy_keep, suppression_matrix
 from test_suppression_kernel import box_sets
 from triton_checks import graphed_results_agree, plan_with, run_check
@@ -34,16 +34,20 @@ def chain(n: int) -> torch.Tensor:
 
 
 def cases(device: str):
-    """(suppress, valid, batch_dims): random strictly upper-triangular matrices of sizes that are not
-    whole blocks, sparse and dense, bool and 0/1 fp16, with leading dimensions; chains shorter and
-    longer than PyTorch's rounds and than a block; matrices of real boxes; no boxes at all."""
+    """(suppress, valid, batch_dims): random strictly upper-triangular matrices of sizes that are and
+    are not whole blocks, sparse and dense, bool and 0/1 fp16, with leading dimensions; one with
+    entries on and below its diagonal, which greedy NMS never reads; chains shorter and longer than
+    PyTorch's rounds and than a block; matrices of real boxes; no boxes at all."""
     g = torch.Generator().manual_seed(0)
     for lead, n, density, batch_dims in (((), 1, 0.5, 0), ((), 200, 0.05, 0), ((3,), 130, 0.3, 1),
-                                         ((2, 5), 257, 0.02, 1), ((4,), 300, 0.5, 1), ((2, 3), 0, 0.1, 1)):
+                                         ((2, 5), 257, 0.02, 1), ((4,), 300, 0.5, 1), ((2, 3), 0, 0.1, 1),
+                                         ((2,), 128, 0.05, 1), ((), 256, 0.02, 0)):
         suppress = (torch.rand(*lead, n, n, generator=g) < density).triu(1)
         valid = torch.rand(*lead, n, generator=g) < 0.9
         yield suppress.to(device), valid.to(device), batch_dims
         yield suppress.half().to(device), valid.to(device), batch_dims
+    noise = torch.rand(150, 150, generator=g) < 0.5
+    yield noise.to(device), torch.ones(150, dtype=torch.bool, device=device), 0  # only j < i counts
     for n in (12, 40, 300):
         yield chain(n).to(device), torch.ones(n, dtype=torch.bool, device=device), 0
     for boxes, threshold in box_sets(device):
@@ -53,12 +57,18 @@ def cases(device: str):
 
 
 def check_kernel(device: str) -> None:
+    """The kernel's mask is greedy NMS's, box by box, and so the fixed point's given rounds enough."""
     for suppress, valid, batch_dims in cases(device):
         n = suppress.shape[-1]
-        exact, settled = greedy_keep(suppress, valid, n + 1, batch_dims)  # enough rounds for any chain
         keep, converged = greedy_kernel.kernel_greedy_keep(suppress, valid, batch_dims)
         where = f"{tuple(suppress.shape)} {suppress.dtype}"
-        assert settled.all() and keep.dtype == torch.bool and torch.equal(keep, exact), where
+        upper = suppress.bool().triu(1)
+        count = math.prod(upper.shape[:-2])
+        matrices, masks = upper.reshape(count, n, n), valid.reshape(count, n)
+        expected = [sequential_greedy(s, v) for s, v in zip(matrices, masks)]
+        assert keep.dtype == torch.bool and keep.shape == valid.shape, where
+        assert torch.equal(keep.reshape(count, n), torch.stack(expected) if expected else masks), where
+        settled = greedy_keep(upper, valid, n + 1, batch_dims)[1]  # enough rounds for any chain
         assert converged.shape == settled.shape and converged.all(), where
 
 
@@ -80,7 +90,6 @@ def test_the_reference_is_greedy_nms():
     assert not greedy_keep(chain(40), ones, 16)[1]
 
 
-@needs_triton
 def test_kernel_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="same N"):
         greedy_kernel.kernel_greedy_keep(torch.zeros(5, 5, dtype=torch.bool), torch.ones(4, dtype=torch.bool))
@@ -112,13 +121,3 @@ def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_mo
 
 if __name__ == "__main__":
     check_kernel("cpu")
-
-
-def test_switches_are_set_by_name():
-    """``GraphOptions.with_switches``, as the A/B and profile tools take their ``--with``."""
-    options = GraphOptions().with_switches("nms_kernel=True, nms_greedy_kernel=True,graphs=False")
-    assert options.nms_kernel and options.nms_greedy_kernel and not options.graphs
-    assert GraphOptions().with_switches("") == GraphOptions()
-    for wrong in ("nms_kernel=1", "no_such_field=True", "nms_rounds=True"):
-        with pytest.raises(ValueError, match="FIELD=True or FIELD=False"):
-            GraphOptions().with_switches(wrong)

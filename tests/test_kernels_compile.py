@@ -23,7 +23,7 @@ def kernels():
            dict(boxes="*fp32", out="*fp16", n="i32", threshold="fp32"),
            dict(BLOCK_J=suppression_kernel.BLOCK, BLOCK_I=suppression_kernel.BLOCK), dict(enable_fp_fusion=False))
     for matrix in ("*fp16", "*u8"):
-        yield (f"greedy {matrix}", greedy_kernel._greedy, dict(suppress=matrix, valid="*i8", keep="*i8", n="i32"),
+        yield (f"greedy {matrix}", greedy_kernel._greedy, dict(suppress=matrix, valid="*i1", keep="*i1", n="i32"),
                dict(BLOCK=greedy_kernel.BLOCK), dict(num_warps=8))
     yield ("max_pool", max_pool._max_pool,
            dict(src="*fp16", dst="*fp16", rows="i32", height="i32", width="i32", out_height="i32",

@@ -211,3 +211,13 @@ def test_pad_to_scale_falls_back_to_mmdets_code_without_the_anchors_past_the_ext
 def test_graph_options_refuse_a_bad_value_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"GraphOptions.{field} "):
         GraphOptions(**{field: value})
+
+
+def test_switches_are_set_by_name():
+    """``GraphOptions.with_switches``, as the A/B and profile tools take their ``--with``."""
+    options = GraphOptions().with_switches("nms_kernel=True, nms_greedy_kernel=True,graphs=False")
+    assert options.nms_kernel and options.nms_greedy_kernel and not options.graphs
+    assert GraphOptions().with_switches("") == GraphOptions()
+    for wrong in ("nms_kernel=1", "no_such_field=True", "nms_rounds=True"):
+        with pytest.raises(ValueError, match="FIELD=True or FIELD=False"):
+            GraphOptions().with_switches(wrong)

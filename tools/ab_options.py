@@ -27,17 +27,19 @@ def main():
     parser.add_argument("--sizes", default="1333x800:8,3840x2304:4", help="WxH:batch, comma-separated")
     parser.add_argument("--images", default="astronaut,coffee,rocket")
     parser.add_argument("--blocks", type=int, default=6)
-    parser.add_argument("--with", dest="both", default="", metavar="FIELD=True|False,...",
+    parser.add_argument("--with", dest="switches", default="", metavar="FIELD=True|False,...",
                         help="boolean fields set on both sides (a lever timed on top of others)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
     args = parser.parse_args()
     try:
-        GraphOptions().with_switches(args.both)
+        GraphOptions().with_switches(args.switches)
     except ValueError as error:
         parser.error(f"--with: {error}")
+    if args.option in (item.partition("=")[0].strip() for item in args.switches.split(",")):
+        parser.error(f"--with sets {args.option}, the field that --option times off against on")
     suite = Suite("cuda", seed=args.seed)
     base = suite.variant("inference_graph")
-    base = dataclasses.replace(base, graph=base.graph.with_switches(args.both))
+    base = dataclasses.replace(base, graph=base.graph.with_switches(args.switches))
     for item in args.sizes.split(","):
         size_text, _, batch_text = item.partition(":")
         size, batch = parse_size(size_text), int(batch_text or 1)

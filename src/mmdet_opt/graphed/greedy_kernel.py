@@ -33,7 +33,7 @@ if triton is not None:
     @triton.jit
     def _greedy(suppress, valid, keep, n, BLOCK: tl.constexpr):
         """suppress (M, n, n) nonzero where box j suppresses box i (only j < i is read); valid (M, n)
-        int8; keep (M, n) int8, the result."""
+        bool; keep (M, n) bool, the result."""
         m = tl.program_id(0).to(tl.int64)
         matrix = suppress + m * n * n
         offsets = tl.arange(0, BLOCK)
@@ -51,11 +51,11 @@ if triton is not None:
             tile = tl.load(matrix + i.to(tl.int64)[:, None] * n + i[None, :], mask=own, other=0) != 0
             now = candidate
             changed = 1
-            while changed > 0:  # at most one round per box of the block: the matrix has no cycles
+            while changed > 0:  # the matrix has no cycles: its longest chain in the block, plus one
                 following = candidate & (tl.sum((tile & now[:, None]).to(tl.int32), axis=0) == 0)
                 changed = tl.sum((following != now).to(tl.int32), axis=0)
                 now = following
-            tl.store(keep + m * n + i, now.to(tl.int8), mask=inside)
+            tl.store(keep + m * n + i, now, mask=inside)
             tl.debug_barrier()  # the next block reads this one's decisions, stored by other threads
 
 
@@ -73,9 +73,9 @@ def kernel_greedy_keep(suppress: torch.Tensor, valid: torch.Tensor, batch_dims: 
     matrix = suppress.reshape(count, n, n).contiguous()
     if matrix.dtype == torch.bool:
         matrix = matrix.view(torch.uint8)
-    allowed = valid.reshape(count, n).to(torch.int8).contiguous()
-    keep = torch.zeros((count, n), dtype=torch.int8, device=suppress.device)
+    allowed = valid.reshape(count, n).contiguous()
+    keep = torch.empty((count, n), dtype=torch.bool, device=suppress.device)  # the kernel writes every entry
     if keep.numel():
         _greedy[(count,)](matrix, allowed, keep, n, BLOCK=BLOCK, num_warps=8)
     converged = torch.ones(lead[:batch_dims], dtype=torch.bool, device=suppress.device)
-    return keep.bool().view(*lead, n), converged
+    return keep.view(*lead, n), converged

@@ -62,10 +62,10 @@ class GraphOptions:
 
     def with_switches(self, text: str) -> GraphOptions:
         """These options with the boolean fields of ``text`` ("nms_kernel=True,graphs=False") set."""
-        switches = [f.name for f in fields(self) if f.type == "bool"]
+        switches = [f.name for f in fields(self) if f.type in ("bool", bool)]
         settings = {}
         for item in filter(None, text.split(",")):
-            name, _, value = item.strip().partition("=")
+            name, _, value = (part.strip() for part in item.partition("="))
             if name not in switches or value not in ("True", "False"):
                 raise ValueError(f"{item!r} is not FIELD=True or FIELD=False of a boolean GraphOptions field "
                                  f"({', '.join(switches)})")
