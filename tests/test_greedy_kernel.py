@@ -13,7 +13,7 @@ import torch
 from mmdet_opt.graphed import greedy_kernel
 from mmdet_opt.graphed.static_nms import greedy_keep, suppression_matrix
 from test_suppression_kernel import box_sets
-from triton_checks import graphed_results_agree, plan_with, run_check
+from triton_checks import assert_selectors_ask, graphed_results_agree, run_check
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 needs_triton = pytest.mark.skipif(not greedy_kernel.available(), reason="needs Triton")
@@ -102,21 +102,14 @@ def test_off_cuda_the_rounds_of_pytorch_serve(monkeypatch):
 
 
 def test_the_option_reaches_both_selectors(small_base_model):
-    """A plan's two selectors ask for the kernel exactly when ``nms_greedy_kernel`` is set."""
-    for value in (False, True):
-        plan = plan_with(small_base_model, "nms_greedy_kernel", value)
-        assert plan.select_proposals.nms.greedy_kernel is value and plan.select_detections.nms.greedy_kernel is value
+    assert_selectors_ask(small_base_model, "nms_greedy_kernel", "greedy_kernel")
 
 
 @needs_cuda
 def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_model, monkeypatch):
     """Every photo's boxes, scores and masks, with the kernel and without (fp16, graphs, CUDA); the
     kernel did run."""
-    calls = []
-    kernel = greedy_kernel.kernel_greedy_keep
-    monkeypatch.setattr(greedy_kernel, "kernel_greedy_keep", lambda *args: calls.append(1) or kernel(*args))
-    graphed_results_agree(small_base_model, "nms_greedy_kernel")
-    assert calls  # at capture: the proposals' and the detections' NMS
+    graphed_results_agree(small_base_model, "nms_greedy_kernel", monkeypatch, greedy_kernel, "kernel_greedy_keep")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 
 from mmdet_opt.graphed import suppression_kernel
 from mmdet_opt.graphed.static_nms import suppression_matrix
-from triton_checks import graphed_results_agree, plan_with, run_check
+from triton_checks import assert_selectors_ask, graphed_results_agree, run_check
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 needs_triton = pytest.mark.skipif(not suppression_kernel.available(), reason="needs Triton")
@@ -89,21 +89,14 @@ def test_no_boxes_is_an_empty_matrix():
 
 
 def test_the_option_reaches_both_selectors(small_base_model):
-    """A plan's two selectors ask for the kernel exactly when ``nms_kernel`` is set."""
-    for value in (False, True):
-        plan = plan_with(small_base_model, "nms_kernel", value)
-        assert plan.select_proposals.nms.matrix_kernel is value and plan.select_detections.nms.matrix_kernel is value
+    assert_selectors_ask(small_base_model, "nms_kernel", "matrix_kernel")
 
 
 @needs_cuda
 def test_a_graphed_pipeline_with_the_kernel_gives_the_same_results(small_base_model, monkeypatch):
     """Every photo's boxes, scores and masks, with the kernel and without (fp16, graphs, CUDA); the
     kernel did run."""
-    calls = []
-    kernel = suppression_kernel.kernel_suppression_matrix
-    monkeypatch.setattr(suppression_kernel, "kernel_suppression_matrix", lambda *args: calls.append(1) or kernel(*args))
-    graphed_results_agree(small_base_model, "nms_kernel")
-    assert calls  # at capture: the proposals' and the detections' matrices
+    graphed_results_agree(small_base_model, "nms_kernel", monkeypatch, suppression_kernel, "kernel_suppression_matrix")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,14 @@ def feature_nets_with_and_without(model, field: str, img: torch.Tensor):
 SMALL_SCALE = (320, 192)  # small_base_model's test scale (tests/conftest.py)
 
 
+def assert_selectors_ask(model, field: str, setting: str) -> None:
+    """Asserts that a plan's two selectors have ``nms.<setting>`` exactly when ``field`` is set."""
+    for value in (False, True):
+        plan = plan_with(model, field, value)
+        assert getattr(plan.select_proposals.nms, setting) is value, (field, value)
+        assert getattr(plan.select_detections.nms, setting) is value, (field, value)
+
+
 def plan_with(model, field: str, value: bool):
     """The network plan that an eager fp32 pipeline over ``model`` builds for one photo, ``field`` set to ``value``."""
     import dataclasses
@@ -57,9 +65,9 @@ def plan_with(model, field: str, value: bool):
             resize_to(sample_image("astronaut"), SMALL_SCALE)).plan
 
 
-def graphed_results_agree(model, field: str) -> None:
+def graphed_results_agree(model, field: str, monkeypatch, module, kernel: str) -> None:
     """Asserts that two CUDA graphed pipelines over ``model``, ``field`` off and on (default options
-    otherwise), give every photo the same boxes, scores and masks."""
+    otherwise), give every photo the same boxes, scores and masks, and that ``module.<kernel>`` ran."""
     import dataclasses
 
     import numpy as np
@@ -70,6 +78,9 @@ def graphed_results_agree(model, field: str) -> None:
     from mmdet_opt.images import resize_to, sample_image
     from mmdet_opt.variants import get_variant, variant_model
 
+    calls = []
+    run = getattr(module, kernel)
+    monkeypatch.setattr(module, kernel, lambda *args: calls.append(1) or run(*args))
     model = variant_model(model, get_variant("inference_graph"), SMALL_SCALE).cuda()
     spec = PreprocessSpec.from_config(model.cfg)
     pipes = [GraphedPipeline(model, spec, dataclasses.replace(GraphOptions(), **{field: v})) for v in (False, True)]
@@ -80,3 +91,4 @@ def graphed_results_agree(model, field: str) -> None:
         assert all(np.array_equal(a, b) for a, b in zip(boxes_off, boxes_on, strict=True)), name
         assert all(np.array_equal(a, b) for off, on in zip(masks_off, masks_on, strict=True)
                    for a, b in zip(off, on, strict=True)), name
+    assert calls, f"{kernel} never ran"  # at capture, by both selectors

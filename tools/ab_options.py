@@ -21,7 +21,7 @@ from mmdet_opt.suite.timing import median_ms
 
 def main():
     parser = argparse.ArgumentParser(prog="python tools/ab_options.py", description=__doc__.splitlines()[0])
-    switches = [f.name for f in dataclasses.fields(GraphOptions) if f.type in (bool, "bool")]
+    switches = GraphOptions.switches()
     parser.add_argument("--option", required=True, choices=switches, metavar="FIELD",
                         help=f"a boolean GraphOptions field: {', '.join(switches)}")
     parser.add_argument("--sizes", default="1333x800:8,3840x2304:4", help="WxH:batch, comma-separated")

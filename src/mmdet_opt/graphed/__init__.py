@@ -11,7 +11,7 @@ Modules: ``options`` (GraphOptions; docs/options.md), ``plan`` (one network shap
 steps, for one photo or a batch of N), ``input_plan`` (what a photo size adds), ``plan_cache`` (LRU),
 ``pipeline`` (the stages the suite times), ``feature_net``, ``fused`` (cuDNN-fused convs), ``max_pool``,
 ``bias_pass``, ``level_canvas``, ``row_copy`` and ``roi_align`` (RoI features), ``static_post`` and
-``static_nms`` (data-dependent steps over static shapes; ``suppression_kernel``), ``extent``,
+``static_nms`` (data-dependent steps over static shapes; ``suppression_kernel``, ``greedy_kernel``), ``extent``,
 ``capture``, ``callers`` (one caller at a time).
 docs/architecture.md draws the flow.
 """

@@ -6,8 +6,9 @@ compare and an and-pass, settled or not, and a photo whose masks did not settle 
 with mmdet's own code. Here one program takes one (N, N) matrix and decides its boxes a block at a
 time, in order. Every box of the earlier blocks is decided by then, so one pass over their rows
 counts each box's kept suppressors outside its block; inside the block the same recurrence is solved
-by fixed point over the block's own tile, held in registers, which settles in at most one round per
-box of the block. The counts are integers, so the decisions do not depend on the order of the sums.
+by fixed point over the block's own tile, held in registers, which settles in as many rounds as the
+block's longest chain of suppressions, plus one. The counts are integers, so the decisions do not
+depend on the order of the sums.
 """
 from __future__ import annotations
 

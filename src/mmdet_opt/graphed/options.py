@@ -41,10 +41,10 @@ class GraphOptions:
     warmup_calls: int = 1  # eager calls of a step before its capture (lazy initialisation)
 
     def __post_init__(self):
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.type == "bool" and not isinstance(value, bool):
-                raise ValueError(f"GraphOptions.{field.name} is True or False, not {value!r}")
+        for name in self.switches():
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"GraphOptions.{name} is True or False, not {value!r}")
         if self.fp16_layers is not None and not (_is_int(self.fp16_layers) and 0 <= self.fp16_layers <= 4):
             raise ValueError(f"GraphOptions.fp16_layers is None or a stage count 0..4, not {self.fp16_layers!r}")
         for name, least in (("nms_rounds", 1), ("max_plans", 1), ("max_photo_sizes", 1), ("max_batch", 1),
@@ -60,9 +60,14 @@ class GraphOptions:
     def needs_cuda(self) -> bool:
         return self.graphs or self.fp16_backbone or self.fp16_heads or self.fp16_mask_head or self.channels_last
 
+    @classmethod
+    def switches(cls) -> list[str]:
+        """The names of the boolean fields."""
+        return [f.name for f in fields(cls) if f.type in ("bool", bool)]
+
     def with_switches(self, text: str) -> GraphOptions:
         """These options with the boolean fields of ``text`` ("nms_kernel=True,graphs=False") set."""
-        switches = [f.name for f in fields(self) if f.type in ("bool", bool)]
+        switches = self.switches()
         settings = {}
         for item in filter(None, text.split(",")):
             name, _, value = (part.strip() for part in item.partition("="))
